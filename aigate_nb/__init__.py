@@ -1,0 +1,58 @@
+"""aigate_nb: Gemini image models in Jupyter, through the aigate gateway.
+
+``%load_ext aigate_nb`` registers ``%%gemini_image`` and ``%aigate``. From plain
+Python, ``aigate_nb.Client().generate(prompt)`` returns an ``ImageResult``.
+Heavy modules load on first use so that loading the extension stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import (
+    AigateError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    GatewayConnectionError,
+    GatewayError,
+    HistoryError,
+    InputError,
+    NoImageError,
+    RateLimitError,
+    RequestTimeoutError,
+    ResponseError,
+    ServerError,
+)
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Client": "aigate_nb.client",
+    "ImageResult": "aigate_nb.results",
+}
+
+__all__ = [
+    "AigateError",
+    "AuthenticationError",
+    "BadRequestError",
+    "Client",
+    "ConfigurationError",
+    "GatewayConnectionError",
+    "GatewayError",
+    "HistoryError",
+    "ImageResult",
+    "InputError",
+    "NoImageError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ResponseError",
+    "ServerError",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'aigate_nb' has no attribute {name!r}")

@@ -1,0 +1,141 @@
+"""Everything that can go wrong in aigate_nb, in one place.
+
+Every message says what happened and what to do about it. None of them ever
+contains the API key.
+"""
+
+from __future__ import annotations
+
+
+class AigateError(Exception):
+    """Base class of every error aigate_nb raises."""
+
+
+class ConfigurationError(AigateError, ValueError):
+    """A setting is unusable (a base URL without a scheme, a bad timeout)."""
+
+
+class InputError(AigateError, ValueError):
+    """Bad input caught before any request was sent: nothing left the machine."""
+
+
+class HistoryError(AigateError, LookupError):
+    """A history entry does not exist or the history cannot be read or written."""
+
+
+class GatewayError(AigateError):
+    """The gateway answered with an HTTP error status.
+
+    ``status`` is the HTTP status, ``message`` the gateway's own words, ``code``
+    and ``kind`` whatever code and type/status the error body carried, and
+    ``attempts`` how many times the request was sent in all.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        kind: str | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.kind = kind
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        head = f"HTTP {self.status}: " if self.status else ""
+        tail = f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
+        return f"{head}{self.message}{tail}{self.advice()}"
+
+    def advice(self) -> str:
+        """A short sentence on what to do, appended to the message."""
+        return ""
+
+
+class AuthenticationError(GatewayError):
+    """401/403: the key is missing, wrong, or not allowed to use this model."""
+
+    def advice(self) -> str:
+        return " Check AIGATE_API_KEY (set it in the environment or a .env file, not in a cell)."
+
+
+class BadRequestError(GatewayError):
+    """400/404/422 and other 4xx: the gateway refused the request as written."""
+
+
+class RateLimitError(GatewayError):
+    """429: too many requests or quota used up; retried before this is raised."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+    def advice(self) -> str:
+        return " Wait a little and run it again, or check the quota of your key."
+
+
+class ServerError(GatewayError):
+    """5xx: the gateway or the model failed; retried before this is raised."""
+
+    def advice(self) -> str:
+        return " The service is busy or failing; try again later, or a smaller image size."
+
+
+class RequestTimeoutError(AigateError):
+    """No complete answer within the read timeout (4K images can take minutes)."""
+
+
+class GatewayConnectionError(AigateError):
+    """The gateway could not be reached or dropped the connection."""
+
+
+class ResponseError(AigateError):
+    """The gateway answered 200 with a body that cannot be read (bad JSON, bad base64)."""
+
+
+class NoImageError(AigateError):
+    """The reply holds no image: text only, a safety finish, or a blocked prompt.
+
+    Carries ``finish_reason``, ``block_reason``, ``text`` (what the model said)
+    and ``finish_message`` so a caller can show the model's own explanation.
+    """
+
+    def __init__(
+        self,
+        *,
+        finish_reason: str | None = None,
+        block_reason: str | None = None,
+        text: str | None = None,
+        finish_message: str | None = None,
+    ) -> None:
+        self.finish_reason = finish_reason
+        self.block_reason = block_reason
+        self.text = text
+        self.finish_message = finish_message
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        if self.block_reason:
+            head = f"The prompt was blocked ({self.block_reason}); rephrase it and try again."
+        elif self.finish_reason and self.finish_reason.upper() not in ("STOP", "FINISH_REASON_UNSPECIFIED"):
+            head = (
+                f"The model returned no image (finish reason {self.finish_reason}); "
+                "rephrase the prompt and try again."
+            )
+        else:
+            head = (
+                "The model answered with text only and no image; ask for an image "
+                "explicitly or rephrase the prompt."
+            )
+        extra = [s for s in (self.finish_message, self.text) if s]
+        if extra:
+            said = " ".join(extra)
+            if len(said) > 300:
+                said = said[:297] + "..."
+            head += f" The model said: {said}"
+        return head
