@@ -1,0 +1,369 @@
+"""The request layer: one ``requests.Session`` per client, retries with backoff,
+timeouts long enough for 4K images, and typed errors. No IPython here.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import threading
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from . import __version__
+from .config import DEFAULT_BASE_URL, is_loopback, load_settings, mask_key, normalise_base_url, shared_emulator_url
+from .errors import (
+    ConfigurationError,
+    GatewayConnectionError,
+    GatewayError,
+    InputError,
+    RateLimitError,
+    RequestTimeoutError,
+    ResponseError,
+)
+from .images import DEFAULT_INLINE_BUDGET, ImageInput, ImageLike, fit_inline_budget, to_image_input
+from .models import check_options
+from .results import ImageResult
+from .wire import (
+    CHAT_PATH,
+    MODELS_PATH,
+    build_chat_body,
+    build_google_body,
+    error_from_body,
+    google_path,
+    parse_chat_reply,
+    parse_google_reply,
+    parse_model_ids,
+)
+
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+ROUTES = ("chat", "google")
+#: Header with which the built-in emulator marks its replies.
+EMULATOR_HEADER = "X-Aigate-Emulator"
+
+
+class GatewayRetry(Retry):
+    """urllib3's ``Retry`` with the conventions of the official SDKs: the first
+    retry waits too (0.5 s, doubling, at most 8 s, less up to a quarter of
+    jitter), and ``retry-after-ms`` is honoured before ``Retry-After``.
+    """
+
+    def get_backoff_time(self) -> float:
+        errors = len(self.history)
+        if errors == 0:
+            return 0.0
+        delay = min(self.backoff_max, self.backoff_factor * 2 ** (errors - 1))
+        return delay * (1 - 0.25 * random.random())
+
+    def get_retry_after(self, response) -> float | None:
+        millis = response.headers.get("retry-after-ms")
+        if millis:
+            try:
+                return max(0.0, float(millis) / 1000)
+            except ValueError:
+                pass
+        return super().get_retry_after(response)
+
+
+class Client:
+    """Talks to the aigate gateway (or the built-in emulator) over both routes.
+
+    ``api_key`` and ``base_url`` default to ``AIGATE_API_KEY`` and
+    ``AIGATE_BASE_URL`` (environment, then ``.env``); with neither set, the
+    built-in emulator serves on loopback. ``timeout`` is seconds, or a
+    ``(connect, read)`` pair; the read timeout is long because a 4K image can
+    take minutes. ``max_retries`` counts retries after the first attempt, on
+    408, 409, 429, 5xx and dropped connections. ``headers`` are sent with every
+    request (the emulator's fault injection uses them).
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        *,
+        model: str | None = None,
+        timeout: float | tuple[float, float] = (10.0, 600.0),
+        max_retries: int = 2,
+        retry_backoff: float = 0.5,
+        max_retry_after: float = 60.0,
+        inline_budget: int = DEFAULT_INLINE_BUDGET,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        settings = load_settings()
+        self._api_key = api_key if api_key is not None else settings.api_key
+        if base_url is not None:
+            self.base_url = normalise_base_url(base_url)
+        elif settings.base_url is not None:
+            self.base_url = settings.base_url
+        elif self._api_key is None:
+            self.base_url = shared_emulator_url()
+        else:
+            self.base_url = DEFAULT_BASE_URL
+        self.model = model or settings.model
+        self.timeout = _check_timeout(timeout)
+        if max_retries < 0:
+            raise ConfigurationError("max_retries must be 0 or more.")
+        self.max_retries = max_retries
+        self.max_retry_after = max_retry_after
+        self.inline_budget = inline_budget
+        self._retry = GatewayRetry(
+            total=max_retries,
+            connect=max_retries,
+            read=max_retries,
+            status=max_retries,
+            other=0,
+            redirect=0,
+            allowed_methods=None,  # POST too: the SDKs retry generation requests
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=retry_backoff,
+            backoff_max=8.0,
+            raise_on_status=False,
+        )
+        self._session = requests.Session()
+        self._session.trust_env = not is_loopback(self.base_url)  # never route loopback through a proxy
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers.update({"User-Agent": f"aigate_nb/{__version__}", "Accept": "application/json"})
+        if headers:
+            self._session.headers.update(headers)
+        self._emulated_seen = False
+        self._lock = threading.Lock()
+        if self._api_key and self.base_url.startswith("http://") and not is_loopback(self.base_url):
+            warnings.warn(
+                f"The base URL {self.base_url} is plain http://: your key would travel unencrypted. "
+                "Use https://.",
+                stacklevel=2,
+            )
+
+    # -- public operations -------------------------------------------------------------------
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        images: Iterable[Any] | Any = (),
+        aspect_ratio: str | None = None,
+        image_size: str | None = None,
+        route: str = "chat",
+    ) -> ImageResult:
+        """Generate an image from ``prompt``, or edit ``images`` as it says.
+
+        Everything is checked before anything is sent: the prompt, the ratio
+        and size for this model, the images (paths, URLs, bytes, PIL images,
+        results or history entries), and their total size.
+        """
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InputError("The prompt is empty; write what the image should show.")
+        if route not in ROUTES:
+            raise InputError(f"route {route!r} is not one of 'chat' or 'google'.")
+        model = (model or self.model).strip()
+        if not model:
+            raise InputError("The model id is empty; see Client().models() for the ids.")
+        inputs = [to_image_input(item) for item in _as_list(images)]
+        ratio, size = check_options(model, aspect_ratio, image_size, len(inputs))
+        inputs = fit_inline_budget(inputs, self.inline_budget)
+        if route == "chat":
+            body, path = build_chat_body(prompt, model, inputs, ratio, size), CHAT_PATH
+        else:
+            body, path = build_google_body(prompt, inputs, ratio, size), google_path(model)
+        started = time.perf_counter()
+        data = self._request("POST", path, body)
+        reply = parse_chat_reply(data) if route == "chat" else parse_google_reply(data)
+        return ImageResult(
+            originals=reply.images,
+            prompt=prompt,
+            model=model,
+            aspect_ratio=ratio,
+            image_size=size,
+            text=reply.text,
+            finish_reason=reply.finish_reason,
+            usage=reply.usage,
+            route=route,
+            elapsed=time.perf_counter() - started,
+            emulated=self.emulated,
+            model_parts=reply.model_parts,
+            parent_id=_parent_of(inputs),
+        )
+
+    def models(self, image_only: bool = False) -> list[str]:
+        """The model ids of ``GET /v1/models``; with ``image_only``, those that make images."""
+        return parse_model_ids(self._request("GET", MODELS_PATH), image_only=image_only)
+
+    @property
+    def emulated(self) -> bool:
+        """True when the other end is the built-in emulator (it marks its replies)."""
+        return self._emulated_seen
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client(base_url={self.base_url!r}, model={self.model!r}, api_key={mask_key(self._api_key)!r})"
+
+    # -- the one place that sends ---------------------------------------------------------
+
+    def _request(self, method: str, path: str, body: dict | None = None) -> Any:
+        """Send, retrying under one ``GatewayRetry`` budget, and return the parsed JSON.
+
+        The loop is ours rather than the adapter's because a body that breaks
+        off after the headers (a truncated 4K reply) must be retried under the
+        same budget, and urllib3 has handed the response over by then.
+        """
+        url = self.base_url + path
+        payload = json.dumps(body).encode("utf-8") if body is not None else None
+        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        retry = self._retry.new()
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                response = self._session.request(
+                    method, url, data=payload, headers=headers, timeout=self.timeout, stream=True
+                )
+            except requests.exceptions.ConnectTimeout as exc:
+                retry = self._next_or_raise(retry, method, url, exc, attempts)
+                continue
+            except requests.exceptions.Timeout as exc:
+                raise self._timeout_error(attempts) from None
+            except requests.exceptions.ConnectionError as exc:
+                retry = self._next_or_raise(retry, method, url, exc, attempts)
+                continue
+            except requests.exceptions.RequestException as exc:
+                raise GatewayConnectionError(self._scrub(f"The request to {url} failed: {exc}")) from None
+            if response.headers.get(EMULATOR_HEADER):
+                self._emulated_seen = True
+            if response.status_code >= 400:
+                if self._should_retry(retry, method, response):
+                    response.close()
+                    retry = retry.increment(method, url, response=response.raw)
+                    retry.sleep(response.raw)
+                    continue
+                raise self._status_error(response, retry, attempts)
+            try:
+                raw = response.raw.read(decode_content=True)
+            except urllib3.exceptions.ReadTimeoutError:
+                response.close()
+                raise self._timeout_error(attempts) from None
+            except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+                response.close()
+                retry = self._next_or_raise(retry, method, url, exc, attempts, mid_body=True)
+                continue
+            return self._parse_json(raw)
+
+    def _should_retry(self, retry: GatewayRetry, method: str, response: requests.Response) -> bool:
+        if response.status_code not in RETRY_STATUSES or retry.total is not None and retry.total <= 0:
+            return False
+        wait = retry.get_retry_after(response.raw)
+        if wait is not None and wait > self.max_retry_after:
+            return False  # the caller is told how long to wait instead of a silent long block
+        return retry.is_retry(method, response.status_code, has_retry_after=wait is not None)
+
+    def _next_or_raise(
+        self, retry: GatewayRetry, method: str, url: str, exc: Exception, attempts: int, mid_body: bool = False
+    ) -> GatewayRetry:
+        reason = _urllib3_reason(exc)
+        try:
+            retry = retry.increment(method, url, error=reason)
+        except (urllib3.exceptions.MaxRetryError, urllib3.exceptions.ProtocolError, type(reason)):
+            where = "while the reply was arriving" if mid_body else f"to {self.base_url}"
+            raise GatewayConnectionError(
+                self._scrub(
+                    f"The connection {where} failed after {attempts} attempt{'s' if attempts > 1 else ''} "
+                    f"({_short_reason(reason)}); check AIGATE_BASE_URL and the network, then run it again."
+                )
+            ) from None
+        retry.sleep()
+        return retry
+
+    def _status_error(self, response: requests.Response, retry: GatewayRetry, attempts: int) -> GatewayError:
+        try:
+            text = response.raw.read(decode_content=True, amt=1 << 20).decode("utf-8", "replace")
+        except (urllib3.exceptions.HTTPError, OSError):
+            text = ""
+        finally:
+            response.close()
+        wait = retry.get_retry_after(response.raw)
+        error = error_from_body(response.status_code, self._scrub(text), retry_after=wait, attempts=attempts)
+        if isinstance(error, RateLimitError) and wait is not None and wait > self.max_retry_after:
+            error.message += f"; the gateway asks to wait {wait:.0f} s before trying again"
+        return error
+
+    def _timeout_error(self, attempts: int) -> RequestTimeoutError:
+        read = self.timeout[1] if isinstance(self.timeout, tuple) else self.timeout
+        return RequestTimeoutError(
+            f"No complete answer within {read:g} s from {self.base_url}; large images (4K) can take "
+            "minutes: raise the read timeout, e.g. Client(timeout=(10, 900)), or ask for a smaller size."
+        )
+
+    def _parse_json(self, raw: bytes) -> Any:
+        try:
+            return json.loads(raw)
+        except ValueError:
+            head = raw[:80].decode("utf-8", "replace")
+            raise ResponseError(
+                self._scrub(
+                    f"The gateway's reply is not valid JSON ({len(raw)} bytes, starting {head!r}); "
+                    "it may have been cut off: run the request again."
+                )
+            ) from None
+
+    def _scrub(self, text: str) -> str:
+        """Never let the key out, even if an upstream message echoes it."""
+        if self._api_key and self._api_key in text:
+            text = text.replace(self._api_key, mask_key(self._api_key))
+        return text
+
+
+def _check_timeout(timeout: float | tuple[float, float]) -> float | tuple[float, float]:
+    values = timeout if isinstance(timeout, tuple) else (timeout,)
+    if not all(isinstance(v, (int, float)) and v > 0 for v in values) or len(values) not in (1, 2):
+        raise ConfigurationError("timeout must be seconds (> 0) or a (connect, read) pair of them.")
+    return timeout
+
+
+def _as_list(images: Iterable[Any] | Any) -> list[Any]:
+    if images is None:
+        return []
+    if isinstance(images, (str, bytes, bytearray, Path, ImageLike)) or hasattr(images, "getpixel"):
+        return [images]
+    return list(images)
+
+
+def _parent_of(inputs: list[ImageInput]) -> str | None:
+    return next((item.parent_id for item in inputs if item.parent_id), None)
+
+
+def _urllib3_reason(exc: Exception) -> Exception:
+    """The urllib3 error inside a requests exception, which ``Retry`` classifies."""
+    inner = exc.args[0] if exc.args and isinstance(exc.args[0], Exception) else exc
+    return getattr(inner, "reason", None) or inner
+
+
+def _short_reason(reason: Exception) -> str:
+    text = str(reason)
+    if "Connection refused" in text:
+        return "connection refused"
+    if "reset" in text.lower():
+        return "connection reset"
+    if "IncompleteRead" in text or "incomplete" in text.lower():
+        return "the reply was cut off"
+    return text.split(": ", 1)[-1][:120]

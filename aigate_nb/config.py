@@ -1,0 +1,119 @@
+"""Where requests go and with which key: the environment, a ``.env`` file, or the
+built-in emulator when neither a key nor a base URL is set.
+"""
+
+from __future__ import annotations
+
+import atexit
+import ipaddress
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError
+from .models import DEFAULT_MODEL
+
+DEFAULT_BASE_URL = "https://api.aigate.shop"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. ``api_key`` is left out of the repr."""
+
+    api_key: str | None = field(repr=False)
+    base_url: str | None
+    model: str
+    history_dir: str | None
+    use_emulator: bool
+
+
+def mask_key(key: str | None) -> str:
+    """``sk-abcdef123456`` -> ``sk-...3456``: enough to tell keys apart, useless to anyone else."""
+    if not key:
+        return "(none)"
+    if len(key) < 12:
+        return "***"
+    prefix = key[:3] if key.startswith("sk-") else ""
+    return f"{prefix}...{key[-4:]}"
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """``KEY=value`` lines of a ``.env`` file; comments, ``export`` and quotes allowed."""
+    values: dict[str, str] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return values
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        name, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[name.strip()] = value
+    return values
+
+
+def normalise_base_url(url: str) -> str:
+    """Check the scheme and drop a trailing ``/`` or ``/v1`` (the routes add it)."""
+    text = url.strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigurationError(
+            f"The base URL {text!r} has no http:// or https:// scheme; "
+            f"write it like {DEFAULT_BASE_URL} (without /v1)."
+        )
+    text = text.rstrip("/")
+    return text[:-3] if text.endswith("/v1") else text
+
+
+def is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None = None) -> Settings:
+    """Settings from the environment, then ``.env`` in the working directory.
+
+    With neither a key nor a base URL, requests go to the built-in emulator.
+    """
+    env = dict(read_dotenv(dotenv if dotenv is not None else Path.cwd() / ".env"))
+    env.update(os.environ if environ is None else environ)
+    key = env.get("AIGATE_API_KEY") or None
+    base = env.get("AIGATE_BASE_URL") or None
+    return Settings(
+        api_key=key,
+        base_url=normalise_base_url(base) if base else None,
+        model=env.get("AIGATE_MODEL") or DEFAULT_MODEL,
+        history_dir=env.get("AIGATE_HISTORY_DIR") or None,
+        use_emulator=key is None and base is None,
+    )
+
+
+_emulator_lock = threading.Lock()
+_emulator = None
+
+
+def shared_emulator_url() -> str:
+    """Start the in-process emulator once per process (on a free loopback port) and return its URL."""
+    global _emulator
+    with _emulator_lock:
+        if _emulator is None:
+            from .emulator import Emulator
+
+            _emulator = Emulator()
+            _emulator.start()
+            atexit.register(_emulator.stop)
+        return _emulator.url

@@ -1,0 +1,374 @@
+"""The gateway's wire format: request bodies of both routes and the parsing of
+their replies. Pure functions, no I/O: the protocol's unit tests live here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import (
+    AuthenticationError,
+    BadRequestError,
+    GatewayError,
+    InputError,
+    NoImageError,
+    RateLimitError,
+    ResponseError,
+    ServerError,
+)
+from .images import ImageInput, b64decode, b64encode, decode_data_url
+
+CHAT_PATH = "/v1/chat/completions"
+MODELS_PATH = "/v1/models"
+
+
+def google_path(model: str) -> str:
+    return f"/v1beta/models/{model}:generateContent"
+
+
+@dataclass(frozen=True)
+class ReplyImage:
+    """One image of a reply, exactly as the gateway sent it."""
+
+    mime: str
+    data: bytes
+
+
+@dataclass
+class Reply:
+    """What a successful reply holds, whichever route it came from.
+
+    ``model_parts`` (Google route) are the model's parts as received, thought
+    parts dropped, with each image's base64 replaced by ``{"imageIndex": i}``
+    into ``images`` so that a later turn can replay them with their signatures.
+    """
+
+    images: list[ReplyImage]
+    text: str | None = None
+    finish_reason: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    model_parts: list[dict[str, Any]] | None = None
+    response_id: str | None = None
+
+
+# -- request bodies ---------------------------------------------------------------------------
+
+def _image_config(aspect_ratio: str | None, image_size: str | None, ratio_key: str, size_key: str) -> dict:
+    config = {}
+    if aspect_ratio:
+        config[ratio_key] = aspect_ratio
+    if image_size:
+        config[size_key] = image_size
+    return config
+
+
+def build_chat_body(
+    prompt: str,
+    model: str,
+    inputs: list[ImageInput] = (),
+    aspect_ratio: str | None = None,
+    image_size: str | None = None,
+) -> dict[str, Any]:
+    """The ``/v1/chat/completions`` body, as the gateway's documentation shows it.
+
+    A prompt alone is a plain string; with images the content is a list of a
+    text part and ``image_url`` parts. ``image_config`` goes at the top level,
+    and only when a ratio or size is set; the ``512`` tier is spelt ``0.5K``
+    on this route, as the OpenAI-compatible dialect has it.
+    """
+    if inputs:
+        content: str | list = [{"type": "text", "text": prompt}]
+        for item in inputs:
+            url = item.url or f"data:{item.mime};base64,{b64encode(item.data)}"
+            content.append({"type": "image_url", "image_url": {"url": url}})
+    else:
+        content = prompt
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": content}],
+        "modalities": ["image", "text"],
+    }
+    size = "0.5K" if image_size == "512" else image_size
+    config = _image_config(aspect_ratio, size, "aspect_ratio", "image_size")
+    if config:
+        body["image_config"] = config
+    return body
+
+
+def build_google_body(
+    prompt: str,
+    inputs: list[ImageInput] = (),
+    aspect_ratio: str | None = None,
+    image_size: str | None = None,
+) -> dict[str, Any]:
+    """The ``/v1beta/models/{model}:generateContent`` body.
+
+    This route carries images inline only: an ``http(s)`` URL is refused here,
+    before anything is sent, rather than fetched behind the user's back.
+    """
+    parts: list[dict[str, Any]] = [{"text": prompt}]
+    for item in inputs:
+        if item.is_url:
+            raise InputError(
+                f"The Google route takes inline images only, not the URL {item.url}; "
+                "download the image and pass the file, or use route='chat', which lets the gateway fetch URLs."
+            )
+        parts.append({"inlineData": {"mimeType": item.mime, "data": b64encode(item.data)}})
+    generation: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"]}
+    config = _image_config(aspect_ratio, image_size, "aspectRatio", "imageSize")
+    if config:
+        generation["imageConfig"] = config
+    return {"contents": [{"role": "user", "parts": parts}], "generationConfig": generation}
+
+
+# -- replies ----------------------------------------------------------------------------------
+
+_MARKDOWN_DATA_URL = re.compile(r"!\[[^\]]*\]\((data:image/[a-z+.-]+;base64,[A-Za-z0-9+/=\s]+)\)")
+
+
+def _require_dict(data: Any) -> dict:
+    if not isinstance(data, dict):
+        raise ResponseError(f"The gateway's reply is a JSON {type(data).__name__}, not an object; run the request again.")
+    return data
+
+
+def _raise_embedded_error(data: dict) -> None:
+    """Some gateways report a failure inside a 200 body: ``{"error": {...}}``;
+    its ``code`` gives the status when it is one, else it counts as a server error."""
+    if "error" not in data or data.get("choices") or data.get("candidates"):
+        return
+    error = data["error"]
+    code = error.get("code") if isinstance(error, dict) else None
+    status = int(code) if str(code).isdigit() and 400 <= int(code) < 600 else 500
+    raise error_from_body(status, json.dumps({"error": error}))
+
+
+def _images_from_markdown(text: str) -> list[ReplyImage]:
+    return [ReplyImage(*decode_data_url(re.sub(r"\s", "", m))) for m in _MARKDOWN_DATA_URL.findall(text)]
+
+
+def parse_chat_reply(data: Any) -> Reply:
+    """Read a ``/v1/chat/completions`` reply: images from ``message.images``
+    (then, as some gateways do, from ``image_url`` parts or Markdown data URLs
+    in ``content``), the text from ``content`` (which may be null), the finish
+    reason and the usage. No image raises ``NoImageError``.
+    """
+    data = _require_dict(data)
+    _raise_embedded_error(data)
+    choices = data.get("choices") or []
+    feedback = data.get("prompt_feedback") or data.get("promptFeedback") or {}
+    if not choices or not isinstance(choices[0], dict):
+        raise NoImageError(
+            block_reason=_str(feedback.get("block_reason") or feedback.get("blockReason")) or "UNKNOWN",
+        )
+    choice = choices[0]
+    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    images: list[ReplyImage] = []
+    for item in message.get("images") or []:
+        url = _image_url_of(item)
+        if url and url.startswith("data:"):
+            images.append(ReplyImage(*decode_data_url(url)))
+    texts: list[str] = []
+    content = message.get("content")
+    if isinstance(content, str):
+        texts.append(content)
+    elif isinstance(content, list):
+        for part in content:
+            if not isinstance(part, dict):
+                continue
+            if isinstance(part.get("text"), str):
+                texts.append(part["text"])
+            url = _image_url_of(part)
+            if not images and url and url.startswith("data:"):
+                images.append(ReplyImage(*decode_data_url(url)))
+    text = "\n".join(t for t in texts if t.strip()) or None
+    if not images and text:
+        images = _images_from_markdown(text)
+        if images:
+            text = _MARKDOWN_DATA_URL.sub("", text).strip() or None
+    finish = _str(choice.get("finish_reason"))
+    if not images:
+        raise NoImageError(finish_reason=_str(choice.get("native_finish_reason")) or finish, text=text)
+    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+    return Reply(images, text, finish, usage, response_id=_str(data.get("id")))
+
+
+def _image_url_of(item: Any) -> str | None:
+    if not isinstance(item, dict):
+        return None
+    inner = item.get("image_url")
+    if isinstance(inner, dict):
+        inner = inner.get("url")
+    return inner if isinstance(inner, str) else None
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _inline_of(part: dict) -> dict | None:
+    inline = part.get("inlineData") or part.get("inline_data")
+    return inline if isinstance(inline, dict) else None
+
+
+def parse_google_reply(data: Any) -> Reply:
+    """Read a ``generateContent`` reply: every non-thought image part in order
+    (the last thought image where only thought images came), the non-thought
+    text, the finish reason and ``usageMetadata``. A blocked prompt or a
+    candidate without an image raises ``NoImageError``.
+    """
+    data = _require_dict(data)
+    _raise_embedded_error(data)
+    candidates = data.get("candidates") or []
+    feedback = data.get("promptFeedback") or data.get("prompt_feedback") or {}
+    feedback = feedback if isinstance(feedback, dict) else {}
+    block = _str(feedback.get("blockReason") or feedback.get("block_reason"))
+    if not candidates or not isinstance(candidates[0], dict):
+        raise NoImageError(
+            block_reason=block or "UNKNOWN",
+            finish_message=_str(feedback.get("blockReasonMessage")),
+        )
+    candidate = candidates[0]
+    content = candidate.get("content") if isinstance(candidate.get("content"), dict) else {}
+    parts = [p for p in (content.get("parts") or []) if isinstance(p, dict)]
+    finish = _str(candidate.get("finishReason") or candidate.get("finish_reason"))
+    finish_message = _str(candidate.get("finishMessage") or candidate.get("finish_message"))
+
+    kept = [p for p in parts if not p.get("thought")]
+    if not any(_inline_of(p) for p in kept):
+        thought_images = [p for p in parts if p.get("thought") and _inline_of(p)]
+        kept = kept + thought_images[-1:]
+    images: list[ReplyImage] = []
+    model_parts: list[dict[str, Any]] = []
+    texts: list[str] = []
+    for part in kept:
+        inline = _inline_of(part)
+        if inline is not None:
+            mime = inline.get("mimeType") or inline.get("mime_type") or "image/png"
+            if not str(mime).startswith("image/"):
+                continue
+            payload = inline.get("data")
+            if not isinstance(payload, str):
+                raise ResponseError("An image part of the reply has no data; run the request again.")
+            stored = {k: v for k, v in part.items() if k not in ("inlineData", "inline_data")}
+            stored["inlineData"] = {"mimeType": mime, "imageIndex": len(images)}
+            model_parts.append(stored)
+            images.append(ReplyImage(mime, b64decode(payload)))
+        elif isinstance(part.get("text"), str):
+            texts.append(part["text"])
+            model_parts.append(dict(part))
+    text = "\n".join(t for t in texts if t.strip()) or None
+    if not images:
+        raise NoImageError(finish_reason=finish, block_reason=block, text=text, finish_message=finish_message)
+    usage = data.get("usageMetadata") or data.get("usage_metadata") or {}
+    return Reply(
+        images,
+        text,
+        finish,
+        usage if isinstance(usage, dict) else {},
+        model_parts=model_parts,
+        response_id=_str(data.get("responseId")),
+    )
+
+
+def parse_model_ids(data: Any, image_only: bool = False) -> list[str]:
+    """Model ids from a ``GET /v1/models`` list; with ``image_only`` those that output images."""
+    data = _require_dict(data)
+    ids = []
+    for item in data.get("data") or []:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            continue
+        if image_only and not _outputs_images(item):
+            continue
+        ids.append(item["id"])
+    return ids
+
+
+def _outputs_images(item: dict) -> bool:
+    arch = item.get("architecture")
+    if isinstance(arch, dict) and isinstance(arch.get("output_modalities"), list):
+        return "image" in arch["output_modalities"]
+    return "image" in item["id"]
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def _message_of(error: Any) -> tuple[str | None, str | None, str | None]:
+    """(message, code, kind) from an ``error`` member in any of the known shapes."""
+    if isinstance(error, str):
+        return error, None, None
+    if not isinstance(error, dict):
+        return None, None, None
+    message = error.get("message") or error.get("detail")
+    code = error.get("code")
+    kind = error.get("status") or error.get("type")
+    for detail in error.get("details") or []:
+        if isinstance(detail, dict) and detail.get("reason"):
+            code = code if isinstance(code, str) else detail["reason"]
+    message = _unwrap_nested(message) if isinstance(message, str) else None
+    return message, (str(code) if code is not None else None), (str(kind) if kind else None)
+
+
+def _unwrap_nested(message: str) -> str:
+    """Gateways wrap upstream errors: ``"... returned error: 400 {\"error\": {...}}"``."""
+    start = message.find("{")
+    if start < 0:
+        return message
+    try:
+        inner = json.loads(message[start:])
+    except ValueError:
+        return message
+    if isinstance(inner, dict) and "error" in inner:
+        nested, _, _ = _message_of(inner["error"])
+        if nested:
+            return nested
+    return message
+
+
+def describe_error_body(status: int, text: str) -> tuple[str, str | None, str | None]:
+    """The gateway's own message, code and kind from an error body of any shape."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        message, code, kind = _message_of(data.get("error", data))
+        if message:
+            return message.strip(), code, kind
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        message, code, kind = _message_of(data[0].get("error", data[0]))
+        if message:
+            return message.strip(), code, kind
+    stripped = text.strip()
+    if stripped.startswith("<") or "<html" in stripped[:500].lower():
+        title = _TITLE.search(stripped)
+        summary = title.group(1) if title else _TAGS.sub(" ", stripped)
+        summary = " ".join(summary.split())[:120] or "no detail"
+        return (
+            f"the gateway answered with an HTML page ({summary}) instead of JSON; "
+            "a proxy in front of it may be failing",
+            None,
+            None,
+        )
+    summary = " ".join(stripped.split())[:200]
+    return (summary or "the gateway gave no detail"), None, None
+
+
+def error_from_body(status: int, text: str, *, retry_after: float | None = None, attempts: int = 1) -> GatewayError:
+    """The typed error for an HTTP error status and its body."""
+    message, code, kind = describe_error_body(status, text)
+    common = {"status": status or None, "code": code, "kind": kind, "attempts": attempts}
+    if status in (401, 403) or kind in ("UNAUTHENTICATED", "PERMISSION_DENIED", "authentication_error") or code == "API_KEY_INVALID":
+        return AuthenticationError(message, **common)
+    if status == 429:
+        return RateLimitError(message, retry_after=retry_after, **common)
+    if status >= 500:
+        return ServerError(message, **common)
+    return BadRequestError(message, **common)
