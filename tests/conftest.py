@@ -1,0 +1,49 @@
+"""Shared fixtures: one emulator on loopback for the whole run, and clients pointed at it.
+
+Tests never see a real key or gateway: AIGATE_* variables of the developer's
+environment are removed before anything runs.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+for _name in [n for n in os.environ if n.startswith("AIGATE_")]:
+    del os.environ[_name]
+
+from aigate_nb.client import Client  # noqa: E402
+from aigate_nb.emulator import Emulator  # noqa: E402
+
+TEST_KEY = "sk-test-7f3a9c1e5b2d4f6a8c0e"
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    """The emulator, shared by every test; it checks the key ``TEST_KEY``."""
+    with Emulator(api_key=TEST_KEY) as emu:
+        yield emu
+
+
+@pytest.fixture
+def emu(emulator):
+    """The shared emulator with its records and fault counters cleared for this test."""
+    emulator.clear()
+    yield emulator
+    emulator.clear()
+
+
+@pytest.fixture
+def client(emu):
+    """A client of the emulator with fast retries, so fault tests take milliseconds."""
+    with Client(api_key=TEST_KEY, base_url=emu.url, retry_backoff=0.01, timeout=(5, 30)) as c:
+        yield c
+
+
+@pytest.fixture
+def history_dir(tmp_path, monkeypatch):
+    """A private history folder for this test."""
+    path = tmp_path / "history"
+    monkeypatch.setenv("AIGATE_HISTORY_DIR", str(path))
+    return path
