@@ -158,16 +158,16 @@ def parse_chat_reply(data: Any) -> Reply:
     """
     data = _require_dict(data)
     _raise_embedded_error(data)
-    choices = data.get("choices") or []
-    feedback = data.get("prompt_feedback") or data.get("promptFeedback") or {}
+    choices = _list(data.get("choices"))
+    feedback = _dict(data.get("prompt_feedback") or data.get("promptFeedback"))
     if not choices or not isinstance(choices[0], dict):
         raise NoImageError(
             block_reason=_str(feedback.get("block_reason") or feedback.get("blockReason")) or "UNKNOWN",
         )
     choice = choices[0]
-    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
+    message = _dict(choice.get("message"))
     images: list[ReplyImage] = []
-    for item in message.get("images") or []:
+    for item in _list(message.get("images")):
         url = _image_url_of(item)
         if url and url.startswith("data:"):
             images.append(ReplyImage(*decode_data_url(url)))
@@ -192,8 +192,7 @@ def parse_chat_reply(data: Any) -> Reply:
     finish = _str(choice.get("finish_reason"))
     if not images:
         raise NoImageError(finish_reason=_str(choice.get("native_finish_reason")) or finish, text=text)
-    usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
-    return Reply(images, text, finish, usage, response_id=_str(data.get("id")))
+    return Reply(images, text, finish, _dict(data.get("usage")), response_id=_str(data.get("id")))
 
 
 def _image_url_of(item: Any) -> str | None:
@@ -203,6 +202,14 @@ def _image_url_of(item: Any) -> str | None:
     if isinstance(inner, dict):
         inner = inner.get("url")
     return inner if isinstance(inner, str) else None
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _str(value: Any) -> str | None:
@@ -222,9 +229,8 @@ def parse_google_reply(data: Any) -> Reply:
     """
     data = _require_dict(data)
     _raise_embedded_error(data)
-    candidates = data.get("candidates") or []
-    feedback = data.get("promptFeedback") or data.get("prompt_feedback") or {}
-    feedback = feedback if isinstance(feedback, dict) else {}
+    candidates = _list(data.get("candidates"))
+    feedback = _dict(data.get("promptFeedback") or data.get("prompt_feedback"))
     block = _str(feedback.get("blockReason") or feedback.get("block_reason"))
     if not candidates or not isinstance(candidates[0], dict):
         raise NoImageError(
@@ -232,8 +238,8 @@ def parse_google_reply(data: Any) -> Reply:
             finish_message=_str(feedback.get("blockReasonMessage")),
         )
     candidate = candidates[0]
-    content = candidate.get("content") if isinstance(candidate.get("content"), dict) else {}
-    parts = [p for p in (content.get("parts") or []) if isinstance(p, dict)]
+    content = _dict(candidate.get("content"))
+    parts = [p for p in _list(content.get("parts")) if isinstance(p, dict)]
     finish = _str(candidate.get("finishReason") or candidate.get("finish_reason"))
     finish_message = _str(candidate.get("finishMessage") or candidate.get("finish_message"))
 
@@ -247,8 +253,8 @@ def parse_google_reply(data: Any) -> Reply:
     for part in kept:
         inline = _inline_of(part)
         if inline is not None:
-            mime = inline.get("mimeType") or inline.get("mime_type") or "image/png"
-            if not str(mime).startswith("image/"):
+            mime = _str(inline.get("mimeType")) or _str(inline.get("mime_type")) or "image/png"
+            if not mime.startswith("image/"):
                 continue
             payload = inline.get("data")
             if not isinstance(payload, str):
@@ -263,12 +269,11 @@ def parse_google_reply(data: Any) -> Reply:
     text = "\n".join(t for t in texts if t.strip()) or None
     if not images:
         raise NoImageError(finish_reason=finish, block_reason=block, text=text, finish_message=finish_message)
-    usage = data.get("usageMetadata") or data.get("usage_metadata") or {}
     return Reply(
         images,
         text,
         finish,
-        usage if isinstance(usage, dict) else {},
+        _dict(data.get("usageMetadata") or data.get("usage_metadata")),
         model_parts=model_parts,
         response_id=_str(data.get("responseId")),
     )
@@ -278,7 +283,7 @@ def parse_model_ids(data: Any, image_only: bool = False) -> list[str]:
     """Model ids from a ``GET /v1/models`` list; with ``image_only`` those that output images."""
     data = _require_dict(data)
     ids = []
-    for item in data.get("data") or []:
+    for item in _list(data.get("data")):
         if not isinstance(item, dict) or not isinstance(item.get("id"), str):
             continue
         if image_only and not _outputs_images(item):
@@ -309,7 +314,7 @@ def _message_of(error: Any) -> tuple[str | None, str | None, str | None]:
     message = error.get("message") or error.get("detail")
     code = error.get("code")
     kind = error.get("status") or error.get("type")
-    for detail in error.get("details") or []:
+    for detail in _list(error.get("details")):
         if isinstance(detail, dict) and detail.get("reason"):
             code = code if isinstance(code, str) else detail["reason"]
     message = _unwrap_nested(message) if isinstance(message, str) else None
