@@ -19,7 +19,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from . import __version__
-from .config import DEFAULT_BASE_URL, is_loopback, load_settings, mask_key, normalise_base_url, shared_emulator_url
+from .config import DEFAULT_BASE_URL, is_loopback, is_shared_emulator, load_settings, mask_key, normalise_base_url, shared_emulator_url
 from .errors import (
     ConfigurationError,
     GatewayConnectionError,
@@ -136,7 +136,7 @@ class Client:
         self._session.headers.update({"User-Agent": f"aigate_nb/{__version__}", "Accept": "application/json"})
         if headers:
             self._session.headers.update(headers)
-        self._emulated_seen = False
+        self._emulated_seen = is_shared_emulator(self.base_url)
         self._lock = threading.Lock()
         if self._api_key and self.base_url.startswith("http://") and not is_loopback(self.base_url):
             warnings.warn(

@@ -117,3 +117,8 @@ def shared_emulator_url() -> str:
             _emulator.start()
             atexit.register(_emulator.stop)
         return _emulator.url
+
+
+def is_shared_emulator(url: str) -> bool:
+    """True for the URL of the emulator this process started."""
+    return _emulator is not None and _emulator.url == url

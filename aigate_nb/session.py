@@ -1,0 +1,197 @@
+"""The notebook's state: its Client, its History and its defaults.
+
+Both front ends (the magics and the panel) call these functions; neither talks
+HTTP nor touches the history's files itself. Usable with no kernel at all.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterable, Mapping
+
+from .client import Client
+from .config import load_settings, mask_key
+from .errors import InputError
+from .history import History
+from .images import ImageLike
+from .models import check_options
+from .results import ImageResult
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What a request uses where it says nothing; changed by ``%aigate config``."""
+
+    model: str
+    aspect_ratio: str | None = None
+    image_size: str | None = None
+    route: str = "chat"
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as the front ends describe it, before defaults are applied."""
+
+    prompt: str
+    model: str | None = None
+    aspect_ratio: str | None = None
+    image_size: str | None = None
+    route: str | None = None
+    images: tuple[Any, ...] = ()
+
+
+class Session:
+    """One notebook's client, history and defaults.
+
+    ``run`` sends one request and records the result in the history before
+    returning it, so a result is never lost even if nobody displays it.
+    """
+
+    def __init__(
+        self,
+        client: Client | None = None,
+        history: History | None = None,
+        defaults: Defaults | None = None,
+    ) -> None:
+        self.client = client or Client()
+        self.history = history if history is not None else History()
+        self.defaults = defaults or Defaults(model=self.client.model)
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    # -- where requests go -------------------------------------------------------------------
+
+    @property
+    def emulated(self) -> bool:
+        return self.client.emulated
+
+    def use_emulator(self) -> str:
+        """Send requests to the built-in emulator from now on; returns its URL."""
+        from .config import shared_emulator_url
+
+        self._swap_client(Client(api_key="", base_url=shared_emulator_url(), model=self.defaults.model))
+        return self.client.base_url
+
+    def use_gateway(self) -> str:
+        """Send requests to the gateway of ``AIGATE_BASE_URL``/``AIGATE_API_KEY`` from now on."""
+        settings = load_settings()
+        if settings.api_key is None:
+            raise InputError(
+                "No AIGATE_API_KEY is set; put it in the environment or a .env file before starting "
+                "Jupyter (not in a cell), then run %aigate use gateway again."
+            )
+        self._swap_client(Client(model=self.defaults.model, base_url=settings.base_url or "https://api.aigate.shop"))
+        return self.client.base_url
+
+    def _swap_client(self, client: Client) -> None:
+        with self._lock:
+            old, self.client = self.client, client
+        old.close()
+
+    def describe(self) -> dict[str, str]:
+        """Current settings for display; the key is masked."""
+        return {
+            "base_url": self.client.base_url + ("  (built-in emulator)" if self.emulated else ""),
+            "api_key": mask_key(self.client._api_key),
+            "model": self.defaults.model,
+            "aspect_ratio": self.defaults.aspect_ratio or "(model default)",
+            "image_size": self.defaults.image_size or "(model default)",
+            "route": self.defaults.route,
+            "history": str(self.history.folder),
+        }
+
+    def set_defaults(self, **changes: str | None) -> Defaults:
+        """Change the defaults, checked against the model as a request would be."""
+        unknown = set(changes) - {"model", "aspect_ratio", "image_size", "route"}
+        if unknown:
+            raise InputError(f"Unknown setting {sorted(unknown)[0]!r}; the settings are model, aspect_ratio, image_size and route.")
+        merged = replace(self.defaults, **changes)
+        if merged.route not in ("chat", "google"):
+            raise InputError(f"route {merged.route!r} is not one of 'chat' or 'google'.")
+        ratio, size = check_options(merged.model, merged.aspect_ratio, merged.image_size, 0)
+        self.defaults = replace(merged, aspect_ratio=ratio, image_size=size)
+        return self.defaults
+
+    def image_models(self) -> list[str]:
+        return self.client.models(image_only=True)
+
+    # -- images from references ---------------------------------------------------------------
+
+    def resolve_image(self, ref: Any, user_ns: Mapping[str, Any] | None = None) -> Any:
+        """A history index (``3``, ``-1``, ``"3"``) or id, a variable name in
+        ``user_ns``, or anything image-like, as an image to send."""
+        if isinstance(ref, (int, ImageLike)) or not isinstance(ref, str):
+            return self.history.get(ref) if isinstance(ref, int) else ref
+        text = ref.strip()
+        if _is_int(text):
+            return self.history.get(int(text))
+        if user_ns is not None and text.isidentifier() and text in user_ns:
+            return user_ns[text]
+        if text.isidentifier() and not _looks_like_path(text):
+            try:
+                return self.history.get(text)
+            except LookupError:
+                raise InputError(
+                    f"{text!r} is neither a history index, a history id nor a variable in this notebook; "
+                    "use an index such as -1 (see %aigate history) or the name of a variable holding an image."
+                ) from None
+        return text
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def run(self, request: Request) -> ImageResult:
+        """Send one request with the defaults filled in; the result joins the history."""
+        d = self.defaults
+        result = self.client.generate(
+            request.prompt,
+            model=request.model or d.model,
+            images=list(request.images),
+            aspect_ratio=request.aspect_ratio or d.aspect_ratio,
+            image_size=request.image_size or d.image_size,
+            route=request.route or d.route,
+        )
+        self.history.append(result)
+        return result
+
+    def submit(self, request: Request, count: int = 1) -> list[Future]:
+        """Start ``count`` copies of ``request`` off the calling thread; each result joins the history."""
+        if count < 1:
+            raise InputError(f"The number of variants must be 1 or more, not {count}.")
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="aigate")
+            return [self._pool.submit(self.run, request) for _ in range(count)]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+        self.client.close()
+
+
+def _is_int(text: str) -> bool:
+    return text.lstrip("+-").isdigit()
+
+
+def _looks_like_path(text: str) -> bool:
+    return "/" in text or "." in text
+
+
+_current: Session | None = None
+_current_lock = threading.Lock()
+
+
+def current_session(factory: Callable[[], Session] | None = None) -> Session:
+    """The session of this kernel, made on first use."""
+    global _current
+    with _current_lock:
+        if _current is None:
+            _current = (factory or Session)()
+        return _current
+
+
+def set_current_session(session: Session | None) -> None:
+    global _current
+    with _current_lock:
+        _current = session
