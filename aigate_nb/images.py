@@ -237,20 +237,154 @@ def _shrink(data: bytes, share: int) -> tuple[str, bytes]:
         image.thumbnail((long_edge, long_edge))
 
 
-def make_preview(data: bytes, long_edge: int = 1024) -> tuple[str, bytes, tuple[int, int]]:
+def make_preview(
+    data: bytes, long_edge: int = 1024, max_bytes: int | None = None
+) -> tuple[str, bytes, tuple[int, int]]:
     """A small copy for inline display: JPEG, or PNG where transparency matters.
 
-    Returns ``(mime, bytes, (width, height))`` of the preview.
+    With ``max_bytes``, a JPEG's quality is lowered step by step, then the
+    picture shrinks (a PNG only shrinks) until it fits; a photo-like 4K image
+    still ends up within the budget. Returns ``(mime, bytes, (width, height))``.
     """
-    image = open_image(data)
-    image.draft("RGB", (long_edge, long_edge))  # JPEG: decode at a reduced scale, much faster
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    image.draft("RGB", (long_edge, long_edge))  # JPEG: decode at a reduced scale, before loading
+    image.load()
     alpha = _has_alpha(image)
     image = image.convert("RGBA" if alpha else "RGB")
-    if max(image.size) > long_edge:
-        image.thumbnail((long_edge, long_edge))
+    edge = min(long_edge, max(image.size))
+    qualities = _PREVIEW_QUALITIES if max_bytes is not None and not alpha else _PREVIEW_QUALITIES[:1]
+    while True:
+        scaled = _scaled_to(image, edge)
+        for quality in qualities:
+            mime, encoded = _encode_preview(scaled, alpha, quality)
+            if max_bytes is None or len(encoded) <= max_bytes:
+                return mime, encoded, scaled.size
+        if edge <= _SMALLEST_PREVIEW:
+            return mime, encoded, scaled.size
+        edge = max(_SMALLEST_PREVIEW, int(edge * 0.75))
+        qualities = qualities[-1:]  # quality is already as low as it goes; only the size is left
+
+
+_PREVIEW_QUALITIES = (85, 75, 65, 55, 45)
+_SMALLEST_PREVIEW = 16
+
+
+def _scaled_to(image, edge: int):
+    width, height = image.size
+    if max(width, height) <= edge:
+        return image
+    scale = edge / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return image.resize(size, resample=3, reducing_gap=2.0)  # 3 = BICUBIC
+
+
+def _encode_preview(image, alpha: bool, quality: int) -> tuple[str, bytes]:
     buf = io.BytesIO()
     if alpha:
-        image.save(buf, format="PNG", optimize=True)
-        return "image/png", buf.getvalue(), image.size
-    image.save(buf, format="JPEG", quality=85, optimize=True)
-    return "image/jpeg", buf.getvalue(), image.size
+        image.save(buf, format="PNG")
+        return "image/png", buf.getvalue()
+    image.save(buf, format="JPEG", quality=quality, optimize=True)
+    return "image/jpeg", buf.getvalue()
+
+
+def make_thumbnail(data: bytes, long_edge: int = 160) -> bytes:
+    """A small JPEG for galleries, transparency flattened onto white."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data))
+    image.draft("RGB", (long_edge, long_edge))
+    image.load()
+    buf = io.BytesIO()
+    _scaled_to(_flatten(image), long_edge).save(buf, format="JPEG", quality=80)
+    return buf.getvalue()
+
+
+def _flatten(image):
+    """RGB, with any transparency composited onto white (JPEG has no alpha)."""
+    from PIL import Image
+
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+_SUFFIX_MIME = {".jpeg": "image/jpeg", ".jpe": "image/jpeg", ".jfif": "image/jpeg", ".tif": "image/tiff",
+                ".tiff": "image/tiff", ".bmp": "image/bmp"}
+
+
+def mime_for_suffix(suffix: str) -> str | None:
+    """The image type a file suffix asks for (``.png`` -> ``image/png``), or None if unknown."""
+    suffix = suffix.lower()
+    for mime, ext in _EXTENSIONS.items():
+        if ext == suffix:
+            return mime
+    return _SUFFIX_MIME.get(suffix)
+
+
+def convert_image(data: bytes, mime: str) -> bytes:
+    """Re-encode ``data`` as ``mime`` with Pillow (JPEG and WebP at quality 95)."""
+    from PIL import Image
+
+    Image.init()
+    formats = {v: k for k, v in Image.MIME.items()}
+    fmt = "JPEG" if mime == "image/jpeg" else formats.get(mime)
+    if fmt not in Image.SAVE:
+        raise InputError(f"Pillow cannot write {mime} here; save as .png, .jpg or .webp.")
+    image = open_image(data)
+    if fmt in ("JPEG", "BMP"):
+        image = _flatten(image)
+    elif image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I;16"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    buf = io.BytesIO()
+    extra = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    image.save(buf, format=fmt, **extra)
+    return buf.getvalue()
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TEXT_CHUNKS = (b"tEXt", b"iTXt", b"zTXt")
+
+
+def png_with_text(data: bytes, text: dict[str, str]) -> bytes:
+    """The PNG ``data`` with ``text`` written as text chunks right after IHDR.
+
+    Every other chunk, the pixels included, is kept byte for byte; earlier
+    text chunks with the same keys are dropped. Values that Latin-1 can hold go
+    in ``tEXt``, the others in UTF-8 ``iTXt``; both are what Pillow's ``.text`` reads.
+    """
+    if not data.startswith(_PNG_SIGNATURE):
+        raise InputError("Text chunks can only be written into a PNG.")
+    keys = {key.encode("latin-1") for key in text}
+    out = [_PNG_SIGNATURE]
+    pos = len(_PNG_SIGNATURE)
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        end = pos + 12 + length
+        body = data[pos + 8:pos + 8 + length]
+        if not (kind in _TEXT_CHUNKS and body.split(b"\0", 1)[0] in keys):
+            out.append(data[pos:end])
+        if kind == b"IHDR":
+            out.extend(_text_chunk(key, value) for key, value in text.items())
+        pos = end
+        if kind == b"IEND":
+            break
+    if pos > len(data) or not out[-1][4:8] == b"IEND":
+        raise InputError("The PNG is truncated (no IEND chunk); it cannot be annotated.")
+    return b"".join(out)
+
+
+def _text_chunk(key: str, value: str) -> bytes:
+    value = value.replace("\0", "")
+    try:
+        kind, body = b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1")
+    except UnicodeEncodeError:
+        kind, body = b"iTXt", key.encode("latin-1") + b"\0\0\0\0\0" + value.encode("utf-8")
+    crc = binascii.crc32(kind + body).to_bytes(4, "big")
+    return len(body).to_bytes(4, "big") + kind + body + crc

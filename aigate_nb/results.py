@@ -1,15 +1,50 @@
 """``ImageResult``: what a generation returns, holding the original bytes of
-every image of the reply and decoding pixels only when asked.
+every image of the reply, decoding pixels only when asked, and showing itself
+inline as a small preview with a caption that nbval can compare.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
+import io
+import json
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
-from .images import encode_data_url, open_image
+from .errors import InputError
+from .images import (
+    _b64_size,
+    b64encode,
+    convert_image,
+    encode_data_url,
+    extension_for,
+    make_preview,
+    mime_for_suffix,
+    open_image,
+    png_with_text,
+)
 from .wire import ReplyImage
+
+#: Longest model text shown under a result, and longest prompt kept in the output's metadata;
+#: both keep a displayed result within its budget whatever was typed or answered.
+CAPTION_TEXT_LIMIT = 2000
+METADATA_PROMPT_LIMIT = 8000
+#: Room kept for what changes once a result joins the history (index, id, file paths)
+#: and for the notebook file's indentation of the metadata.
+_BUDGET_SLACK = 2048
+#: The HTML around each preview of a multi-image result, generously.
+_HTML_PER_IMAGE = 400
+
+
+@dataclass(frozen=True)
+class Preview:
+    """One downscaled copy for display."""
+
+    mime: str
+    data: bytes
+    size: tuple[int, int]
 
 
 @dataclass(eq=False)
@@ -17,8 +52,18 @@ class ImageResult:
     """The outcome of one request: the images as sent, and how they were asked for.
 
     ``originals`` are the reply's images, bytes untouched; ``.images`` and
-    ``.image`` decode them with Pillow on first use.
+    ``.image`` decode them with Pillow on first use. ``id``, ``index`` and
+    ``files`` are set once the result is in a history; ``parent_id`` (and
+    ``parent_index`` when the parent is in the same history) name the entry it
+    was edited from.
+
+    Display: ``preview_long_edge`` (pixels) and ``display_budget`` (bytes the
+    output may add to the ``.ipynb``, base64 included) are class settings that
+    can also be set on one result.
     """
+
+    preview_long_edge: ClassVar[int] = 1024
+    display_budget: ClassVar[int] = 250_000
 
     originals: list[ReplyImage]
     prompt: str
@@ -35,7 +80,14 @@ class ImageResult:
     parent_id: str | None = None
     id: str | None = None
     index: int | None = None
+    parent_index: int | None = None
+    files: list[Path] = field(default_factory=list)
     _decoded: list | None = field(default=None, repr=False)
+    _sizes: list[tuple[int, int]] | None = field(default=None, repr=False)
+    _sha256s: list[str] | None = field(default=None, repr=False)
+    _previews: tuple[int, list[Preview]] | None = field(default=None, repr=False)
+
+    # -- pixels and bytes -------------------------------------------------------------------
 
     @property
     def images(self) -> list:
@@ -64,26 +116,222 @@ class ImageResult:
         return encode_data_url(self.mime, self.data)
 
     @property
+    def sha256s(self) -> list[str]:
+        """The sha256 of each image's original bytes."""
+        if self._sha256s is None:
+            self._sha256s = [hashlib.sha256(item.data).hexdigest() for item in self.originals]
+        return self._sha256s
+
+    @property
     def sha256(self) -> str:
-        return hashlib.sha256(self.data).hexdigest()
+        return self.sha256s[0]
+
+    @property
+    def sizes(self) -> list[tuple[int, int]]:
+        """Pixel size of each image, read from its header (no decoding)."""
+        if self._sizes is None:
+            from PIL import Image
+
+            sizes = []
+            for item in self.originals:
+                with Image.open(io.BytesIO(item.data)) as image:
+                    sizes.append(image.size)
+            self._sizes = sizes
+        return self._sizes
 
     @property
     def size(self) -> tuple[int, int]:
-        """Pixel size of the first image, read from its header."""
-        from PIL import Image
-        import io
-
-        with Image.open(io.BytesIO(self.data)) as image:
-            return image.size
+        """Pixel size of the first image."""
+        return self.sizes[0]
 
     def _aigate_image_bytes(self) -> tuple[str, bytes]:
         return self.mime, self.data
 
+    # -- files ------------------------------------------------------------------------------
+
+    def save(self, path: str | Path, *, index: int | None = None) -> Path | list[Path]:
+        """Write the full-size image to ``path`` and return the path written.
+
+        The original bytes are written as they are, unless the suffix asks for
+        another format (``.png`` for a JPEG reply), which Pillow converts; no
+        suffix keeps the original format and adds its extension. PNG files
+        carry the prompt, model, ratio, size and parent as text chunks. With
+        several images, ``index`` (from 0) picks one; without it every image
+        is saved as ``name-1.ext``, ``name-2.ext``, ... and the list returned.
+        """
+        path = Path(path).expanduser()
+        count = len(self.originals)
+        if index is not None:
+            if not -count <= index < count:
+                raise InputError(f"This result has {count} image(s); index must be from 0 to {count - 1}.")
+            return self._save_one(index % count, path)
+        if count == 1:
+            return self._save_one(0, path)
+        return [self._save_one(k, path.with_name(f"{path.stem}-{k + 1}{path.suffix}")) for k in range(count)]
+
+    def _save_one(self, k: int, path: Path) -> Path:
+        original = self.originals[k]
+        if not path.suffix:
+            path = path.with_name(path.name + extension_for(original.mime))
+        mime = mime_for_suffix(path.suffix)
+        if mime is None:
+            raise InputError(
+                f"Cannot tell which format '{path.suffix}' is; save as .png, .jpg or .webp, "
+                "or without a suffix to keep the original format."
+            )
+        data = original.data if mime == original.mime else convert_image(original.data, mime)
+        if mime == "image/png":
+            data = png_with_text(data, self.png_text())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        return path
+
+    def png_text(self) -> dict[str, str]:
+        """What a saved PNG carries as text chunks: the request and where it came from."""
+        fields = {
+            "prompt": self.prompt,
+            "model": self.model,
+            "aspect_ratio": self.aspect_ratio,
+            "image_size": self.image_size,
+            "parent": self.parent_id,
+            "history_id": self.id,
+            "Software": "aigate_nb",
+        }
+        return {key: value for key, value in fields.items() if value}
+
+    # -- display ----------------------------------------------------------------------------
+
+    def caption(self) -> str:
+        """The plain-text caption: deterministic except the ``in 1.23 s`` part.
+
+        ``[3] google/gemini-3.1-flash-image-preview | 16:9 | 1K | 1376x768 PNG | sha256 1a2b3c4d5e6f | in 1.23 s | edited from [1] (emulator)``
+        """
+        parts = [self.model]
+        parts += [value for value in (self.aspect_ratio, self.image_size) if value]
+        if len(self.originals) == 1:
+            parts.append(self._describe(0))
+        else:
+            parts.append(f"{len(self.originals)} images")
+        parts.append(f"in {self.elapsed:.2f} s")
+        if self.parent_index is not None:
+            parts.append(f"edited from [{self.parent_index}]")
+        elif self.parent_id:
+            parts.append(f"edited from {self.parent_id}")
+        line = " | ".join(parts)
+        if self.index is not None:
+            line = f"[{self.index}] {line}"
+        if self.emulated:
+            line += " (emulator)"
+        lines = [line]
+        if len(self.originals) > 1:
+            lines += [f"  {k + 1}: {self._describe(k)}" for k in range(len(self.originals))]
+        if self.text:
+            lines.append(_clip(self.text.strip(), CAPTION_TEXT_LIMIT))
+        return "\n".join(lines)
+
+    def _describe(self, k: int) -> str:
+        width, height = self.sizes[k]
+        kind = self.originals[k].mime.split("/")[-1].upper()
+        return f"{width}x{height} {kind} | sha256 {self.sha256s[k][:12]}"
+
+    def display_metadata(self) -> dict[str, Any]:
+        """Provenance kept in the notebook with the output, under ``aigate_nb``."""
+        images = [
+            {
+                "mime": item.mime,
+                "width": self.sizes[k][0],
+                "height": self.sizes[k][1],
+                "sha256": self.sha256s[k],
+                "path": str(self.files[k]) if k < len(self.files) else None,
+            }
+            for k, item in enumerate(self.originals)
+        ]
+        return {
+            "aigate_nb": {
+                "history_id": self.id,
+                "index": self.index,
+                "parent_id": self.parent_id,
+                "parent_index": self.parent_index,
+                "model": self.model,
+                "prompt": _clip(self.prompt, METADATA_PROMPT_LIMIT),
+                "aspect_ratio": self.aspect_ratio,
+                "image_size": self.image_size,
+                "route": self.route,
+                "emulated": self.emulated,
+                "sha256": self.sha256,
+                "path": images[0]["path"],
+                "images": images,
+            }
+        }
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """One image: a JPEG (PNG with transparency) preview and the caption.
+        Several: an HTML row of previews and the caption. Never more than
+        ``display_budget`` bytes in the notebook, base64 included.
+        """
+        caption = self.caption()
+        metadata = self.display_metadata()
+        overhead = _stored_size(caption) + _stored_size(metadata)
+        if len(self.originals) > 1:
+            overhead += _stored_size(html.escape(caption)) + _HTML_PER_IMAGE * len(self.originals)
+        previews = self.previews(overhead)
+        if len(previews) == 1:
+            preview = previews[0]
+            data = {preview.mime: b64encode(preview.data), "text/plain": caption}
+        else:
+            data = {"text/html": self._html(previews, caption), "text/plain": caption}
+        if include:
+            data = {k: v for k, v in data.items() if k in include}
+        if exclude:
+            data = {k: v for k, v in data.items() if k not in exclude}
+        return data, metadata
+
+    def previews(self, overhead: int = 0) -> list[Preview]:
+        """The display copies, built once and kept, within what the budget leaves after ``overhead``.
+
+        A cached set is reused while it still fits; it is rebuilt only when the
+        long edge changed or the rest of the output grew past what it left.
+        """
+        edge = self.preview_long_edge
+        count = len(self.originals)
+        room = self.display_budget - overhead
+        cached = self._previews
+        if cached is not None and cached[0] == edge and sum(_b64_size(p.data) for p in cached[1]) <= room:
+            return cached[1]
+        share = max(0, room - _BUDGET_SLACK) // count // 4 * 3
+        previews = [Preview(*make_preview(item.data, edge, max_bytes=share)) for item in self.originals]
+        self._previews = (edge, previews)
+        return previews
+
+    def _html(self, previews: list[Preview], caption: str) -> str:
+        figures = "".join(
+            f'<figure style="margin:0;flex:1 1 0;min-width:0">'
+            f'<img src="data:{p.mime};base64,{b64encode(p.data)}" alt="image {k + 1}" '
+            f'style="width:100%;height:auto"/>'
+            f'<figcaption style="font-size:smaller">{k + 1}</figcaption></figure>'
+            for k, p in enumerate(previews)
+        )
+        return (
+            '<div class="aigate-result"><div style="display:flex;gap:8px;align-items:flex-start">'
+            f'{figures}</div><pre style="white-space:pre-wrap">{html.escape(caption)}</pre></div>'
+        )
+
     def __repr__(self) -> str:
         width, height = self.size
+        where = f"[{self.index}] " if self.index is not None else ""
         more = f" +{len(self.originals) - 1} more" if len(self.originals) > 1 else ""
-        prompt = self.prompt if len(self.prompt) <= 40 else self.prompt[:37] + "..."
         return (
-            f"<ImageResult {width}x{height} {self.mime} sha256={self.sha256[:12]}{more} "
-            f"model={self.model} prompt={prompt!r}>"
+            f"<ImageResult {where}{width}x{height} {self.mime} sha256={self.sha256[:12]}{more} "
+            f"model={self.model} prompt={_clip(self.prompt, 40)!r}>"
         )
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _stored_size(value: Any) -> int:
+    """Bytes ``value`` takes in an .ipynb: its JSON, plus the indentation of each line
+    (nbformat stores multi-line text as a list of lines)."""
+    text = json.dumps(value, ensure_ascii=False)
+    return len(text.encode("utf-8")) + 16 * text.count("\\n")

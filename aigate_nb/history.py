@@ -1,0 +1,599 @@
+"""The per-notebook history: every result, its prompt and settings, and what it
+was edited from, kept on disk so that a kernel restart loses nothing.
+
+Layout, one folder per notebook under the history dir::
+
+    <history dir>/<notebook>/index.jsonl           one JSON object per line, append-only
+    <history dir>/<notebook>/images/<id>-<k>.<ext>  each image, original bytes, k from 1
+    <history dir>/<notebook>/thumbs/<id>.jpg        gallery thumbnails, made on first use
+
+Images are written first (temporary name, then ``os.replace``), then the
+index line with one ``write`` on an ``O_APPEND`` descriptor and an ``fsync``:
+a kernel killed mid-write loses at most the entry being written.
+"""
+
+from __future__ import annotations
+
+import bisect
+import html
+import json
+import os
+import re
+import secrets
+import sys
+import threading
+import warnings
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from .errors import HistoryError
+from .images import b64encode, extension_for, make_thumbnail, open_image
+from .results import ImageResult
+from .wire import ReplyImage
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: threads are still serialised, processes are not
+    fcntl = None
+
+INDEX_FILE = "index.jsonl"
+DEFAULT_NAME = "default"
+#: Thumbnail long edge in the gallery, and the most the gallery may add to a notebook.
+THUMBNAIL_EDGE = 160
+GALLERY_BUDGET = 250_000
+
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+
+
+def safe_folder_name(text: str) -> str | None:
+    """``text`` as a folder name any file system takes (letters, digits, ``_ . -``), or None if nothing is left."""
+    name = re.sub(r"[^\w.-]+", "_", text.strip()).strip("._")[:80].rstrip("._")
+    if not name:
+        return None
+    return name + "_" if name.lower() in _WINDOWS_RESERVED else name
+
+
+def notebook_name(
+    user_ns: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    fallback: str | None = None,
+) -> str:
+    """Which notebook this kernel serves, as a safe folder name.
+
+    In order: ``JPY_SESSION_NAME`` (Jupyter Server gives kernels the
+    notebook's path), VS Code's ``__vsc_ipynb_file__`` or ipykernel's
+    ``__session__`` in the user namespace (the notebook's stem is used), then
+    ``fallback`` (a name the user chose), then ``"default"``.
+    """
+    env = os.environ if environ is None else environ
+    ns = user_ns or {}
+    for path in (env.get("JPY_SESSION_NAME"), ns.get("__vsc_ipynb_file__"), ns.get("__session__")):
+        if isinstance(path, str) and path.strip():
+            name = safe_folder_name(_notebook_stem(path))
+            if name:
+                return name
+    if fallback:
+        return safe_folder_name(fallback) or DEFAULT_NAME
+    return DEFAULT_NAME
+
+
+def _notebook_stem(path: str) -> str:
+    """``/work/My Notebook.ipynb`` (or a Windows path) -> ``My Notebook``."""
+    base = re.split(r"[\\/]", path.strip())[-1]
+    return base.rsplit(".", 1)[0] if "." in base[1:] else base
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class HistoryEntry:
+    """One result as the history keeps it: metadata in memory, pixels on disk.
+
+    ``files`` are the full-size images in their original format; ``parent``
+    is the id of the entry this one was edited from (``parent_index`` its
+    index, when it is in the same history). ``model_parts`` are the reply's
+    model parts (with any ``thoughtSignature``) for replaying a conversation.
+    """
+
+    index: int
+    id: str
+    prompt: str
+    model: str
+    aspect_ratio: str | None
+    image_size: str | None
+    parent: str | None
+    created: str
+    text: str | None
+    route: str
+    files: list[Path]
+    mimes: list[str]
+    sha256s: list[str]
+    sizes: list[tuple[int, int]]
+    elapsed: float
+    emulated: bool
+    model_parts: list[dict[str, Any]] | None = None
+    parent_index: int | None = None
+    finish_reason: str | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> Path:
+        """The first image's full-size file."""
+        return self.files[0]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.sizes[0]
+
+    @property
+    def image(self):
+        """The first image, decoded from its file on each access (nothing is kept in memory)."""
+        return open_image(self.path.read_bytes())
+
+    @property
+    def images(self) -> list:
+        return [open_image(path.read_bytes()) for path in self.files]
+
+    def _aigate_image_bytes(self) -> tuple[str, bytes]:
+        """The first image's original full-size bytes, as stored."""
+        return self.mimes[0], self.path.read_bytes()
+
+    def result(self) -> ImageResult:
+        """An ``ImageResult`` rebuilt from the files, displayed as the original was."""
+        return ImageResult(
+            originals=[ReplyImage(mime, path.read_bytes()) for mime, path in zip(self.mimes, self.files)],
+            prompt=self.prompt,
+            model=self.model,
+            aspect_ratio=self.aspect_ratio,
+            image_size=self.image_size,
+            text=self.text,
+            finish_reason=self.finish_reason,
+            usage=dict(self.usage),
+            route=self.route,
+            elapsed=self.elapsed,
+            emulated=self.emulated,
+            model_parts=self.model_parts,
+            parent_id=self.parent,
+            id=self.id,
+            index=self.index,
+            parent_index=self.parent_index,
+            files=list(self.files),
+            _sizes=list(self.sizes),
+            _sha256s=list(self.sha256s),
+        )
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return self.result()._repr_mimebundle_(include, exclude)
+
+    def __repr__(self) -> str:
+        width, height = self.size
+        more = f" +{len(self.files) - 1} more" if len(self.files) > 1 else ""
+        parent = f" from [{self.parent_index}]" if self.parent_index is not None else ""
+        prompt = self.prompt if len(self.prompt) <= 40 else self.prompt[:37] + "..."
+        return (
+            f"<HistoryEntry [{self.index}] {width}x{height} {self.mimes[0]} sha256={self.sha256s[0][:12]}{more}"
+            f"{parent} model={self.model} prompt={prompt!r}>"
+        )
+
+
+class History:
+    """One notebook's results, in the order they were made, kept on disk.
+
+    ``History()`` finds the notebook from the environment (see
+    ``notebook_name``) and the folder from ``AIGATE_HISTORY_DIR`` (default
+    ``.aigate`` in the working directory), and loads what is already there.
+    ``h[3]``, ``h[-1]``, ``h.get("3")`` or ``h.get(entry_id)`` find an entry;
+    ``h.append(result)`` adds one. Safe to use from several threads; several
+    processes on the same notebook are serialised by a file lock where the
+    platform has one.
+    """
+
+    def __init__(self, name: str | None = None, root: str | os.PathLike | None = None) -> None:
+        if name and name.lower().endswith(".ipynb"):
+            name = _notebook_stem(name)
+        self.name = (safe_folder_name(name) if name else None) or notebook_name()
+        if root is None:
+            from .config import load_settings
+
+            root = load_settings().history_dir or ".aigate"
+        self.folder = Path(os.path.abspath(os.path.expanduser(os.fspath(root)))) / self.name
+        self._lock = threading.RLock()
+        self._entries: list[HistoryEntry] = []
+        self._by_id: dict[str, HistoryEntry] = {}
+        self._by_index: dict[int, HistoryEntry] = {}
+        self._missing: dict[int, Path] = {}  # index -> the file that is gone
+        self._known_ids: set[str] = set()
+        self._next_index = 0
+        self._offset = 0  # bytes of the index consumed so far
+        self._line = 0  # complete lines consumed so far
+        self._warned: set[int] = set()  # offsets of damaged lines already reported
+        self._load()
+
+    @classmethod
+    def for_notebook(cls, user_ns: Mapping[str, Any] | None = None, root: str | os.PathLike | None = None) -> "History":
+        """The history of the notebook this kernel runs (from ``user_ns``, or the running IPython's)."""
+        if user_ns is None and "IPython" in sys.modules:
+            shell = sys.modules["IPython"].get_ipython()
+            user_ns = getattr(shell, "user_ns", None)
+        return cls(notebook_name(user_ns), root)
+
+    @property
+    def index_path(self) -> Path:
+        return self.folder / INDEX_FILE
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[HistoryEntry]:
+        with self._lock:
+            return iter(list(self._entries))
+
+    def __getitem__(self, i: int) -> HistoryEntry:
+        """Entry ``i`` as numbered in captions (``[3]``); negative counts back from the newest."""
+        if isinstance(i, slice):
+            with self._lock:
+                return self._entries[i]
+        if not isinstance(i, int) or isinstance(i, bool):
+            raise HistoryError(f"History entries are looked up by index (0, 3, -1) or id, not by {type(i).__name__}.")
+        with self._lock:
+            if i < 0:
+                if -i <= len(self._entries):
+                    return self._entries[i]
+            elif i in self._by_index:
+                return self._by_index[i]
+            elif i in self._missing:
+                raise HistoryError(
+                    f"History entry {i} cannot be used: its image file {self._missing[i]} is missing; "
+                    f"{self._what_exists()}"
+                )
+            raise HistoryError(f"No history entry {i}; {self._what_exists()}")
+
+    def get(self, ref: int | str | HistoryEntry) -> HistoryEntry:
+        """An entry from an index (``3``, ``-1``, ``"3"``, ``"-1"``) or an entry id."""
+        if isinstance(ref, (HistoryEntry, ImageResult)) and ref.id is not None:
+            ref = ref.id
+        if isinstance(ref, str):
+            text = ref.strip()
+            if re.fullmatch(r"[+-]?\d+", text):
+                return self[int(text)]
+            with self._lock:
+                if text in self._by_id:
+                    return self._by_id[text]
+                raise HistoryError(f"No history entry with id {text!r}; {self._what_exists()}")
+        return self[ref]
+
+    def lineage(self, ref: int | str | HistoryEntry) -> list[HistoryEntry]:
+        """The chain of edits that led to ``ref``: its first ancestor first, ``ref`` last."""
+        entry = self.get(ref)
+        chain = [entry]
+        seen = {entry.id}
+        with self._lock:
+            while chain[-1].parent in self._by_id and chain[-1].parent not in seen:
+                seen.add(chain[-1].parent)
+                chain.append(self._by_id[chain[-1].parent])
+        return chain[::-1]
+
+    def _what_exists(self) -> str:
+        indices = sorted(self._by_index)
+        if not indices:
+            return "this notebook's history is empty; generate an image first."
+        runs: list[list[int]] = []
+        for i in indices:
+            if runs and i == runs[-1][1] + 1:
+                runs[-1][1] = i
+            else:
+                runs.append([i, i])
+        spans = [f"{a}" if a == b else f"{a} to {b}" for a, b in runs]
+        word = "entry" if len(indices) == 1 else "entries"
+        return f"this notebook's history has {word} {' and '.join(spans)}."
+
+    # -- appending --------------------------------------------------------------------------
+
+    def append(self, result: ImageResult, parent: int | str | HistoryEntry | ImageResult | None = None) -> HistoryEntry:
+        """Keep ``result``: its images under ``images/``, then one index line.
+
+        ``parent`` (an entry, a result from this history, an index or an id)
+        overrides ``result.parent_id``. Sets ``result.id``, ``.index``,
+        ``.files`` and ``.parent_index``, so its caption shows ``[n]``.
+        Appending a result that is already here returns its entry.
+        """
+        with self._lock:
+            if result.id is not None and result.id in self._by_id:
+                return self._by_id[result.id]
+        parent_id = self._parent_id(parent) if parent is not None else result.parent_id
+        entry_id = secrets.token_hex(6)
+        try:
+            names = self._write_images(entry_id, result.originals)
+        except OSError as exc:
+            raise HistoryError(
+                f"Cannot write the history's images in {self.folder} ({exc.strerror or exc}); "
+                "set AIGATE_HISTORY_DIR to a folder you can write to."
+            ) from None
+        record = {
+            "v": 1,
+            "index": None,
+            "id": entry_id,
+            "created": datetime.now().astimezone().isoformat(timespec="seconds"),
+            "prompt": result.prompt,
+            "model": result.model,
+            "aspect_ratio": result.aspect_ratio,
+            "image_size": result.image_size,
+            "parent": parent_id,
+            "parent_index": None,
+            "text": result.text,
+            "route": result.route,
+            "files": names,
+            "mimes": [item.mime for item in result.originals],
+            "sha256s": result.sha256s,
+            "sizes": [list(size) for size in result.sizes],
+            "elapsed": result.elapsed,
+            "emulated": result.emulated,
+            "finish_reason": result.finish_reason,
+            "usage": result.usage or {},
+            "model_parts": result.model_parts,
+        }
+        with self._lock, self._locked_index() as fd:
+            self._read_new_lines(fd)
+            record["index"] = self._next_index
+            parent_entry = self._by_id.get(parent_id) if parent_id else None
+            record["parent_index"] = parent_entry.index if parent_entry else None
+            line = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+            if self._ends_mid_line(fd):
+                line = b"\n" + line  # close a line cut off by a killed writer, so ours stays whole
+            try:
+                _write_all(fd, line)
+                os.fsync(fd)
+            except OSError as exc:
+                raise HistoryError(
+                    f"Cannot write the history index {self.index_path} ({exc.strerror or exc}); "
+                    "set AIGATE_HISTORY_DIR to a folder you can write to."
+                ) from None
+            self._read_new_lines(fd)
+            entry = self._by_id[entry_id]
+        result.id, result.index, result.parent_id = entry.id, entry.index, entry.parent
+        result.parent_index, result.files = entry.parent_index, list(entry.files)
+        return entry
+
+    def _parent_id(self, parent: int | str | HistoryEntry | ImageResult) -> str:
+        if isinstance(parent, ImageResult):
+            if parent.id is None:
+                raise HistoryError("The parent result is not in a history; append it first, then its edits.")
+            return parent.id
+        if isinstance(parent, HistoryEntry):
+            return parent.id
+        return self.get(parent).id
+
+    def _write_images(self, entry_id: str, originals: list[ReplyImage]) -> list[str]:
+        folder = self.folder / "images"
+        folder.mkdir(parents=True, exist_ok=True)
+        names = []
+        for k, item in enumerate(originals, start=1):
+            name = f"{entry_id}-{k}{extension_for(item.mime)}"
+            _write_atomically(folder / name, item.data)
+            names.append(f"images/{name}")
+        return names
+
+    @contextmanager
+    def _locked_index(self) -> Iterator[int]:
+        """The index file open for appending, locked against other processes."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.index_path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+        except OSError as exc:
+            raise HistoryError(
+                f"Cannot open the history index {self.index_path} ({exc.strerror or exc}); "
+                "set AIGATE_HISTORY_DIR to a folder you can write to."
+            ) from None
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            yield fd
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    @staticmethod
+    def _ends_mid_line(fd: int) -> bool:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return False
+        os.lseek(fd, size - 1, os.SEEK_SET)
+        return os.read(fd, 1) != b"\n"
+
+    # -- loading ----------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        try:
+            fd = os.open(self.index_path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise HistoryError(f"Cannot read the history index {self.index_path} ({exc.strerror or exc}).") from None
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_SH)  # no half-written line from a writer mid-append
+            with self._lock:
+                self._read_new_lines(fd)
+        finally:
+            os.close(fd)
+
+    def refresh(self) -> None:
+        """Pick up entries another process (a second kernel on this notebook) appended."""
+        self._load()
+
+    def _read_new_lines(self, fd: int) -> None:
+        """Read the index from where the last read stopped and take in each complete line.
+
+        A last line without its newline is read too (and read again once a
+        later append closes it); damaged lines are reported once and skipped.
+        """
+        os.lseek(fd, self._offset, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        data = b"".join(chunks)
+        pos = 0
+        while pos < len(data):
+            end = data.find(b"\n", pos)
+            complete = end != -1
+            raw = data[pos:end] if complete else data[pos:]
+            offset, number = self._offset + pos, self._line + 1
+            if raw.strip():
+                self._take_line(raw, offset, number)
+            if not complete:
+                break
+            pos = end + 1
+            self._line += 1
+        self._offset += pos
+
+    def _take_line(self, raw: bytes, offset: int, number: int) -> None:
+        try:
+            record = json.loads(raw)
+            entry = self._entry_from(record)
+        except (ValueError, TypeError, KeyError, AttributeError):
+            if offset not in self._warned:
+                self._warned.add(offset)
+                warnings.warn(
+                    f"Skipped line {number} of {self.index_path}: it is damaged "
+                    "(probably cut off when a kernel stopped mid-write); the other entries are fine.",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+            return
+        if entry.id in self._known_ids:
+            return
+        self._known_ids.add(entry.id)
+        self._next_index = max(self._next_index, entry.index + 1)
+        missing = next((path for path in entry.files if not path.is_file()), None)
+        if missing is not None:
+            self._missing[entry.index] = missing
+            warnings.warn(
+                f"Skipped history entry {entry.index} of {self.index_path}: its image file {missing} is missing.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+            return
+        if entry.index in self._by_index:
+            warnings.warn(
+                f"Two history entries are numbered {entry.index} in {self.index_path} "
+                "(two kernels wrote at once without a file lock); the second is reachable by its id only.",
+                RuntimeWarning,
+                stacklevel=4,
+            )
+        else:
+            self._by_index[entry.index] = entry
+        self._by_id[entry.id] = entry
+        bisect.insort(self._entries, entry, key=lambda e: e.index)
+
+    def _entry_from(self, record: dict) -> HistoryEntry:
+        files = [self.folder / _relative_name(name) for name in record["files"]]
+        index, entry_id = record["index"], record["id"]
+        if not (isinstance(index, int) and index >= 0 and isinstance(entry_id, str) and files):
+            raise ValueError("not an entry")
+        if not (len(record["mimes"]) == len(record["sha256s"]) == len(record["sizes"]) == len(files)):
+            raise ValueError("inconsistent entry")
+        return HistoryEntry(
+            index=index,
+            id=entry_id,
+            prompt=str(record["prompt"]),
+            model=str(record["model"]),
+            aspect_ratio=record.get("aspect_ratio"),
+            image_size=record.get("image_size"),
+            parent=record.get("parent"),
+            created=str(record.get("created") or ""),
+            text=record.get("text"),
+            route=str(record.get("route") or "chat"),
+            files=files,
+            mimes=[str(m) for m in record["mimes"]],
+            sha256s=[str(s) for s in record["sha256s"]],
+            sizes=[(int(w), int(h)) for w, h in record["sizes"]],
+            elapsed=float(record.get("elapsed") or 0.0),
+            emulated=bool(record.get("emulated")),
+            model_parts=record.get("model_parts"),
+            parent_index=record.get("parent_index"),
+            finish_reason=record.get("finish_reason"),
+            usage=record.get("usage") or {},
+        )
+
+    # -- display ----------------------------------------------------------------------------
+
+    def thumbnail(self, entry: HistoryEntry) -> bytes:
+        """A small JPEG of the entry's first image, made once and kept in ``thumbs/``."""
+        path = self.folder / "thumbs" / f"{entry.id}.jpg"
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            pass
+        data = make_thumbnail(entry.path.read_bytes(), THUMBNAIL_EDGE)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(path, data, sync=False)
+        except OSError:
+            pass  # a read-only history still shows its gallery, just without the cache
+        return data
+
+    def _repr_html_(self) -> str:
+        """A gallery of small thumbnails, newest first, each with its index, prompt and parent."""
+        entries = list(self)[::-1]
+        head = f"<div><b>History '{html.escape(self.name)}'</b>: {_count(len(entries))}</div>"
+        figures, used = [], len(head)
+        for entry in entries:
+            parent = f"<br/>from [{entry.parent_index}]" if entry.parent_index is not None else ""
+            prompt = entry.prompt if len(entry.prompt) <= 60 else entry.prompt[:57] + "..."
+            figure = (
+                f'<figure style="margin:0;width:{THUMBNAIL_EDGE}px" title="{html.escape(entry.prompt)}">'
+                f'<img src="data:image/jpeg;base64,{b64encode(self.thumbnail(entry))}" '
+                f'style="max-width:{THUMBNAIL_EDGE}px;max-height:{THUMBNAIL_EDGE}px"/>'
+                f'<figcaption style="font-size:smaller">[{entry.index}] {html.escape(prompt)}{parent}</figcaption>'
+                "</figure>"
+            )
+            if used + len(figure) > GALLERY_BUDGET:
+                rest = len(entries) - len(figures)
+                figures.append(f"<div>... and {_count(rest, 'older entry', 'older entries')}: history[i] shows one.</div>")
+                break
+            figures.append(figure)
+            used += len(figure)
+        row = '<div style="display:flex;flex-wrap:wrap;gap:8px">' + "".join(figures) + "</div>"
+        return f'<div class="aigate-history">{head}{row}</div>'
+
+    def __repr__(self) -> str:
+        with self._lock:
+            newest = self._entries[-1] if self._entries else None
+        tail = ""
+        if newest is not None:
+            prompt = newest.prompt if len(newest.prompt) <= 40 else newest.prompt[:37] + "..."
+            tail = f", newest [{newest.index}] {prompt!r}"
+        return f"<History {self.name!r}: {_count(len(self))}{tail}>"
+
+
+def _count(n: int, one: str = "entry", many: str = "entries") -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def _relative_name(name: str) -> str:
+    """An index's file name, which must stay inside the history folder."""
+    if not isinstance(name, str) or name.startswith(("/", "\\")) or ".." in re.split(r"[\\/]", name):
+        raise ValueError("file outside the history folder")
+    return name
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """One ``write`` in practice; the loop only matters if the OS takes part of it."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _write_atomically(path: Path, data: bytes, sync: bool = True) -> None:
+    """Write to a temporary name beside ``path``, then rename: ``path`` is whole or absent."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644)
+    try:
+        _write_all(fd, data)
+        if sync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
