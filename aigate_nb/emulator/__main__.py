@@ -1,0 +1,57 @@
+"""``python -m aigate_nb.emulator``: print the base URL on the first line, serve until stopped."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import signal
+import sys
+import threading
+
+from .server import Emulator
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost could point anywhere
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the emulator in the foreground; exit 0 on SIGINT or SIGTERM."""
+    parser = argparse.ArgumentParser(
+        prog="python -m aigate_nb.emulator",
+        description="Serve a local emulator of the aigate gateway (no key, no network needed).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (default 0: any free port)")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
+                        help="delay added before every generation reply")
+    parser.add_argument("--api-key", default=None, metavar="KEY",
+                        help="require this key (default: accept any key or none)")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="allow a --host that other machines can reach")
+    args = parser.parse_args(argv)
+    if not _is_loopback(args.host) and not args.allow_remote:
+        print(
+            f"refusing to listen on {args.host}: the emulator is meant for this machine only and "
+            "has no real security; pass --allow-remote to serve other machines anyway.",
+            file=sys.stderr,
+        )
+        return 2
+
+    stopped = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stopped.set())
+    with Emulator(args.host, args.port, api_key=args.api_key, latency=args.latency) as emulator:
+        print(emulator.url, flush=True)  # the first line: scripts and test fixtures read it
+        print("aigate_nb emulator serving; stop it with Ctrl+C.", file=sys.stderr, flush=True)
+        stopped.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""What the emulator received, kept for tests: one record per request, with no credentials."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from .inputs import ImageSummary
+
+CREDENTIAL_HEADERS = ("authorization", "x-goog-api-key")
+_SUMMARISE_ABOVE = 256  # characters; shorter strings (thought signatures, prompts) stay as sent
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as received, and how the emulator answered it."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]  # without any ``key`` parameter
+    headers: dict[str, str]  # lower-cased names, without Authorization or x-goog-api-key
+    body: Any  # the parsed JSON, each base64 image replaced by a short summary; None if not JSON
+    prompt: str | None  # the prompt, once the request was understood
+    model: str | None
+    images: tuple[ImageSummary, ...]  # the input images used, as decoded
+    fault: str | None  # the fault kind applied, if any
+    status: int | None  # None: no reply was sent (reset, or the emulator stopped)
+
+
+def summarize_body(value: Any, key: str | None = None) -> Any:
+    """The JSON body with long base64 payloads (data URLs, inlineData.data) replaced by summaries."""
+    if isinstance(value, dict):
+        return {name: summarize_body(inner, name) for name, inner in value.items()}
+    if isinstance(value, list):
+        return [summarize_body(inner, key) for inner in value]
+    if isinstance(value, str) and len(value) > _SUMMARISE_ABOVE:
+        if value.startswith("data:"):
+            head = value.partition(",")[0]
+            return f"{head},<{len(value) - len(head) - 1} base64 characters>"
+        if key == "data":
+            return f"<{len(value)} base64 characters>"
+    return value
+
+
+class RequestLog:
+    """A list of records that many handler threads append to."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[RecordedRequest] = []
+
+    def append(self, record: RecordedRequest) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def snapshot(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._records)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._records.clear()

@@ -1,0 +1,259 @@
+"""Drawing the emulator's pictures: deterministic, recognisable, and of the exact pixel size.
+
+A generated picture is a gradient whose colours come from the prompt's hash, with the prompt's
+words drawn large; an edit is its first source image, tinted and bannered with the edit's words.
+Both carry a small corner label. Everything is drawn at no more than about two megapixels and
+scaled up, so a 4K or 12288x1536 picture stays cheap on a small machine.
+"""
+
+from __future__ import annotations
+
+import base64
+import colorsys
+import hashlib
+import io
+import math
+from dataclasses import dataclass
+
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
+
+WORK_PIXELS = 2_200_000  # a 1K picture of any ratio is drawn at full scale
+JPEG_QUALITY = 90
+PNG_COMPRESS_LEVEL = 3  # low: speed matters more than a few hundred kilobytes here
+MAX_DRAWN_CHARS = 240
+_WHITE = (255, 255, 255)
+_BLACK = (0, 0, 0)
+
+
+@dataclass(frozen=True, eq=False)
+class Artwork:
+    """Everything that decides a picture's pixels."""
+
+    width: int
+    height: int
+    mime: str
+    prompt: str
+    label: str
+    sources: tuple[Image.Image, ...]  # decoded inputs; the first is the base of an edit
+    with_draft: bool  # also make the smaller "thought" draft
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """An encoded picture, base64 as replies carry it, and its optional draft."""
+
+    mime: str
+    width: int
+    height: int
+    data: str
+    draft: str | None
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.data) + len(self.draft or "")
+
+
+def render(art: Artwork) -> Rendered:
+    """Draw, scale up and encode ``art``; the same artwork always gives the same bytes."""
+    scale = min(1.0, math.sqrt(WORK_PIXELS / (art.width * art.height)))
+    work_size = (max(1, round(art.width * scale)), max(1, round(art.height * scale)))
+    if art.sources:
+        picture = _edited(art.sources, art.prompt, work_size)
+    else:
+        picture = _generated(art.prompt, work_size)
+    _draw_label(picture, art.label)
+    final = picture if picture.size == (art.width, art.height) else picture.resize(
+        (art.width, art.height), Image.BILINEAR
+    )
+    draft = _draft(picture, (art.width // 2, art.height // 2)) if art.with_draft else None
+    return Rendered(
+        mime=art.mime,
+        width=art.width,
+        height=art.height,
+        data=_encode(final, art.mime),
+        draft=_encode(draft, art.mime) if draft is not None else None,
+    )
+
+
+def url_placeholder(url: str) -> Image.Image:
+    """Stand-in for an image the emulator may not fetch (it never goes online): the URL, drawn."""
+    picture = _background(hashlib.sha256(url.encode()).digest(), (1024, 768))
+    _draw_centered(picture, _url_tokens(url), "", (40, 40, 984, 728))
+    return picture
+
+
+def _encode(picture: Image.Image, mime: str) -> str:
+    buffer = io.BytesIO()
+    if mime == "image/jpeg":
+        picture.save(buffer, "JPEG", quality=JPEG_QUALITY)
+    else:
+        picture.save(buffer, "PNG", compress_level=PNG_COMPRESS_LEVEL)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _colour(byte_hue: int, byte_shade: int, hue_shift: float = 0.0) -> tuple[int, int, int]:
+    hue = (byte_hue / 256 + hue_shift) % 1.0
+    saturation = 0.45 + (byte_shade % 64) / 160
+    value = 0.55 + (byte_shade // 64) / 8
+    return tuple(round(c * 255) for c in colorsys.hsv_to_rgb(hue, saturation, value))  # type: ignore[return-value]
+
+
+def _background(digest: bytes, size: tuple[int, int]) -> Image.Image:
+    """A rotated two-colour gradient with a few soft discs, all decided by ``digest``."""
+    # Drawn tiny (long side 256) and scaled up: the upscale is what makes it smooth and cheap.
+    small_scale = 256 / max(size)
+    small = (max(2, round(size[0] * small_scale)), max(2, round(size[1] * small_scale)))
+    side = math.ceil(math.hypot(*small)) + 2
+    gradient = Image.linear_gradient("L").resize((side, side)).rotate(digest[6] * 360 / 256)
+    left, top = (side - small[0]) // 2, (side - small[1]) // 2
+    gradient = gradient.crop((left, top, left + small[0], top + small[1]))
+    first = _colour(digest[0], digest[1])
+    second = _colour(digest[0], digest[2], hue_shift=0.2 + digest[3] / 512)
+    picture = ImageOps.colorize(gradient, first, second).convert("RGBA")
+    overlay = Image.new("RGBA", small, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(overlay)
+    for i in range(4):
+        x, y = digest[8 + i] / 255 * small[0], digest[12 + i] / 255 * small[1]
+        radius = (0.15 + digest[16 + i] / 640) * min(small) + 2
+        colour = _colour(digest[20 + i], digest[24 + i], hue_shift=0.5)
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour + (90,))
+    picture = Image.alpha_composite(picture, overlay).convert("RGB")
+    # Soften the discs' stair-stepped edges before they are scaled up.
+    return picture.filter(ImageFilter.GaussianBlur(1.2)).resize(size, Image.BILINEAR)
+
+
+def _generated(prompt: str, size: tuple[int, int]) -> Image.Image:
+    picture = _background(hashlib.sha256(prompt.encode()).digest(), size)
+    width, height = size
+    margin_x, margin_y = width * 0.07, height * 0.12
+    box = (margin_x, margin_y, width - margin_x, height - margin_y)
+    _draw_centered(picture, _words(prompt), " ", box)
+    return picture
+
+
+def _edited(sources: tuple[Image.Image, ...], prompt: str, size: tuple[int, int]) -> Image.Image:
+    """The first source fitted to the output, tinted by the edit, bannered, with insets."""
+    width, height = size
+    picture = ImageOps.fit(sources[0].convert("RGB"), size, Image.BILINEAR)
+    digest = hashlib.sha256(prompt.encode()).digest()
+    picture = Image.blend(picture, Image.new("RGB", size, _colour(digest[0], digest[1])), 0.3)
+    banner = (0, 0, width, max(12, round(height * 0.2)))
+    _darken(picture, banner)
+    inner = (width * 0.04, banner[3] * 0.1, width * 0.96, banner[3] * 0.9)
+    _draw_centered(picture, _words(f"edit: {prompt}"), " ", inner)
+    _draw_insets(picture, sources[1:])
+    return picture
+
+
+def _draw_insets(picture: Image.Image, insets: tuple[Image.Image, ...]) -> None:
+    """The other input images as bordered thumbnails, along the bottom (or the right side)."""
+    width, height = picture.size
+    side = max(8, round(min(width, height) * 0.22))
+    gap = max(2, side // 12)
+    horizontal = width >= height
+    for index, inset in enumerate(insets):
+        offset = gap + index * (side + gap)
+        x = width - offset - side if horizontal else width - gap - side
+        y = round(height * 0.9) - side if horizontal else round(height * 0.9) - offset - side
+        if x < 0 or y < 0:
+            break  # no room left for more thumbnails
+        thumb = ImageOps.fit(inset.convert("RGB"), (side, side), Image.BILINEAR)
+        ImageDraw.Draw(picture).rectangle((x - 2, y - 2, x + side + 1, y + side + 1), fill=_WHITE)
+        picture.paste(thumb, (x, y))
+
+
+def _draft(picture: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """A smaller, greyed version of the final picture, like an interim thought image."""
+    draft = ImageOps.grayscale(picture.resize((max(1, size[0]), max(1, size[1])), Image.BILINEAR))
+    draft = draft.convert("RGB")
+    _draw_centered(draft, ["draft"], " ", (0, draft.height * 0.4, draft.width, draft.height * 0.6))
+    return draft
+
+
+def _darken(picture: Image.Image, box: tuple[int, int, int, int]) -> None:
+    region = picture.crop(box)
+    picture.paste(Image.blend(region, Image.new("RGB", region.size, _BLACK), 0.55), box[:2])
+
+
+def _draw_label(picture: Image.Image, label: str) -> None:
+    """The small corner label, shrunk (and wrapped at its separators) to fit narrow pictures."""
+    width, height = picture.size
+    size = max(9, round(min(width, height) * 0.025))
+    font, lines = _layout(label.split(" · "), " · ", size, width * 0.94)
+    while len(lines) > 1 and size > 7:
+        size -= 1
+        font, lines = _layout(label.split(" · "), " · ", size, width * 0.94)
+    text = "\n".join(lines)
+    draw = ImageDraw.Draw(picture)
+    left, top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font)
+    pad = max(2, size // 3)
+    box = (0, max(0, height - (bottom - top) - 2 * pad), min(width, right + 2 * pad), height)
+    _darken(picture, box)
+    draw.multiline_text((pad, box[1] + pad - top), text, font=font, fill=_WHITE)
+
+
+def _draw_centered(
+    picture: Image.Image, tokens: list[str], joiner: str, box: tuple[float, float, float, float]
+) -> None:
+    """Draw the tokens as large as they fit in ``box``, wrapped, white with a dark outline."""
+    if not tokens:
+        return
+    draw = ImageDraw.Draw(picture)
+    centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+
+    def styled(size: int) -> dict:
+        font, lines = _layout(tokens, joiner, size, box[2] - box[0])
+        return {
+            "xy": centre,
+            "text": "\n".join(lines),
+            "font": font,
+            "anchor": "mm",
+            "align": "center",
+            "spacing": size // 5,
+            "stroke_width": max(1, size // 16),
+        }
+
+    low, high = 7, max(7, int(box[3] - box[1]))
+    size = low
+    while low <= high:  # binary search for the largest font size that fits
+        middle = (low + high) // 2
+        left, top, right, bottom = draw.multiline_textbbox(**styled(middle))
+        if left >= box[0] and top >= box[1] and right <= box[2] and bottom <= box[3]:
+            size, low = middle, middle + 1
+        else:
+            high = middle - 1
+    draw.multiline_text(**styled(size), fill=_WHITE, stroke_fill=_BLACK)
+
+
+def _layout(
+    tokens: list[str], joiner: str, size: int, width: float
+) -> tuple[ImageFont.FreeTypeFont, list[str]]:
+    """The font of this size and the tokens greedily wrapped into lines no wider than ``width``.
+
+    A token wider than ``width`` on its own stays whole; the caller's fit check rejects the size.
+    """
+    font = ImageFont.load_default(size=size)
+    lines: list[str] = []
+    current = ""
+    for token in tokens:
+        candidate = f"{current}{joiner}{token}" if current else token
+        if current and font.getlength(candidate) > width:
+            lines.append(current)
+            current = token
+        else:
+            current = candidate
+    lines.append(current)
+    return font, lines  # type: ignore[return-value]
+
+
+def _words(text: str) -> list[str]:
+    """The words of a prompt, cut short so that a long prompt is still drawn legibly."""
+    if len(text) > MAX_DRAWN_CHARS:
+        text = text[: MAX_DRAWN_CHARS - 1] + "…"
+    return text.split()
+
+
+def _url_tokens(url: str) -> list[str]:
+    """A URL split after each '/', so that it wraps where a reader expects."""
+    pieces = url.split("/")
+    return ["image at "] + [piece + "/" for piece in pieces[:-1]] + [pieces[-1]]
