@@ -1,0 +1,619 @@
+"""The ipywidgets panel: a thin skin over the notebook's ``Session``.
+
+Widgets and callbacks only. Requests go through ``session.submit`` (off the
+kernel's main thread, so other cells keep running); results join the session's
+history there. Worker threads only set widget values or append outputs; every
+widget is made on the thread that builds the panel.
+"""
+
+from __future__ import annotations
+
+import html
+import threading
+import time
+from concurrent.futures import CancelledError, Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as w
+
+from .errors import AigateError, InputError
+from .images import make_preview, sniff_mime
+from .models import ALL_SIZES, BASE_RATIOS, EXTRA_RATIOS, spec_for
+from .session import Request, Session, current_session
+
+#: Thumbnails shown per gallery page; the widgets are made once and reused.
+GALLERY_SLOTS = 12
+#: Long edge in pixels of the larger view of the selected entry (the original may be 4K).
+PREVIEW_EDGE = 512
+MAX_VARIANTS = 8
+
+#: Dropdown value for "send no ratio/size: the model decides".
+MODEL_DEFAULT = ""
+#: Source dropdown values besides history indices.
+NO_SOURCE = "none"
+UPLOADED = "upload"
+
+_CSS = """
+<style>
+.aigate-panel { font-size: var(--jp-ui-font-size1, 13px); }
+.aigate-panel .aigate-label { font-size: var(--jp-ui-font-size0, 11px); color: var(--jp-ui-font-color2, #616161);
+  text-transform: uppercase; letter-spacing: 0.04em; line-height: 16px; }
+.aigate-panel .aigate-title { font-size: var(--jp-ui-font-size2, 15px); font-weight: 600; }
+.aigate-panel .aigate-badge { font-size: var(--jp-ui-font-size0, 11px); padding: 1px 6px; margin-left: 8px;
+  border-radius: 8px; background: var(--jp-layout-color2, #eee); color: var(--jp-ui-font-color1, #333); }
+.aigate-panel .aigate-status { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; line-height: 28px; }
+.aigate-panel .aigate-error { color: var(--jp-error-color1, #d32f2f); }
+.aigate-panel .aigate-muted { color: var(--jp-ui-font-color2, #616161); }
+.aigate-panel .aigate-prompt { max-height: 72px; overflow-y: auto; white-space: pre-wrap; word-break: break-word;
+  margin: 4px 0; }
+.aigate-panel .aigate-thumb img, .aigate-panel .aigate-preview { background: var(--jp-layout-color2, #f3f3f3); }
+.aigate-spinner { display: inline-block; width: 14px; height: 14px; margin-top: 7px; border-radius: 50%;
+  border: 2px solid var(--jp-layout-color3, #ccc); border-top-color: var(--jp-brand-color1, #1976d2);
+  animation: aigate-spin 0.8s linear infinite; }
+@keyframes aigate-spin { to { transform: rotate(360deg); } }
+</style>
+"""
+
+
+@dataclass
+class _Batch:
+    """The requests of one click: their futures, and what has come back so far."""
+
+    futures: list[Future]
+    started: float
+    what: str
+    done: int = 0
+    results: list = field(default_factory=list)
+    errors: list[BaseException] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+
+class _Slot:
+    """One gallery cell: a thumbnail and the button that selects its entry."""
+
+    def __init__(self, on_click) -> None:
+        self.index: int | None = None
+        self.entry_id: str | None = None
+        self.image = w.Image(format="jpeg", layout=w.Layout(width="96px", height="96px", object_fit="contain"))
+        self.image.add_class("aigate-thumb")
+        self.button = w.Button(description="", layout=w.Layout(width="96px", height="24px", margin="2px 0 0 0"))
+        self.button.on_click(lambda _: on_click(self.index))
+        self.box = w.VBox([self.image, self.button], layout=w.Layout(width="96px", display="none"))
+
+
+class Panel:
+    """Prompt, model, ratio, size, variants and source image; Generate and Edit;
+    a gallery of this notebook's history with a larger view of the selected entry.
+
+    ``Panel(session)`` (default: the kernel's session). Display it as any
+    widget, or use ``.widget``. ``wait(timeout)`` blocks until the model list
+    and the current request are done, without widgets; ``futures`` are the
+    current (or last) request's futures.
+    """
+
+    def __init__(self, session: Session | None = None) -> None:
+        self.session = session if session is not None else current_session()
+        self.selected: int | None = None
+        self.futures: list[Future] = []
+        self._lock = threading.RLock()
+        self._batch: _Batch | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+        self._upload: tuple[str, bytes] | None = None
+        self._page = 0
+        self._cell_parent: dict | None = None
+        self.status_text, self.status_is_error = "", False
+        self._build()
+        self._set_model_options([self.session.defaults.model])
+        self.refresh()
+        self._models_loaded = threading.Event()
+        threading.Thread(target=self._load_models, name="aigate-panel-models", daemon=True).start()
+
+    # -- building -------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        d = self.session.defaults
+        where = "emulator" if self.session.emulated else html.escape(self.session.client.base_url)
+        self.header = w.HTML(
+            f'{_CSS}<span class="aigate-title">Gemini image</span><span class="aigate-badge">{where}</span>'
+        )
+        self.prompt = w.Textarea(
+            placeholder="Describe the image to make, or the change to make to the source image",
+            layout=w.Layout(width="100%", height="64px"),
+        )
+        self.model = w.Dropdown(options=[d.model], value=d.model, layout=w.Layout(width="330px"))
+        self.aspect_ratio = w.Dropdown(layout=w.Layout(width="140px"))
+        self.image_size = w.Dropdown(layout=w.Layout(width="140px"))
+        self.variants = w.BoundedIntText(value=1, min=1, max=MAX_VARIANTS, layout=w.Layout(width="72px"))
+        self.model.observe(lambda change: self._follow_model(change.new), names="value")
+        self.source = w.Dropdown(layout=w.Layout(width="330px"))
+        self.upload = w.FileUpload(
+            accept="image/*", multiple=False, description="Upload image", layout=w.Layout(width="140px")
+        )
+        self.upload.observe(self._on_upload, names="value")
+
+        self.generate_button = w.Button(
+            description="Generate", button_style="primary", tooltip="Send the prompt, with the source image if one is chosen",
+            layout=w.Layout(width="140px"),
+        )
+        self.edit_button = w.Button(
+            description="Edit selected", tooltip="Send the prompt with the selected history entry as the source",
+            disabled=True, layout=w.Layout(width="140px"),
+        )
+        self.stop_button = w.Button(
+            description="Stop waiting", button_style="warning", layout=w.Layout(width="120px", display="none")
+        )
+        self.generate_button.on_click(lambda _: self._guarded(self.generate))
+        self.edit_button.on_click(lambda _: self._guarded(self.edit_selected))
+        self.stop_button.on_click(lambda _: self._guarded(self.stop_waiting))
+        self.busy = w.HTML('<div class="aigate-spinner"></div>', layout=w.Layout(width="18px", display="none"))
+        self.elapsed = w.Label("", layout=w.Layout(width="56px"))
+        self.status = w.HTML("", layout=w.Layout(flex="1 1 auto", width="auto", min_width="0"))
+
+        self._slots = [_Slot(self._guarded_select) for _ in range(GALLERY_SLOTS)]
+        self.gallery = w.GridBox(
+            [slot.box for slot in self._slots],
+            layout=w.Layout(grid_template_columns="repeat(auto-fill, 96px)", grid_gap="10px 10px", width="100%"),
+        )
+        self.gallery_title = w.HTML("")
+        self.refresh_button = w.Button(description="Refresh", tooltip="Show entries the magic added", layout=w.Layout(width="80px"))
+        self.newer_button = w.Button(description="Newer", layout=w.Layout(width="72px"))
+        self.older_button = w.Button(description="Older", layout=w.Layout(width="72px"))
+        self.refresh_button.on_click(lambda _: self._guarded(self.refresh))
+        self.newer_button.on_click(lambda _: self._guarded(self._turn_page, -1))
+        self.older_button.on_click(lambda _: self._guarded(self._turn_page, 1))
+
+        self.preview = w.Image(format="jpeg", layout=w.Layout(width="100%", height="300px", object_fit="contain"))
+        self.preview.add_class("aigate-preview")
+        self.details = w.HTML("")
+        self.new_cell_button = w.Button(
+            description="New cell", tooltip="Put a %%gemini_image --edit cell with this prompt below the next cell you run",
+            layout=w.Layout(width="100px"),
+        )
+        self.save_path = w.Text(placeholder="file to save to", layout=w.Layout(flex="1 1 auto", width="auto"))
+        self.save_button = w.Button(description="Save", layout=w.Layout(width="72px"))
+        self.new_cell_button.on_click(lambda _: self._guarded(self.new_cell))
+        self.save_button.on_click(lambda _: self._guarded(self.save_selected))
+        self.placeholder = w.HTML(
+            '<div class="aigate-muted">Select an image in the history to see it larger, '
+            "edit it, save it or copy it into a new cell.</div>"
+        )
+        self._detail_box = w.VBox(
+            [
+                self.preview,
+                self.details,
+                w.HBox([self.save_path, self.save_button], layout=w.Layout(width="100%")),
+                self.new_cell_button,
+            ],
+            layout=w.Layout(display="none", width="100%"),
+        )
+        self.output = w.Output(layout=w.Layout(display="none", margin="8px 0 0 0"))
+
+        controls = w.VBox(
+            [
+                self.header,
+                _field("Prompt", self.prompt, width="100%"),
+                _row(
+                    _field("Model", self.model),
+                    _field("Aspect ratio", self.aspect_ratio),
+                    _field("Size", self.image_size),
+                    _field("Variants", self.variants),
+                ),
+                _row(_field("Source image", self.source), _field("", self.upload)),
+                _row(
+                    self.generate_button, self.edit_button, self.stop_button, self.busy, self.elapsed, self.status,
+                    wrap=False,
+                ),
+            ],
+            layout=w.Layout(width="100%"),
+        )
+        gallery_column = w.VBox(
+            [
+                w.HBox(
+                    [self.gallery_title, self.newer_button, self.older_button, self.refresh_button],
+                    layout=w.Layout(align_items="center", width="100%", margin="0 0 6px 0"),
+                ),
+                self.gallery,
+            ],
+            layout=w.Layout(flex="1 1 auto", width="auto", min_width="220px", margin="0 16px 0 0"),
+        )
+        detail_column = w.VBox(
+            [self.placeholder, self._detail_box], layout=w.Layout(flex="0 0 360px", width="360px")
+        )
+        body = w.HBox(
+            [gallery_column, detail_column],
+            layout=w.Layout(
+                width="100%", margin="12px 0 0 0", padding="12px 0 0 0",
+                border_top="1px solid var(--jp-border-color2, #e0e0e0)",
+            ),
+        )
+        self.gallery_title.layout = w.Layout(flex="1 1 auto", width="auto")
+        self.widget = w.VBox(
+            [controls, body, self.output],
+            layout=w.Layout(
+                width="100%", max_width="1000px", padding="12px 16px",
+                border="1px solid var(--jp-border-color1, #bdbdbd)",
+            ),
+        )
+        self.widget.add_class("aigate-panel")
+
+    # -- display ----------------------------------------------------------------------------
+
+    def _ipython_display_(self) -> None:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        shell = get_ipython()
+        if shell is not None and hasattr(shell, "set_thread_parent"):
+            # The cell showing the panel: results go there as plain outputs, which the
+            # notebook file keeps (widget state is usually not saved).
+            self._cell_parent = shell.get_parent()
+        display(self.widget)
+
+    def _repr_mimebundle_(self, **kwargs: Any):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    # -- models, ratios and sizes -----------------------------------------------------------
+
+    def _load_models(self) -> None:
+        try:
+            models = self.session.image_models()
+        except Exception as exc:  # noqa: BLE001 - any failure leaves the default model usable
+            models = []
+            note = f"Could not list the models ({_one_line(exc)}); using {self.session.defaults.model}."
+            self._show_status(note, error=True)
+        else:
+            if not models:
+                self._show_status(f"The gateway lists no image models; using {self.session.defaults.model}.", error=True)
+        default = self.session.defaults.model
+        with self._lock:
+            self._set_model_options([default] + [m for m in models if m != default] if models else [default])
+        self._models_loaded.set()
+
+    def _set_model_options(self, models: list[str]) -> None:
+        current = self.model.value
+        _set_options(self.model, models, keep=current)
+        self._follow_model(self.model.value)
+
+    def _follow_model(self, model: str | None) -> None:
+        """Offer only the ratios and sizes ``model`` takes (all of them for a model we do not know)."""
+        spec = spec_for(model or "")
+        ratios = spec.ratios if spec else BASE_RATIOS + EXTRA_RATIOS
+        sizes = spec.sizes if spec else ALL_SIZES
+        d = self.session.defaults
+        _set_options(
+            self.aspect_ratio, [("model default", MODEL_DEFAULT)] + [(r, r) for r in ratios],
+            keep=d.aspect_ratio if self.aspect_ratio.value is None else self.aspect_ratio.value,
+        )
+        _set_options(
+            self.image_size, [("model default", MODEL_DEFAULT)] + [(s, s) for s in sizes],
+            keep=d.image_size if self.image_size.value is None else self.image_size.value,
+        )
+        self.image_size.disabled = not sizes
+        self.image_size.tooltip = "" if sizes else f"{model} takes no image size (about 1K)"
+
+    # -- sources ----------------------------------------------------------------------------
+
+    def _on_upload(self, change) -> None:
+        files = change.new
+        if not files:
+            return
+        item = files[-1]
+        data = bytes(item["content"])
+        if sniff_mime(data) is None:
+            self._show_status(f"{item['name']} is not an image; upload a PNG, JPEG or WebP file.", error=True)
+            return
+        with self._lock:
+            self._upload = (item["name"], data)
+            self._refresh_sources()
+            self.source.value = UPLOADED
+
+    def _refresh_sources(self, entries: list | None = None) -> None:
+        entries = list(self.session.history) if entries is None else entries
+        options = [("None: make a new image", NO_SOURCE)]
+        if self._upload is not None:
+            options.append((f"Uploaded: {self._upload[0]}", UPLOADED))
+        options += [(f"[{e.index}] {_excerpt(e.prompt, 48)}", e.index) for e in reversed(entries)]
+        _set_options(self.source, options, keep=self.source.value)
+
+    def _source_images(self) -> tuple:
+        value = self.source.value
+        if value in (None, NO_SOURCE):
+            return ()
+        if value == UPLOADED:
+            return (self._upload[1],)
+        return (self.session.resolve_image(value),)
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def _request(self, images: tuple) -> Request:
+        return Request(
+            prompt=self.prompt.value,
+            model=self.model.value,
+            aspect_ratio=self.aspect_ratio.value or None,
+            image_size=self.image_size.value or None,
+            images=images,
+        )
+
+    def generate(self) -> None:
+        """What Generate does: the prompt, with the chosen source image if any."""
+        images = self._source_images()
+        self._start(self._request(images), "Editing" if images else "Generating")
+
+    def edit_selected(self) -> None:
+        """What Edit does: the prompt, with the selected history entry as the source."""
+        if self.selected is None:
+            raise InputError("Select an image in the history first.")
+        entry = self.session.resolve_image(self.selected)
+        self._start(self._request((entry,)), f"Editing [{entry.index}]")
+
+    def _start(self, request: Request, what: str) -> None:
+        count = self.variants.value
+        with self._lock:
+            if self._batch is not None:
+                return
+            futures = self.session.submit(request, count)
+            batch = _Batch(futures, time.monotonic(), what)
+            self._batch, self.futures = batch, futures
+            self._idle.clear()
+            self._set_busy(True)
+            self._show_status(f"{what}{f' {count} variants' if count > 1 else ''}…")
+        threading.Thread(target=self._tick, args=(batch,), name="aigate-panel-clock", daemon=True).start()
+        for future in futures:
+            future.add_done_callback(lambda f, batch=batch: self._on_done(batch, f))
+
+    def _tick(self, batch: _Batch) -> None:
+        while not batch.stop.wait(0.2):
+            self.elapsed.value = f"{time.monotonic() - batch.started:.1f} s"
+
+    def _on_done(self, batch: _Batch, future: Future) -> None:
+        """Runs on the worker thread that finished ``future``."""
+        try:
+            try:
+                result, error = future.result(), None
+            except CancelledError:
+                result, error = None, None
+            except Exception as exc:  # noqa: BLE001 - shown as one line below
+                result, error = None, exc
+            with self._lock:
+                current = batch is self._batch
+                if result is not None:
+                    self.refresh()
+                    if current:
+                        self._show_result(result)
+                        self.select(result.index)
+                if not current:
+                    return  # the panel stopped waiting; the result is in the history all the same
+                batch.done += 1
+                if result is not None:
+                    batch.results.append(result)
+                if error is not None:
+                    batch.errors.append(error)
+                if batch.done == len(batch.futures):
+                    self._finish(batch)
+        except Exception as exc:  # noqa: BLE001 - never a traceback in the kernel's log
+            self._show_status(_one_line(exc), error=True)
+            with self._lock:
+                if batch is self._batch:
+                    self._finish(batch)
+
+    def _finish(self, batch: _Batch, stopped: bool = False) -> None:
+        batch.stop.set()
+        took = time.monotonic() - batch.started
+        self._batch = None
+        self._set_busy(False)
+        self.elapsed.value = ""
+        if stopped:
+            self._show_status(
+                f"Stopped waiting after {took:.1f} s; a reply that still comes joins the history and the gallery."
+            )
+        elif batch.errors:
+            failed = len(batch.errors)
+            head = f"{failed} of {len(batch.futures)} failed: " if len(batch.futures) > 1 else ""
+            self._show_status(head + _one_line(batch.errors[0]), error=True)
+        else:
+            made = ", ".join(f"[{r.index}]" for r in batch.results)
+            self._show_status(f"Made {made} in {took:.1f} s.")
+        self._idle.set()
+
+    def stop_waiting(self) -> None:
+        """Give the buttons back now; requests already sent may still finish and join the history."""
+        with self._lock:
+            batch = self._batch
+            if batch is None:
+                return
+            for future in batch.futures:
+                future.cancel()
+            self._finish(batch, stopped=True)
+
+    def wait(self, timeout: float = 60.0) -> None:
+        """Block until the model list is in and no request is running; ``TimeoutError`` after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        if not self._models_loaded.wait(timeout) or not self._idle.wait(max(0.0, deadline - time.monotonic())):
+            raise TimeoutError(f"The panel was still busy after {timeout:g} s.")
+
+    @property
+    def busy_now(self) -> bool:
+        return self._batch is not None
+
+    def _set_busy(self, busy: bool) -> None:
+        self.generate_button.disabled = busy
+        self.edit_button.disabled = busy or self.selected is None
+        self.stop_button.layout.display = "" if busy else "none"
+        self.busy.layout.display = "" if busy else "none"
+
+    def _show_result(self, result) -> None:
+        """The result as a plain output: in the panel's cell when shown in a kernel, else in ``output``."""
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if self._cell_parent is not None and shell is not None:
+            from IPython.display import display
+
+            tokens = shell.set_thread_parent(self._cell_parent)
+            try:
+                display(result)
+            finally:
+                shell.reset_thread_parent(tokens)
+        else:
+            self.output.append_display_data(result)
+            self.output.layout.display = ""
+
+    # -- gallery and selection --------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Show the history as it is now (the magic may have added to it)."""
+        with self._lock:
+            entries = list(self.session.history)
+            pages = max(1, -(-len(entries) // GALLERY_SLOTS))
+            self._page = min(self._page, pages - 1)
+            newest_first = entries[::-1]
+            shown = newest_first[self._page * GALLERY_SLOTS:(self._page + 1) * GALLERY_SLOTS]
+            for slot, entry in zip(self._slots, shown + [None] * (GALLERY_SLOTS - len(shown))):
+                self._fill_slot(slot, entry)
+            count = f"{len(entries)} image{'s' if len(entries) != 1 else ''}"
+            span = f" · page {self._page + 1} of {pages}" if pages > 1 else ""
+            empty = '<span class="aigate-muted"> · nothing yet: Generate makes the first</span>' if not entries else ""
+            self.gallery_title.value = f'<span class="aigate-title">History</span> <span class="aigate-muted">{count}{span}</span>{empty}'
+            self.newer_button.disabled = self._page == 0
+            self.older_button.disabled = self._page >= pages - 1
+            self.newer_button.layout.display = self.older_button.layout.display = "" if pages > 1 else "none"
+            self._refresh_sources(entries)
+
+    def _fill_slot(self, slot: _Slot, entry) -> None:
+        if entry is None:
+            slot.index = slot.entry_id = None
+            slot.box.layout.display = "none"
+            return
+        if slot.entry_id != entry.id:
+            slot.image.value = self.session.history.thumbnail(entry)
+            slot.entry_id = entry.id
+        slot.index = entry.index
+        slot.button.description = f"[{entry.index}]"
+        slot.button.tooltip = _excerpt(entry.prompt, 200)
+        slot.button.button_style = "info" if entry.index == self.selected else ""
+        slot.box.layout.display = ""
+
+    def _turn_page(self, step: int) -> None:
+        self._page = max(0, self._page + step)
+        self.refresh()
+
+    def _guarded_select(self, index: int | None) -> None:
+        if index is not None:
+            self._guarded(self.select, index)
+
+    def select(self, index: int) -> None:
+        """Show history entry ``index`` larger, with its prompt and lineage."""
+        history = self.session.history
+        with self._lock:
+            entry = history.get(index)
+            mime, data, _ = make_preview(entry.path.read_bytes(), PREVIEW_EDGE)
+            self.selected = entry.index
+            self.preview.format = mime.split("/")[-1]
+            self.preview.value = data
+            self.details.value = _details_html(entry, history.lineage(entry))
+            self.save_path.value = f"image-{entry.index}{entry.path.suffix}"
+            self.placeholder.layout.display = "none"
+            self._detail_box.layout.display = ""
+            for slot in self._slots:
+                slot.button.button_style = "info" if slot.index == entry.index else ""
+            self.edit_button.description = f"Edit [{entry.index}]"
+            self.edit_button.disabled = self._batch is not None
+
+    def save_selected(self) -> Path:
+        """Save the selected entry's full-size image to the path in the box."""
+        if self.selected is None:
+            raise InputError("Select an image in the history first.")
+        target = self.save_path.value.strip()
+        if not target:
+            raise InputError("Type a file name to save to, e.g. picture.png.")
+        path = self.session.history.get(self.selected).result().save(target)
+        self._show_status(f"Saved [{self.selected}] to {path}")
+        return path
+
+    def new_cell(self) -> str:
+        """Queue a ``%%gemini_image --edit N`` cell holding the selected entry's prompt."""
+        from IPython import get_ipython
+
+        if self.selected is None:
+            raise InputError("Select an image in the history first.")
+        shell = get_ipython()
+        if shell is None:
+            raise InputError("New cell needs a running IPython kernel.")
+        text = edit_cell_text(self.session.history.get(self.selected))
+        shell.set_next_input(text)
+        self._show_status(f"A %%gemini_image --edit {self.selected} cell appears below the next cell you run.")
+        return text
+
+    # -- status -----------------------------------------------------------------------------
+
+    def _guarded(self, action, *args) -> None:
+        """Run a button's action; any failure becomes one line in the status, never a traceback."""
+        try:
+            action(*args)
+        except Exception as exc:  # noqa: BLE001
+            self._show_status(_one_line(exc), error=True)
+
+    def _show_status(self, text: str, error: bool = False) -> None:
+        self.status_text, self.status_is_error = text, error
+        kind = "aigate-status aigate-error" if error else "aigate-status"
+        mark = "⚠ " if error else ""
+        self.status.value = f'<div class="{kind}" title="{html.escape(text)}">{mark}{html.escape(text)}</div>'
+
+
+def edit_cell_text(entry) -> str:
+    """A ``%%gemini_image`` cell that edits ``entry`` with its own prompt (braces kept literal)."""
+    prompt = entry.prompt.replace("{", "{{").replace("}", "}}")
+    return f"%%gemini_image --edit {entry.index}\n{prompt}"
+
+
+def _details_html(entry, lineage: list) -> str:
+    facts = [entry.model.removeprefix("google/")]
+    facts += [v for v in (entry.aspect_ratio, entry.image_size) if v]
+    facts.append("{}×{}".format(*entry.size))
+    if len(lineage) > 1:
+        chain = " → ".join(f"[{e.index}]" for e in lineage)
+        history_line = f"Lineage: {chain}"
+    elif entry.parent:
+        history_line = "Edited from an image outside this history"
+    else:
+        history_line = "Lineage: an original (not an edit)"
+    return (
+        f'<div><span class="aigate-title">[{entry.index}]</span> '
+        f'<span class="aigate-muted">{html.escape(" · ".join(facts))}</span></div>'
+        f'<div class="aigate-prompt">{html.escape(entry.prompt)}</div>'
+        f'<div class="aigate-muted">{html.escape(history_line)}</div>'
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) if isinstance(exc, AigateError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
+def _excerpt(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _set_options(dropdown: w.Dropdown, options: list, keep: Any = None) -> None:
+    """Replace a dropdown's options, keeping ``keep`` selected when it is still offered."""
+    values = [o[1] if isinstance(o, tuple) else o for o in options]
+    if list(dropdown.options) == list(options) and dropdown.value in values:
+        return
+    dropdown.options = options  # selects the first option, then ours below
+    dropdown.value = keep if keep in values else values[0]
+
+
+def _field(label: str, control: w.Widget, width: str | None = None) -> w.VBox:
+    caption = w.HTML(f'<span class="aigate-label">{html.escape(label) or "&nbsp;"}</span>')
+    return w.VBox([caption, control], layout=w.Layout(width=width or "auto", margin="0 12px 8px 0"))
+
+
+def _row(*children: w.Widget, wrap: bool = True) -> w.HBox:
+    return w.HBox(
+        list(children),
+        layout=w.Layout(flex_flow="row wrap" if wrap else "row nowrap", align_items="flex-end", width="100%"),
+    )

@@ -1,0 +1,302 @@
+"""The panel driven as a user would (set values, click buttons) against the emulator, with no browser."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+
+import pytest
+from PIL import Image
+
+from aigate_nb.client import Client
+from aigate_nb.history import History
+from aigate_nb.models import BASE_RATIOS, DEFAULT_MODEL
+from aigate_nb.panel import MODEL_DEFAULT, NO_SOURCE, UPLOADED, Panel, edit_cell_text
+from aigate_nb.session import Request, Session
+
+from conftest import TEST_KEY
+
+
+def until(predicate, timeout: float = 10.0, what: str = "the condition"):
+    """Poll ``predicate`` until it is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.01)
+    pytest.fail(f"{what} did not happen within {timeout} s")
+
+
+@pytest.fixture
+def session(emu, tmp_path):
+    s = Session(Client(api_key=TEST_KEY, base_url=emu.url, retry_backoff=0.01), History(name="panel", root=tmp_path))
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def panel(session):
+    p = Panel(session)
+    p.wait(10)
+    return p
+
+
+def generate(panel: Panel, prompt: str) -> None:
+    panel.prompt.value = prompt
+    panel.generate_button.click()
+    panel.wait(20)
+    assert not panel.status_is_error, panel.status_text
+
+
+def png_bytes(colour=(200, 40, 40)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 48), colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def visible_slots(panel: Panel) -> list[str]:
+    return [slot.button.description for slot in panel._slots if slot.box.layout.display != "none"]
+
+
+# -- models, ratios and sizes ------------------------------------------------------------------
+
+
+def test_model_list_holds_the_gateways_image_models_with_the_default_first(panel, session):
+    listed = session.image_models()
+    assert panel.model.options[0] == DEFAULT_MODEL
+    assert set(panel.model.options) == set(listed) | {DEFAULT_MODEL}
+    assert panel.model.value == DEFAULT_MODEL
+
+
+def test_ratio_and_size_lists_follow_the_model(panel):
+    panel.model.value = "google/gemini-2.5-flash-image"
+    assert [v for _, v in panel.aspect_ratio.options] == [MODEL_DEFAULT, *BASE_RATIOS]
+    assert panel.image_size.disabled
+
+    panel.model.value = "google/gemini-3-pro-image"
+    assert [v for _, v in panel.image_size.options] == [MODEL_DEFAULT, "1K", "2K", "4K"]
+    assert not panel.image_size.disabled
+    assert "1:8" not in panel.aspect_ratio.options
+
+    panel.aspect_ratio.value = "16:9"
+    panel.image_size.value = "2K"
+    panel.model.value = "google/gemini-3.1-flash-image"
+    assert ("1:8", "1:8") in panel.aspect_ratio.options
+    assert ("512", "512") in panel.image_size.options
+    assert (panel.aspect_ratio.value, panel.image_size.value) == ("16:9", "2K")  # still offered, so kept
+
+
+def test_failed_model_listing_falls_back_to_the_default_model_with_a_note(emu, tmp_path):
+    wrong_key = Session(Client(api_key="sk-wrong-key-000000000000", base_url=emu.url, retry_backoff=0.01),
+                        History(name="panel", root=tmp_path))
+    panel = Panel(wrong_key)
+    panel.wait(10)
+    assert panel.model.options == (DEFAULT_MODEL,)
+    assert panel.status_is_error and "\n" not in panel.status_text
+    assert DEFAULT_MODEL in panel.status_text
+    wrong_key.close()
+
+
+# -- generating, selecting, editing ---------------------------------------------------------------
+
+
+def test_generate_adds_an_entry_and_shows_it(panel, session, emu):
+    panel.model.value = "google/gemini-3-pro-image"
+    panel.aspect_ratio.value = "16:9"
+    generate(panel, "a lighthouse at dusk")
+
+    assert len(session.history) == 1
+    entry = session.history[0]
+    assert (entry.prompt, entry.model, entry.aspect_ratio) == ("a lighthouse at dusk", "google/gemini-3-pro-image", "16:9")
+    assert emu.attempts("a lighthouse at dusk")
+    assert panel.selected == 0 and panel.preview.value
+    assert visible_slots(panel) == ["[0]"]
+    [shown] = panel.output.outputs
+    assert "image/jpeg" in shown["data"] or "image/png" in shown["data"]
+    assert shown["metadata"]["aigate_nb"]["history_id"] == entry.id
+    assert "[0]" in panel.status_text
+
+
+def test_variants_each_join_the_history(panel, session):
+    panel.variants.value = 3
+    generate(panel, "three variants of a teapot")
+    assert len(session.history) == 3
+    assert len(panel.output.outputs) == 3
+    assert visible_slots(panel) == ["[2]", "[1]", "[0]"]  # newest first
+
+
+def test_selecting_an_entry_shows_it_larger_with_its_prompt(panel):
+    generate(panel, "first picture")
+    generate(panel, "second picture")
+    older = next(slot for slot in panel._slots if slot.index == 0)
+    older.button.click()
+    assert panel.selected == 0
+    assert "first picture" in panel.details.value
+    assert older.button.button_style == "info"
+    assert panel.edit_button.description == "Edit [0]" and not panel.edit_button.disabled
+    assert len(panel.preview.value) < 200_000  # a preview, not the original
+
+
+def test_edit_from_the_selection_records_the_parent_and_sends_the_original_bytes(panel, session, emu):
+    generate(panel, "a plain blue vase")
+    panel.select(0)
+    edit_prompt = "paint flowers on the vase"
+    panel.prompt.value = edit_prompt
+    panel.edit_button.click()
+    panel.wait(20)
+
+    original, edit = session.history[0], session.history[1]
+    assert edit.parent == original.id and edit.parent_index == 0
+    [request] = emu.attempts(edit_prompt)
+    assert [image.sha256 for image in request.images] == [original.sha256s[0]]
+    assert panel.selected == 1
+    assert "[0] → [1]" in panel.details.value
+
+
+def test_a_history_entry_chosen_as_source_is_edited_by_generate(panel, session, emu):
+    generate(panel, "a red door")
+    assert ("[0] a red door", 0) in panel.source.options
+    panel.source.value = 0
+    generate(panel, "make the door green")
+    assert session.history[1].parent == session.history[0].id
+    assert emu.attempts("make the door green")[0].images[0].sha256 == session.history[0].sha256s[0]
+
+
+def test_an_uploaded_file_is_the_source(panel, session, emu):
+    data = png_bytes()
+    panel.upload.set_state(
+        {"value": [{"name": "sketch.png", "type": "image/png", "size": len(data),
+                    "last_modified": 1_700_000_000_000, "content": memoryview(data)}]}
+    )
+    assert panel.source.value == UPLOADED
+    assert ("Uploaded: sketch.png", UPLOADED) in panel.source.options
+    generate(panel, "turn the sketch into a painting")
+    [request] = emu.attempts("turn the sketch into a painting")
+    assert [image.sha256 for image in request.images] == [hashlib.sha256(data).hexdigest()]
+    assert session.history[0].parent is None
+
+    panel.source.value = NO_SOURCE
+    generate(panel, "no source this time")
+    assert emu.attempts("no source this time")[0].images == ()
+
+
+def test_an_upload_that_is_not_an_image_is_refused_in_one_line(panel):
+    panel.upload.set_state(
+        {"value": [{"name": "notes.txt", "type": "text/plain", "size": 5,
+                    "last_modified": 1_700_000_000_000, "content": memoryview(b"hello")}]}
+    )
+    assert panel.source.value == NO_SOURCE
+    assert panel.status_is_error and "notes.txt" in panel.status_text
+
+
+# -- while a request runs ---------------------------------------------------------------------
+
+
+def test_buttons_are_disabled_while_a_request_runs(panel, session, emu):
+    generate(panel, "something to select")
+    emu.inject_fault("timeout", delay=1.0)
+    panel.prompt.value = "a slow one"
+    panel.generate_button.click()
+
+    assert panel.generate_button.disabled and panel.edit_button.disabled
+    assert panel.stop_button.layout.display != "none" and panel.busy.layout.display != "none"
+    until(lambda: panel.elapsed.value.endswith(" s"), what="the elapsed time")
+    panel.generate_button.click()  # ignored while busy
+    panel.wait(20)
+
+    assert not panel.generate_button.disabled and not panel.edit_button.disabled
+    assert panel.stop_button.layout.display == "none" and panel.busy.layout.display == "none"
+    assert len(emu.attempts("a slow one")) == 1
+    assert len(session.history) == 2
+
+
+def test_stop_waiting_gives_the_buttons_back_and_a_late_result_still_joins_the_history(panel, session, emu):
+    emu.inject_fault("timeout", delay=1.0)
+    panel.prompt.value = "a result nobody waits for"
+    panel.generate_button.click()
+    until(lambda: emu.attempts("a result nobody waits for"), what="the request reaching the emulator")
+    panel.stop_button.click()
+
+    assert not panel.generate_button.disabled
+    assert panel.stop_button.layout.display == "none"
+    assert "Stopped waiting" in panel.status_text
+    panel.wait(1)  # idle at once
+
+    until(lambda: len(session.history) == 1, what="the late result joining the history")
+    until(lambda: visible_slots(panel) == ["[0]"], what="the gallery showing the late result")
+    assert panel.output.outputs == ()  # not shown as a result of a later click
+
+
+def test_a_failed_request_is_one_line_in_the_status(panel, emu):
+    emu.inject_fault("500", count=None)
+    panel.prompt.value = "this will fail"
+    panel.generate_button.click()
+    panel.wait(20)
+    assert panel.status_is_error
+    assert "HTTP 500" in panel.status_text and "\n" not in panel.status_text
+    assert "Traceback" not in panel.status.value
+    assert not panel.generate_button.disabled
+
+
+def test_an_empty_prompt_is_one_line_in_the_status(panel, emu):
+    panel.prompt.value = "   "
+    panel.generate_button.click()
+    panel.wait(10)
+    assert panel.status_is_error and "prompt is empty" in panel.status_text
+    assert emu.requests == [r for r in emu.requests if r.path.endswith("/models")]
+
+
+# -- the selected entry's actions ----------------------------------------------------------------
+
+
+def test_new_cell_queues_an_edit_cell_with_the_prompt(panel, monkeypatch):
+    generate(panel, "a map of {city} at night")
+    calls = []
+
+    class Shell:
+        def set_next_input(self, text, replace=False):
+            calls.append(text)
+
+    monkeypatch.setattr("IPython.get_ipython", lambda: Shell())
+    panel.select(0)
+    panel.new_cell_button.click()
+    assert calls == ["%%gemini_image --edit 0\na map of {{city}} at night"]
+    assert not panel.status_is_error
+
+
+def test_edit_cell_text_keeps_braces_literal(session, panel):
+    generate(panel, "json {\"a\": 1}")
+    assert edit_cell_text(session.history[0]) == '%%gemini_image --edit 0\njson {{"a": 1}}'
+
+
+def test_save_writes_the_full_size_image(panel, session, tmp_path):
+    generate(panel, "something worth keeping")
+    panel.select(0)
+    target = tmp_path / "out" / "kept.png"
+    panel.save_path.value = str(target)
+    panel.save_button.click()
+    assert not panel.status_is_error, panel.status_text
+    with Image.open(target) as saved:
+        assert saved.size == session.history[0].size
+        assert saved.info.get("prompt") == "something worth keeping"
+
+
+def test_actions_without_a_selection_say_so(panel):
+    panel.save_button.click()
+    assert panel.status_is_error and "Select an image" in panel.status_text
+    assert panel.edit_button.disabled
+
+
+def test_the_panel_displays_as_its_widget(panel):
+    data = panel._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.widget.model_id
+
+
+def test_entries_the_magic_adds_appear_on_refresh(panel, session):
+    session.run(Request(prompt="made elsewhere"))
+    assert visible_slots(panel) == []
+    panel.refresh_button.click()
+    assert visible_slots(panel) == ["[0]"]
