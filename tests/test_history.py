@@ -1,0 +1,366 @@
+"""The per-notebook History: which notebook, persistence, crash safety,
+concurrent appends, lookups and their errors, lineage, the gallery, and
+editing from an earlier entry."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from aigate_nb.errors import HistoryError
+from aigate_nb.history import History, HistoryEntry, notebook_name
+from aigate_nb.results import ImageResult
+from aigate_nb.wire import ReplyImage
+
+FLASH = "google/gemini-3.1-flash-image-preview"
+REPO = Path(__file__).resolve().parent.parent
+APPEND_LOOP = Path(__file__).resolve().parent / "helpers" / "append_loop.py"
+
+
+def png(color=(200, 30, 30), size=(64, 48)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def result_of(n: int = 0, **fields) -> ImageResult:
+    fields.setdefault("prompt", f"fox number {n}")
+    fields.setdefault("model", FLASH)
+    return ImageResult([ReplyImage("image/png", png((n % 256, 7, 7)))], **fields)
+
+
+def wait_for(condition, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def history(tmp_path):
+    return History("notebook", root=tmp_path)
+
+
+# -- which notebook ---------------------------------------------------------------------------
+
+def test_notebook_name_comes_from_the_jupyter_session_path():
+    env = {"JPY_SESSION_NAME": "/home/ada/work/Fox studies.ipynb"}
+    assert notebook_name(environ=env) == "Fox_studies"
+
+
+def test_notebook_name_comes_from_vs_code_when_jupyter_server_says_nothing():
+    ns = {"__vsc_ipynb_file__": "c:\\Users\\ada\\edits.ipynb"}
+    assert notebook_name(ns, environ={}) == "edits"
+
+
+def test_notebook_name_falls_back_to_the_users_choice_then_default():
+    assert notebook_name({}, environ={}, fallback="my/run: 1") == "my_run_1"
+    assert notebook_name({}, environ={}) == "default"
+
+
+def test_notebook_names_become_safe_folder_names():
+    for path in ("../../etc/passwd", "/x/..ipynb", "/x/CON.ipynb", "a b\tc?.ipynb"):
+        name = notebook_name(environ={"JPY_SESSION_NAME": path})
+        assert re.fullmatch(r"[\w.-]+", name) and name not in (".", "..") and name.lower() != "con"
+
+
+def test_history_lives_in_the_history_dir_per_notebook(history_dir, monkeypatch):
+    monkeypatch.setenv("JPY_SESSION_NAME", "lab/Fox.ipynb")
+    history = History()
+    history.append(result_of())
+    assert history.folder == history_dir / "Fox"
+    assert (history_dir / "Fox" / "index.jsonl").is_file()
+    assert History.for_notebook({"__vsc_ipynb_file__": "/w/Other.ipynb"}).folder == history_dir / "Fox"
+    monkeypatch.delenv("JPY_SESSION_NAME")
+    assert History.for_notebook({"__vsc_ipynb_file__": "/w/Other.ipynb"}).folder == history_dir / "Other"
+
+
+# -- persistence ------------------------------------------------------------------------------
+
+def test_entries_survive_a_new_history_object(tmp_path):
+    parts = [{"text": "ok"}, {"inlineData": {"mimeType": "image/png", "imageIndex": 0}, "thoughtSignature": "c2ln"}]
+    first = History("nb", root=tmp_path)
+    kept = [
+        first.append(result_of(0, aspect_ratio="16:9", image_size="2K", text="Here.", route="google",
+                               model_parts=parts, elapsed=1.25, emulated=True)),
+        first.append(result_of(1)),
+    ]
+    again = History("nb", root=tmp_path)
+    assert len(again) == 2
+    for old, new in zip(kept, again):
+        assert vars(new) == vars(old)
+    entry = again[0]
+    assert (entry.aspect_ratio, entry.image_size, entry.text, entry.route) == ("16:9", "2K", "Here.", "google")
+    assert entry.model_parts == parts and entry.emulated and entry.elapsed == 1.25
+    assert entry.files == [tmp_path / "nb" / "images" / f"{entry.id}-1.png"]
+    assert re.fullmatch(r"[0-9a-f]{12}", entry.id)
+
+
+def test_files_keep_the_original_bytes_and_format(history):
+    jpeg = io.BytesIO()
+    Image.new("RGB", (40, 30), (9, 9, 9)).save(jpeg, format="JPEG")
+    result = ImageResult([ReplyImage("image/jpeg", jpeg.getvalue()), ReplyImage("image/png", png())], "two", FLASH)
+    entry = history.append(result)
+    assert [p.name for p in entry.files] == [f"{entry.id}-1.jpg", f"{entry.id}-2.png"]
+    assert entry.files[0].read_bytes() == jpeg.getvalue()
+    assert entry.sha256s == [hashlib.sha256(jpeg.getvalue()).hexdigest(), hashlib.sha256(png()).hexdigest()]
+    assert entry.sizes == [(40, 30), (64, 48)]
+
+
+def test_append_tells_the_result_where_it_is(history):
+    result = result_of()
+    entry = history.append(result)
+    assert (result.id, result.index, result.files) == (entry.id, 0, entry.files)
+    assert history.append(result) is entry  # appending again does not duplicate
+    assert len(history) == 1
+
+
+def test_entries_keep_no_pixels_in_memory(history):
+    entry = history.append(result_of())
+    assert not any(isinstance(v, (bytes, bytearray)) or hasattr(v, "getpixel") for v in vars(entry).values())
+    assert entry.image.size == (64, 48)
+    assert entry.image is not entry.image  # opened from the file each time
+    assert entry._aigate_image_bytes() == ("image/png", png((0, 7, 7)))
+
+
+def test_an_entry_displays_as_its_result_did(history):
+    result = result_of(3, aspect_ratio="4:3", image_size="1K", elapsed=2.345, emulated=True)
+    entry = history.append(result)
+    shown, meta = entry._repr_mimebundle_()
+    assert shown["text/plain"] == result._repr_mimebundle_()[0]["text/plain"]
+    assert shown["text/plain"].startswith("[0] ")
+    assert meta["aigate_nb"]["history_id"] == entry.id
+    rebuilt = entry.result()
+    assert (rebuilt.id, rebuilt.index, rebuilt.data) == (entry.id, 0, result.data)
+
+
+# -- damage and crashes -----------------------------------------------------------------------
+
+def test_a_cut_off_last_line_is_skipped_with_a_warning(tmp_path):
+    history = History("nb", root=tmp_path)
+    for n in range(3):
+        history.append(result_of(n))
+    index = history.index_path
+    whole = index.read_bytes()
+    last_start = whole.rstrip(b"\n").rfind(b"\n") + 1
+    index.write_bytes(whole[: last_start + 40])  # the last entry, cut mid-line
+    with pytest.warns(RuntimeWarning, match="line 3 .* damaged"):
+        reloaded = History("nb", root=tmp_path)
+    assert [e.index for e in reloaded] == [0, 1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the damaged line was reported once already
+        entry = reloaded.append(result_of(9))
+    assert entry.index == 2
+    with pytest.warns(RuntimeWarning, match="damaged") as caught:
+        final = History("nb", root=tmp_path)
+    assert len(caught) == 1
+    assert [e.prompt for e in final] == ["fox number 0", "fox number 1", "fox number 9"]
+
+
+def test_a_garbage_line_in_the_middle_is_skipped(tmp_path):
+    history = History("nb", root=tmp_path)
+    history.append(result_of(0))
+    with open(history.index_path, "ab") as f:
+        f.write(b'{"not": "an entry"}\n\x00\xff garbage\n')
+    with pytest.warns(RuntimeWarning, match="damaged"):  # this writer reads the lines it did not write
+        history.append(result_of(1))
+    with pytest.warns(RuntimeWarning, match="damaged"):
+        reloaded = History("nb", root=tmp_path)
+    assert [e.index for e in reloaded] == [0, 1]
+
+
+def test_an_entry_whose_image_is_gone_is_skipped_with_a_warning(tmp_path):
+    history = History("nb", root=tmp_path)
+    entries = [history.append(result_of(n)) for n in range(3)]
+    entries[1].path.unlink()
+    with pytest.warns(RuntimeWarning, match="entry 1 .* missing"):
+        reloaded = History("nb", root=tmp_path)
+    assert [e.index for e in reloaded] == [0, 2]
+    with pytest.raises(HistoryError, match="entry 1 cannot be used: its image file .* is missing"):
+        reloaded[1]
+    assert reloaded.append(result_of(3)).index == 3  # numbers are never reused
+
+
+def _complete_lines(index: Path) -> list[dict]:
+    return [json.loads(line) for line in index.read_bytes().split(b"\n")[:-1] if line.strip()]
+
+
+def test_a_writer_killed_mid_append_loses_at_most_that_entry(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    index = tmp_path / "crash" / "index.jsonl"
+    rng = random.Random(1234)
+    for round_ in range(5):
+        before = len(_complete_lines(index)) if index.exists() else 0
+        writer = subprocess.Popen(
+            [sys.executable, str(APPEND_LOOP), str(tmp_path), "crash"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            target = before + rng.randint(1, 6)
+            wait_for(lambda: index.exists() and len(_complete_lines(index)) >= target, what="appends")
+            deadline = time.monotonic() + rng.uniform(0, 0.05)
+            while time.monotonic() < deadline:  # a random moment inside the next append
+                pass
+        finally:
+            writer.send_signal(signal.SIGKILL)
+            writer.wait()
+        lines = _complete_lines(index)
+        history = History("crash", root=tmp_path)
+        assert [e.index for e in history] == list(range(len(lines)))
+        for record, entry in zip(lines, history):
+            assert entry.id == record["id"]
+            # the image was complete before its line was written
+            assert hashlib.sha256(entry.path.read_bytes()).hexdigest() == record["sha256s"][0]
+
+
+def test_two_processes_appending_at_once_get_distinct_indices(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    writers = [
+        subprocess.Popen([sys.executable, str(APPEND_LOOP), str(tmp_path), "shared", "15"], env=env,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(2)
+    ]
+    for writer in writers:
+        _, err = writer.communicate(timeout=120)
+        assert writer.returncode == 0, err.decode()
+    history = History("shared", root=tmp_path)
+    assert [e.index for e in history] == list(range(30))
+
+
+def test_eight_threads_appending_at_once_lose_nothing(tmp_path):
+    history = History("busy", root=tmp_path)
+    start = threading.Barrier(8)
+    made: list[HistoryEntry] = []
+
+    def work(worker: int) -> None:
+        start.wait()
+        for n in range(10):
+            made.append(history.append(result_of(worker * 10 + n)))
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(e.index for e in made) == list(range(80))
+    assert [e.index for e in history] == list(range(80))
+    reloaded = History("busy", root=tmp_path)
+    assert sorted(e.prompt for e in reloaded) == sorted(f"fox number {n}" for n in range(80))
+
+
+# -- lookups ----------------------------------------------------------------------------------
+
+def test_entries_are_found_by_index_negative_index_string_or_id(history):
+    entries = [history.append(result_of(n)) for n in range(5)]
+    assert history[0] is entries[0] and history[-1] is entries[4] and history[-5] is entries[0]
+    assert history.get(3) is entries[3] and history.get("-2") is entries[3] and history.get(" 1 ") is entries[1]
+    assert history.get(entries[2].id) is entries[2]
+    assert list(history) == entries and len(history) == 5
+
+
+def test_a_missing_index_says_what_exists(history):
+    with pytest.raises(HistoryError, match=r"^No history entry 0; this notebook's history is empty; generate an image first\.$"):
+        history.get(0)
+    for n in range(5):
+        history.append(result_of(n))
+    with pytest.raises(HistoryError, match=r"^No history entry 7; this notebook's history has entries 0 to 4\.$"):
+        history.get("7")
+    with pytest.raises(HistoryError, match=r"^No history entry -6; .* 0 to 4\.$"):
+        history[-6]
+    with pytest.raises(HistoryError, match=r"^No history entry with id 'deadbeef0000'"):
+        history.get("deadbeef0000")
+    with pytest.raises(LookupError):
+        history.get(1.5)
+
+
+def test_lineage_follows_parents_back_to_the_first_image(history):
+    root = history.append(result_of(0))
+    history.append(result_of(1))  # unrelated
+    child = history.append(result_of(2, parent_id=root.id))
+    history.append(result_of(3), parent=child)
+    grandchild = history.append(result_of(4), parent="-1")
+    assert [e.index for e in history.lineage(-1)] == [0, 2, 3, 4]
+    assert grandchild.parent_index == 3
+    assert [e.index for e in history.lineage(1)] == [1]
+
+
+def test_an_unknown_parent_is_refused(history):
+    with pytest.raises(HistoryError, match="No history entry 4"):
+        history.append(result_of(), parent=4)
+    with pytest.raises(HistoryError, match="not in a history"):
+        history.append(result_of(), parent=result_of(1))
+
+
+# -- gallery ----------------------------------------------------------------------------------
+
+def test_gallery_shows_small_thumbnails_newest_first(history, monkeypatch):
+    for n in range(3):
+        parent = history[-1].id if n else None
+        image = ReplyImage("image/png", png((n * 80, 10, 10), (1200, 800)))
+        history.append(ImageResult([image], f"fox <{n}>", FLASH, parent_id=parent))
+    page = history._repr_html_()
+    assert [int(i) for i in re.findall(r"\[(\d+)\] fox", page)] == [2, 1, 0]
+    assert "fox &lt;2&gt;" in page and "from [1]" in page
+    thumbs = [Image.open(io.BytesIO(base64.b64decode(b))) for b in re.findall(r"base64,([^\"]+)\"", page)]
+    assert len(thumbs) == 3 and all(max(t.size) <= 160 for t in thumbs)
+    assert len(list((history.folder / "thumbs").iterdir())) == 3
+
+    def no_more_thumbnails(*args, **kwargs):
+        raise AssertionError("thumbnails should come from the cache")
+
+    monkeypatch.setattr("aigate_nb.history.make_thumbnail", no_more_thumbnails)
+    assert history._repr_html_() == page
+
+
+def test_history_repr_is_short_and_deterministic(history):
+    assert repr(history) == "<History 'notebook': 0 entries>"
+    history.append(result_of(0, prompt="a red fox"))
+    assert repr(history) == "<History 'notebook': 1 entry, newest [0] 'a red fox'>"
+
+
+# -- editing from the past --------------------------------------------------------------------
+
+def test_edit_from_history_sends_original_bytes(client, emu, tmp_path):
+    history = History("edits", root=tmp_path)
+    source = history.append(client.generate("a red fox", model=FLASH, aspect_ratio="1:1", image_size="1K"))
+    reloaded = History("edits", root=tmp_path)[0]  # as after a kernel restart
+    edit = client.generate("make it blue", model=FLASH, images=[reloaded])
+    sent = _input_hashes(emu.requests[-1])
+    assert sent == [hashlib.sha256(source.path.read_bytes()).hexdigest()]
+    assert edit.parent_id == source.id
+    entry = history.append(edit)
+    assert (entry.parent, entry.parent_index) == (source.id, 0)
+    assert [e.index for e in history.lineage(entry.index)] == [0, 1]
+
+
+def test_edit_from_a_result_records_its_entry_as_parent(client, emu, tmp_path):
+    history = History("edits", root=tmp_path)
+    source = client.generate("a red fox", model=FLASH, aspect_ratio="1:1", image_size="1K")
+    history.append(source)
+    from_result = client.generate("make it green", model=FLASH, images=[source])
+    from_rebuilt = client.generate("make it gold", model=FLASH, images=[history[0].result()])
+    assert from_result.parent_id == from_rebuilt.parent_id == source.id
+    assert _input_hashes(emu.requests[-1]) == [source.sha256]
+    assert history.append(from_rebuilt).parent_index == 0
+
+
+def _input_hashes(record) -> list[str]:
+    return [image.sha256 for image in record.images]
