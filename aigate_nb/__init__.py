@@ -52,6 +52,20 @@ __all__ = [
 ]
 
 
+def load_ipython_extension(ip: Any) -> None:
+    """``%load_ext aigate_nb``: the kernel's session (made once) and the magics."""
+    from .magics import register
+
+    register(ip)
+
+
+def unload_ipython_extension(ip: Any) -> None:
+    """Remove the magics; the session and its history stay for a ``%reload_ext``."""
+    from .magics import unregister
+
+    unregister(ip)
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)

@@ -60,6 +60,7 @@ class Session:
         self.defaults = defaults or Defaults(model=self.client.model)
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._watchers: list[Callable[[Defaults], None]] = []
 
     # -- where requests go -------------------------------------------------------------------
 
@@ -112,7 +113,25 @@ class Session:
             raise InputError(f"route {merged.route!r} is not one of 'chat' or 'google'.")
         ratio, size = check_options(merged.model, merged.aspect_ratio, merged.image_size, 0)
         self.defaults = replace(merged, aspect_ratio=ratio, image_size=size)
+        for watcher in list(self._watchers):
+            watcher(self.defaults)
         return self.defaults
+
+    def watch_defaults(self, callback: Callable[[Defaults], None]) -> Callable[[], None]:
+        """Call ``callback(defaults)`` after every change of the defaults, so that
+        each front end shows what the other set; returns a function that stops it."""
+        self._watchers.append(callback)
+
+        def stop() -> None:
+            if callback in self._watchers:
+                self._watchers.remove(callback)
+
+        return stop
+
+    def use_history(self, name: str) -> History:
+        """Switch to the history called ``name``, kept beside the current one."""
+        self.history = History(name=name, root=self.history.folder.parent)
+        return self.history
 
     def image_models(self) -> list[str]:
         return self.client.models(image_only=True)
