@@ -54,6 +54,7 @@ def decode_image(data: bytes, mime: str, where: str) -> SourceImage:
             400,
             f"Unable to process input image: {where} ({mime}, {len(data)} bytes) is not a decodable "
             f"image ({exc.__class__.__name__}). Send PNG, JPEG, WebP, HEIC or HEIF bytes.",
+            param=where,
             code="invalid_image",
         ) from None
     picture.thumbnail((KEEP_LONG_SIDE, KEEP_LONG_SIDE), Image.BILINEAR)
