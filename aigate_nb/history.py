@@ -231,8 +231,9 @@ class History:
         with self._lock:
             return iter(list(self._entries))
 
-    def __getitem__(self, i: int) -> HistoryEntry:
-        """Entry ``i`` as numbered in captions (``[3]``); negative counts back from the newest."""
+    def __getitem__(self, i: int | slice) -> HistoryEntry | list[HistoryEntry]:
+        """Entry ``i`` as numbered in captions (``[3]``); negative counts back from the newest.
+        A slice gives a list of entries, by position (``h[-3:]``: the newest three)."""
         if isinstance(i, slice):
             with self._lock:
                 return self._entries[i]
@@ -300,6 +301,8 @@ class History:
         ``.files`` and ``.parent_index``, so its caption shows ``[n]``.
         Appending a result that is already here returns its entry.
         """
+        if not result.originals:
+            raise HistoryError("This result holds no image, so there is nothing to keep in the history.")
         with self._lock:
             if result.id is not None and result.id in self._by_id:
                 return self._by_id[result.id]
@@ -352,7 +355,9 @@ class History:
                     "set AIGATE_HISTORY_DIR to a folder you can write to."
                 ) from None
             self._read_new_lines(fd)
-            entry = self._by_id[entry_id]
+            entry = self._by_id.get(entry_id)
+        if entry is None:
+            raise HistoryError(f"The entry just written to {self.index_path} cannot be read back; its image files are gone.")
         result.id, result.index, result.parent_id = entry.id, entry.index, entry.parent
         result.parent_index, result.files = entry.parent_index, list(entry.files)
         return entry

@@ -249,7 +249,7 @@ def make_preview(
     from PIL import Image
 
     image = Image.open(io.BytesIO(data))
-    image.draft("RGB", (long_edge, long_edge))  # JPEG: decode at a reduced scale, before loading
+    image.draft("RGB", _scaled_size(image.size, long_edge))  # JPEG: decode at a reduced scale, before loading
     image.load()
     alpha = _has_alpha(image)
     image = image.convert("RGBA" if alpha else "RGB")
@@ -271,12 +271,19 @@ _PREVIEW_QUALITIES = (85, 75, 65, 55, 45)
 _SMALLEST_PREVIEW = 16
 
 
-def _scaled_to(image, edge: int):
-    width, height = image.size
+def _scaled_size(size: tuple[int, int], edge: int) -> tuple[int, int]:
+    """``size`` shrunk so that its long side is at most ``edge``, keeping its proportions."""
+    width, height = size
     if max(width, height) <= edge:
-        return image
+        return size
     scale = edge / max(width, height)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _scaled_to(image, edge: int):
+    size = _scaled_size(image.size, edge)
+    if size == image.size:
+        return image
     return image.resize(size, resample=3, reducing_gap=2.0)  # 3 = BICUBIC
 
 
@@ -294,7 +301,7 @@ def make_thumbnail(data: bytes, long_edge: int = 160) -> bytes:
     from PIL import Image
 
     image = Image.open(io.BytesIO(data))
-    image.draft("RGB", (long_edge, long_edge))
+    image.draft("RGB", _scaled_size(image.size, long_edge))
     image.load()
     buf = io.BytesIO()
     _scaled_to(_flatten(image), long_edge).save(buf, format="JPEG", quality=80)

@@ -234,7 +234,7 @@ def test_a_writer_killed_mid_append_loses_at_most_that_entry(tmp_path):
 def test_two_processes_appending_at_once_get_distinct_indices(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     writers = [
-        subprocess.Popen([sys.executable, str(APPEND_LOOP), str(tmp_path), "shared", "15"], env=env,
+        subprocess.Popen([sys.executable, str(APPEND_LOOP), str(tmp_path), "shared", "30"], env=env,
                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for _ in range(2)
     ]
@@ -242,7 +242,17 @@ def test_two_processes_appending_at_once_get_distinct_indices(tmp_path):
         _, err = writer.communicate(timeout=120)
         assert writer.returncode == 0, err.decode()
     history = History("shared", root=tmp_path)
-    assert [e.index for e in history] == list(range(30))
+    assert [e.index for e in history] == list(range(60))
+
+
+def test_a_second_history_on_the_same_notebook_continues_the_numbering(tmp_path):
+    kernel_a, kernel_b = History("nb", root=tmp_path), History("nb", root=tmp_path)
+    kernel_a.append(result_of(0))
+    assert kernel_b.append(result_of(1)).index == 1
+    assert kernel_a.append(result_of(2)).index == 2
+    assert [e.prompt for e in kernel_a] == ["fox number 0", "fox number 1", "fox number 2"]
+    kernel_b.refresh()
+    assert [e.index for e in kernel_b] == [0, 1, 2]
 
 
 def test_eight_threads_appending_at_once_lose_nothing(tmp_path):

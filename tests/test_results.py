@@ -96,6 +96,23 @@ def test_a_small_budget_lowers_quality_then_size():
     assert max(preview_of(data).size) < 1024
 
 
+def test_a_4k_jpeg_is_decoded_at_reduced_scale_for_its_preview(monkeypatch):
+    from PIL import JpegImagePlugin
+
+    decoded_sizes = []
+    real_draft = JpegImagePlugin.JpegImageFile.draft
+
+    def recording_draft(self, mode, size):
+        answer = real_draft(self, mode, size)
+        decoded_sizes.append(self.size)
+        return answer
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", recording_draft)
+    jpeg = encoded(Image.new("RGB", (5504, 3072), (90, 140, 30)), "JPEG")
+    result_of(jpeg, "image/jpeg")._repr_mimebundle_()
+    assert decoded_sizes == [(1376, 768)]  # a quarter of 4K: the smallest scale still above 1024x572
+
+
 def test_preview_is_built_once_and_reused(monkeypatch):
     calls = []
     real = images_module.make_preview
