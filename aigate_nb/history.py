@@ -170,7 +170,7 @@ class HistoryEntry:
         width, height = self.size
         more = f" +{len(self.files) - 1} more" if len(self.files) > 1 else ""
         parent = f" from [{self.parent_index}]" if self.parent_index is not None else ""
-        prompt = self.prompt if len(self.prompt) <= 40 else self.prompt[:37] + "..."
+        prompt = _excerpt(self.prompt, 40)
         return (
             f"<HistoryEntry [{self.index}] {width}x{height} {self.mimes[0]} sha256={self.sha256s[0][:12]}{more}"
             f"{parent} model={self.model} prompt={prompt!r}>"
@@ -546,7 +546,7 @@ class History:
         figures, used = [], len(head)
         for entry in entries:
             parent = f"<br/>from [{entry.parent_index}]" if entry.parent_index is not None else ""
-            prompt = entry.prompt if len(entry.prompt) <= 60 else entry.prompt[:57] + "..."
+            prompt = _excerpt(entry.prompt, 60)
             figure = (
                 f'<figure style="margin:0;width:{THUMBNAIL_EDGE}px" title="{html.escape(entry.prompt)}">'
                 f'<img src="data:image/jpeg;base64,{b64encode(self.thumbnail(entry))}" '
@@ -568,9 +568,13 @@ class History:
             newest = self._entries[-1] if self._entries else None
         tail = ""
         if newest is not None:
-            prompt = newest.prompt if len(newest.prompt) <= 40 else newest.prompt[:37] + "..."
+            prompt = _excerpt(newest.prompt, 40)
             tail = f", newest [{newest.index}] {prompt!r}"
         return f"<History {self.name!r}: {_count(len(self))}{tail}>"
+
+
+def _excerpt(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _count(n: int, one: str = "entry", many: str = "entries") -> str:
