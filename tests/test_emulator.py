@@ -571,6 +571,22 @@ def test_keep_alive_serves_several_requests_on_one_connection(emu):
         connection.close()
 
 
+def test_concurrent_requests_are_served_in_parallel(emu):
+    results = {}
+
+    def call(number):
+        body = chat_body(f"variant {number}", size="512")
+        results[number] = requests.post(emu.url + "/v1/chat/completions", json=body, timeout=30)
+
+    callers = [threading.Thread(target=call, args=(n,)) for n in range(4)]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(timeout=30)
+    assert sorted(results) == [0, 1, 2, 3] and all(r.status_code == 200 for r in results.values())
+    assert len({chat_image(r.json())[1] for r in results.values()}) == 4
+
+
 # -- faults --------------------------------------------------------------------------------
 
 
@@ -622,6 +638,8 @@ def test_timeout_fault_delays_the_reply(fresh, http):
     with pytest.raises(requests.ReadTimeout):
         http.post(fresh.url + "/v1/chat/completions", json=chat_body("slower"),
                   headers={"X-Emulator-Fault": "timeout;delay=2"}, timeout=0.3)
+    held = fresh.attempts("slower")
+    assert [(a.fault, a.status) for a in held] == [("timeout", None)]  # counted while still held back
 
 
 def test_reset_fault_drops_the_connection(fresh, http):

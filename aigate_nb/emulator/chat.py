@@ -83,7 +83,9 @@ def parse_chat(body: Any) -> Plan:
     return Plan(CHAT, model, prompt, want_image, ratio, size, tuple(sources))
 
 
-def chat_reply(plan: Plan, rendered: Rendered | None, outcome: str | None, created: int) -> dict[str, Any]:
+def chat_reply(
+    plan: Plan, rendered: Rendered | None, outcome: str | None, created: int
+) -> dict[str, Any]:
     """The chat.completion body; ``outcome`` names a simulated 200 without an image, if any."""
     reply: dict[str, Any] = {
         # Deterministic, like everything else the emulator makes, in the gateway's gate-<digits> form.
@@ -96,7 +98,11 @@ def chat_reply(plan: Plan, rendered: Rendered | None, outcome: str | None, creat
         usage = usage_for(plan, image=False, text=None)
         reply["choices"] = []
         reply["prompt_feedback"] = {"block_reason": "SAFETY"}
-        reply["usage"] = {"prompt_tokens": usage.prompt, "completion_tokens": 0, "total_tokens": usage.prompt}
+        reply["usage"] = {
+            "prompt_tokens": usage.prompt,
+            "completion_tokens": 0,
+            "total_tokens": usage.prompt,
+        }
         return reply
     if outcome == "image-safety":
         usage = usage_for(plan, image=False, text=None)
@@ -110,7 +116,8 @@ def chat_reply(plan: Plan, rendered: Rendered | None, outcome: str | None, creat
         text = reply_text(plan)
         usage = usage_for(plan, image=True, text=text)
         url = f"data:{rendered.mime};base64,{rendered.data}"
-        message = {"role": "assistant", "content": text, "images": [{"type": "image_url", "image_url": {"url": url}}]}
+        images = [{"type": "image_url", "image_url": {"url": url}}]
+        message = {"role": "assistant", "content": text, "images": images}
         choice = {"index": 0, "message": message, "finish_reason": "stop"}
     else:
         text = REFUSAL_TEXT if outcome == "no-image" else text_only_reply(plan)
@@ -205,7 +212,10 @@ def _read_content(content: Any, where: str) -> tuple[str, list[tuple[str, str]]]
 def _url_of(image_url: Any, where: str) -> str:
     url = image_url.get("url") if isinstance(image_url, dict) else image_url
     if not isinstance(url, str):
-        raise _bad(f'{where}.image_url must be {{"url": "data:image/...;base64,..." or "https://..."}}.', f"{where}.image_url")
+        raise _bad(
+            f'{where}.image_url must be {{"url": "data:image/...;base64,..." or "https://..."}}.',
+            f"{where}.image_url",
+        )
     return url
 
 
@@ -226,7 +236,9 @@ def _source(url: str, where: str) -> SourceImage:
     try:
         data = base64.b64decode(payload, validate=True)
     except binascii.Error as exc:
-        raise _bad(f"Unable to process input image: {where} is not valid base64 ({exc}).", where, "invalid_image") from None
+        raise _bad(
+            f"Unable to process input image: {where} is not valid base64 ({exc}).", where, "invalid_image"
+        ) from None
     return decode_image(data, params[0], where)
 
 
@@ -242,7 +254,8 @@ def _latest_earlier_image(messages: list[Any]) -> list[SourceImage]:
 def _image_urls(message: dict[str, Any], where: str) -> list[tuple[str, str]]:
     """The image URLs of an earlier message: its image_url parts, then an assistant's images."""
     content = message.get("content")
-    parts = [(f"{where}.content[{n}]", part) for n, part in enumerate(content)] if isinstance(content, list) else []
+    parts = list(enumerate(content)) if isinstance(content, list) else []
+    parts = [(f"{where}.content[{n}]", part) for n, part in parts]
     parts += [(f"{where}.images[{n}]", item) for n, item in enumerate(message.get("images") or [])]
     return [
         (_url_of(part.get("image_url"), here), f"{here}.image_url.url")

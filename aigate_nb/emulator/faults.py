@@ -15,8 +15,8 @@ from typing import Any
 from .errors import ApiError
 
 STATUS_KINDS = ("429", "500", "502", "503", "504")
-CONTENT_KINDS = ("bad-base64", "no-image", "image-safety", "prompt-blocked")
-KINDS = STATUS_KINDS + ("timeout", "reset", "truncate", "html-502") + CONTENT_KINDS
+NO_IMAGE_KINDS = ("no-image", "image-safety", "prompt-blocked")  # HTTP 200 replies without an image
+KINDS = STATUS_KINDS + ("timeout", "reset", "truncate", "html-502", "bad-base64") + NO_IMAGE_KINDS
 DEFAULT_TIMEOUT_DELAY = 30.0
 
 # kind: (OpenAI-style message, OpenAI error code, Google-style message). Google wordings are the

@@ -36,7 +36,9 @@ _PART_FIELDS = {
     "executableCode", "executable_code", "codeExecutionResult", "code_execution_result",
     "videoMetadata", "video_metadata", "mediaResolution", "media_resolution",
 }
-_IMAGE_CONFIG_FIELDS = {"aspectRatio", "aspect_ratio", "imageSize", "image_size", "personGeneration", "person_generation"}
+_IMAGE_CONFIG_FIELDS = {
+    "aspectRatio", "aspect_ratio", "imageSize", "image_size", "personGeneration", "person_generation",
+}
 _SAFETY_MESSAGE = (
     "The model output could not be generated. The generated image was blocked by safety filters "
     "that follow Google's Responsible AI practices. Try rephrasing the prompt."
@@ -80,7 +82,8 @@ def parse_generate(model_name: str, body: Any) -> Plan:
     if contents[-1].get("role", "user") != "user":
         raise _bad("The last content must have role 'user': it holds the prompt and any images to edit.")
 
-    modalities = _modalities(_field(config, "responseModalities", "response_modalities"), model.image is not None)
+    requested = _field(config, "responseModalities", "response_modalities")
+    modalities = _modalities(requested, model.image is not None)
     if "IMAGE" in modalities and model.image is None:
         raise _bad("Model does not support the requested response modalities: image")
     if model.image is not None and "IMAGE" not in modalities:
@@ -88,7 +91,8 @@ def parse_generate(model_name: str, body: Any) -> Plan:
 
     last = len(contents) - 1
     parts = contents[last]["parts"]
-    prompt = "\n".join(p["text"] for p in parts if isinstance(p.get("text"), str) and not p.get("thought")).strip()
+    texts = [p["text"] for p in parts if isinstance(p.get("text"), str) and not p.get("thought")]
+    prompt = "\n".join(texts).strip()
     inline = [(j, _field(p, "inlineData", "inline_data")) for j, p in enumerate(parts)]
     inline = [(j, data) for j, data in inline if data is not None]
     check_input_count(model, len(inline))
@@ -96,10 +100,14 @@ def parse_generate(model_name: str, body: Any) -> Plan:
     if not prompt and not sources:
         raise _bad(f"* GenerateContentRequest.contents[{last}].parts: the prompt is empty\n")
 
-    thinking = _object(_field(config, "thinkingConfig", "thinking_config"), "request.generation_config.thinking_config")
+    thinking = _object(
+        _field(config, "thinkingConfig", "thinking_config"), "request.generation_config.thinking_config"
+    )
     ratio = size = None
     if model.image is not None:
-        image_config = _object(_field(config, "imageConfig", "image_config"), "request.generation_config.image_config")
+        image_config = _object(
+            _field(config, "imageConfig", "image_config"), "request.generation_config.image_config"
+        )
         for name in image_config:
             if name not in _IMAGE_CONFIG_FIELDS:
                 raise _unknown_name(name, "request.generation_config.image_config")
@@ -142,12 +150,14 @@ def google_reply(plan: Plan, rendered: Rendered | None, outcome: str | None) -> 
         if plan.image and rendered is not None and outcome is None:
             if plan.with_draft and rendered.draft is not None:
                 # Thought parts come first and are never signed (facts §1.8).
+                draft = {"mimeType": rendered.mime, "data": rendered.draft}
                 parts.append({"text": "**Planning the composition**\n\nLaying out the picture.", "thought": True})
-                parts.append({"inlineData": {"mimeType": rendered.mime, "data": rendered.draft}, "thought": True})
+                parts.append({"inlineData": draft, "thought": True})
             text = reply_text(plan) if plan.with_text else None
             if text:
                 parts.append(_signed(plan, {"text": text}, len(parts)))
-            parts.append(_signed(plan, {"inlineData": {"mimeType": rendered.mime, "data": rendered.data}}, len(parts)))
+            final = {"mimeType": rendered.mime, "data": rendered.data}
+            parts.append(_signed(plan, {"inlineData": final}, len(parts)))
             usage = usage_for(plan, image=True, text=text)
         else:
             text = REFUSAL_TEXT if outcome == "no-image" else text_only_reply(plan)
@@ -239,7 +249,10 @@ def _decode(inline: Any, content: int, part: int) -> SourceImage:
     if not mime.startswith("image/"):
         raise _bad(f"Unable to process input image: {where} has mimeType '{mime}', which is not an image type.")
     if data.startswith("data:"):
-        raise _bad(f"Unable to process input image: {where}.data must be bare base64, without a 'data:...;base64,' prefix.")
+        raise _bad(
+            f"Unable to process input image: {where}.data must be bare base64, "
+            "without a 'data:...;base64,' prefix."
+        )
     try:
         # Google takes standard and URL-safe base64 alike.
         raw = base64.b64decode(data.replace("-", "+").replace("_", "/"), validate=True)

@@ -125,18 +125,25 @@ _FLASH_31 = ImageCaps(
     thinking=True,
 )
 
-_IMAGE_IO = {"input_modalities": ("text", "image"), "output_modalities": ("image", "text")}
-_TEXT_IO = {"input_modalities": ("text", "image"), "output_modalities": ("text",)}
+
+
+def _image_model(model_id: str, name: str, caps: ImageCaps) -> Model:
+    return Model(model_id, name, ("text", "image"), ("image", "text"), caps)
+
 
 CATALOG: tuple[Model, ...] = (
-    Model("google/gemini-2.5-flash-image", "Google: Gemini 2.5 Flash Image (Nano Banana)", image=_FLASH_25, **_IMAGE_IO),
-    Model("google/gemini-3-pro-image", "Google: Gemini 3 Pro Image (Nano Banana Pro)", image=_PRO_3, **_IMAGE_IO),
-    Model("google/gemini-3-pro-image-preview", "Google: Gemini 3 Pro Image Preview (Nano Banana Pro)", image=_PRO_3, **_IMAGE_IO),
-    Model("google/gemini-3.1-flash-image-preview", "Google: Gemini 3.1 Flash Image Preview (Nano Banana 2)", image=_FLASH_31, **_IMAGE_IO),
-    Model("google/gemini-3.1-flash-image", "Google: Gemini 3.1 Flash Image (Nano Banana 2)", image=_FLASH_31, **_IMAGE_IO),
+    _image_model("google/gemini-2.5-flash-image", "Google: Gemini 2.5 Flash Image (Nano Banana)", _FLASH_25),
+    _image_model("google/gemini-3-pro-image", "Google: Gemini 3 Pro Image (Nano Banana Pro)", _PRO_3),
+    _image_model(
+        "google/gemini-3-pro-image-preview", "Google: Gemini 3 Pro Image Preview (Nano Banana Pro)", _PRO_3
+    ),
+    _image_model(
+        "google/gemini-3.1-flash-image-preview", "Google: Gemini 3.1 Flash Image Preview (Nano Banana 2)", _FLASH_31
+    ),
+    _image_model("google/gemini-3.1-flash-image", "Google: Gemini 3.1 Flash Image (Nano Banana 2)", _FLASH_31),
     # Models that cannot draw, so that a client's "image models only" filter has something to drop.
-    Model("google/gemini-2.5-flash", "Google: Gemini 2.5 Flash", **_TEXT_IO),
-    Model("openai/gpt-4o-mini", "OpenAI: GPT-4o-mini", **_TEXT_IO),
+    Model("google/gemini-2.5-flash", "Google: Gemini 2.5 Flash", ("text", "image"), ("text",)),
+    Model("openai/gpt-4o-mini", "OpenAI: GPT-4o-mini", ("text", "image"), ("text",)),
 )
 _BY_ID = {model.id: model for model in CATALOG}
 

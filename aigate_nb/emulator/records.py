@@ -12,9 +12,14 @@ CREDENTIAL_HEADERS = ("authorization", "x-goog-api-key")
 _SUMMARISE_ABOVE = 256  # characters; shorter strings (thought signatures, prompts) stay as sent
 
 
-@dataclass(frozen=True)
+@dataclass
 class RecordedRequest:
-    """One request as received, and how the emulator answered it."""
+    """One request as received, and how the emulator answered it.
+
+    A generation attempt is recorded as soon as it is understood, before any latency or
+    ``timeout`` fault holds it back, so that a test can count attempts still in flight; its
+    ``status`` is filled in just before the reply is written.
+    """
 
     method: str
     path: str
@@ -25,7 +30,7 @@ class RecordedRequest:
     model: str | None
     images: tuple[ImageSummary, ...]  # the input images used, as decoded
     fault: str | None  # the fault kind applied, if any
-    status: int | None  # None: no reply was sent (reset, or the emulator stopped)
+    status: int | None = None  # None: no reply sent (yet; or ever, after a reset or a stop)
 
 
 def summarize_body(value: Any, key: str | None = None) -> Any:

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from .cache import RenderCache
 from .chat import chat_reply, parse_chat
 from .errors import ApiError, google_error_body, openai_error_body
-from .faults import CONTENT_KINDS, HTML_502, STATUS_KINDS, Fault, FaultBook, fault_error, fault_from_json
+from .faults import HTML_502, NO_IMAGE_KINDS, STATUS_KINDS, Fault, FaultBook, fault_error, fault_from_json
 from .generation import Plan
 from .google import google_reply, parse_generate
 from .models import CATALOG
@@ -108,22 +108,29 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         split = urlsplit(self.path)
+        query = parse_qs(split.query, keep_blank_values=True)
         self._context = self.server.context
         self._google = False  # error bodies in Google's shape (set on the /v1beta route)
-        self._record: dict[str, Any] | None = {
-            "method": self.command,
-            "path": split.path,
-            "query": {k: v for k, v in parse_qs(split.query, keep_blank_values=True).items() if k != "key"},
-            "headers": {k.lower(): v for k, v in self.headers.items() if k.lower() not in CREDENTIAL_HEADERS},
-            "body": None,
-            "prompt": None,
-            "model": None,
-            "images": (),
-            "fault": None,
-        }
+        # Filled in as the request is understood; None for requests that are not recorded.
+        self._record: RecordedRequest | None = RecordedRequest(
+            method=self.command,
+            path=split.path,
+            query={name: values for name, values in query.items() if name != "key"},
+            headers={
+                name.lower(): value
+                for name, value in self.headers.items()
+                if name.lower() not in CREDENTIAL_HEADERS
+            },
+            body=None,
+            prompt=None,
+            model=None,
+            images=(),
+            fault=None,
+        )
+        self._logged = False
         try:
             body = self._read_body()
-            self._route(split.path, parse_qs(split.query, keep_blank_values=True), body)
+            self._route(split.path, query, body)
         except ApiError as error:
             self._send_error(error)
         except _Abort:
@@ -133,13 +140,16 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         except Exception:
             traceback.print_exc()
-            self._send_error(ApiError(500, "The emulator failed on this request; this is a bug in aigate_nb.emulator."))
+            message = "The emulator failed on this request; this is a bug in aigate_nb.emulator."
+            self._send_error(ApiError(500, message))
 
     def _read_body(self) -> bytes:
         # Exactly Content-Length bytes in one read: a 30 MB body must not be parsed line by line.
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             self.close_connection = True  # the unread chunks make the connection unusable
-            raise ApiError(411, "Send the body with a Content-Length header; chunked uploads are not supported.")
+            raise ApiError(
+                411, "Send the body with a Content-Length header; chunked uploads are not supported."
+            )
         try:
             length = int(self.headers.get("Content-Length") or 0)
         except ValueError:
@@ -147,14 +157,27 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, "The Content-Length header is not a number.") from None
         return self.rfile.read(length) if length > 0 else b""
 
+    def _log_record(self) -> None:
+        """Make this request's record visible to tests, once."""
+        if self._record is not None and not self._logged:
+            self._context.log.append(self._record)
+            self._logged = True
+
     def _finish_record(self, status: int | None) -> None:
-        # Recorded before the reply is written, so a test that has its reply also sees the record.
+        # Done before the reply is written, so a test that has its reply also sees the record.
         if self._record is not None:
-            self._context.log.append(RecordedRequest(**self._record, status=status))
+            self._record.status = status
+            self._log_record()
             self._record = None
 
-    def _send(self, status: int, payload: bytes, content_type: str, headers: dict[str, str] | None = None,
-              truncate: bool = False) -> None:
+    def _send(
+        self,
+        status: int,
+        payload: bytes,
+        content_type: str,
+        headers: dict[str, str] | None = None,
+        truncate: bool = False,
+    ) -> None:
         self._finish_record(status)
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -170,7 +193,9 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.wfile.write(payload)
 
-    def _send_json(self, status: int, body: Any, headers: dict[str, str] | None = None, truncate: bool = False) -> None:
+    def _send_json(
+        self, status: int, body: Any, headers: dict[str, str] | None = None, truncate: bool = False
+    ) -> None:
         self._send(status, json.dumps(body).encode("utf-8"), "application/json", headers, truncate)
 
     def _send_error(self, error: ApiError) -> None:
@@ -238,7 +263,9 @@ class _Handler(BaseHTTPRequestHandler):
                     "Missing API key: send it as 'Authorization: Bearer <key>', an 'x-goog-api-key' "
                     "header or a 'key' query parameter.",
                 )
-            raise ApiError(401, "Missing API key: send it as 'Authorization: Bearer <key>'.", code="missing_api_key")
+            raise ApiError(
+                401, "Missing API key: send it as 'Authorization: Bearer <key>'.", code="missing_api_key"
+            )
         if not any(hmac.compare_digest(key.encode(), expected.encode()) for key in offered):
             if self._google:
                 raise ApiError(
@@ -257,7 +284,12 @@ class _Handler(BaseHTTPRequestHandler):
             )
 
     def _models(self, query: dict[str, list[str]]) -> None:
-        wanted = {m.strip() for value in query.get("output_modalities", []) for m in value.split(",") if m.strip()}
+        wanted = {
+            modality.strip()
+            for value in query.get("output_modalities", [])
+            for modality in value.split(",")
+            if modality.strip()
+        }
         data = [
             {
                 "id": model.id,
@@ -276,30 +308,35 @@ class _Handler(BaseHTTPRequestHandler):
         self._send_json(200, {"object": "list", "data": data})
 
     def _generate(self, query: dict[str, list[str]], raw: bytes, google_model: str | None) -> None:
-        """Both generation routes: check, apply any fault, draw, reply."""
+        """Both generation routes: check, record the attempt, apply any fault, draw, reply."""
         self._authorize(query)
-        self._pause(self._context.latency)
+        record = self._record
         body = self._parse_json(raw)
-        self._record["body"] = summarize_body(body)
+        record.body = summarize_body(body)
         plan = parse_chat(body) if google_model is None else parse_generate(google_model, body)
-        self._record.update(
-            prompt=plan.prompt, model=plan.model.id, images=tuple(s.summary for s in plan.sources)
-        )
+        record.prompt, record.model = plan.prompt, plan.model.id
+        record.images = tuple(source.summary for source in plan.sources)
+        header = self.headers.get("X-Emulator-Fault")
         try:
-            fault = self._context.faults.take(self.headers.get("X-Emulator-Fault"), hashlib.sha256(raw).hexdigest())
+            # Header faults count attempts per body, so only they need its hash.
+            fault = self._context.faults.take(header, hashlib.sha256(raw).hexdigest() if header else "")
         except ValueError as exc:
             raise ApiError(400, f"Bad X-Emulator-Fault header: {exc}.", code="invalid_fault") from None
         kind = fault.kind if fault else None
-        self._record["fault"] = kind
+        record.fault = kind
+        self._log_record()  # the attempt counts from here, even while latency or a timeout holds it
+        self._pause(self._context.latency)
+        if kind == "reset":
+            self._reset()
+            return
+        if kind == "html-502":
+            self._send(502, HTML_502, "text/html; charset=utf-8")
+            return
+        if kind in STATUS_KINDS:
+            raise fault_error(fault, self._google)
         if kind == "timeout":
             self._pause(fault.sleep_seconds)
-        elif kind == "reset":
-            return self._reset()
-        elif kind == "html-502":
-            return self._send(502, HTML_502, "text/html; charset=utf-8")
-        elif kind in STATUS_KINDS:
-            raise fault_error(fault, self._google)
-        outcome = kind if kind in CONTENT_KINDS and kind != "bad-base64" else None
+        outcome = kind if kind in NO_IMAGE_KINDS else None
         rendered = self._render(plan) if plan.image and outcome is None else None
         if kind == "bad-base64" and rendered is not None:
             rendered = dataclasses.replace(rendered, data=_corrupt(rendered.data))
