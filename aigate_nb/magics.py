@@ -14,6 +14,7 @@ import shlex
 import string
 import sys
 import time
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -49,6 +50,8 @@ _SUBCOMMANDS = {
 }
 
 _announced = False
+#: Sessions that the configured traitlet values (ipython_config.py, %config) were applied to.
+_configured_sessions: weakref.WeakSet[Session] = weakref.WeakSet()
 
 
 # -- prompt interpolation -------------------------------------------------------------------
@@ -167,15 +170,23 @@ class GeminiImageMagics(Magics):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         super().__init__(shell=shell, **kwargs)
         session = self.session
-        configured = {name: getattr(self, name) for name in SETTINGS if getattr(self, name) is not None}
-        if configured:
-            try:
-                session.set_defaults(**configured)
-            except AigateError as exc:
-                print(f"aigate_nb: the configured defaults were not applied: {_one_line(str(exc))}", file=sys.stderr)
+        if session not in _configured_sessions:
+            # Only once per session: after a %reload_ext the session's own defaults
+            # (perhaps changed by %aigate config or the panel since) stay.
+            _configured_sessions.add(session)
+            self._apply_configuration(session)
         self._mirror(session.defaults)
         self.stop_watching = session.watch_defaults(self._mirror)
         self._ready = True
+
+    def _apply_configuration(self, session: Session) -> None:
+        configured = {name: getattr(self, name) for name in SETTINGS if getattr(self, name) is not None}
+        if not configured:
+            return
+        try:
+            session.set_defaults(**configured)
+        except AigateError as exc:
+            print(f"aigate_nb: the configured defaults were not applied: {_one_line(str(exc))}", file=sys.stderr)
 
     @property
     def session(self) -> Session:
