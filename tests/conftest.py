@@ -16,7 +16,7 @@ for _name in [n for n in os.environ if n.startswith("AIGATE_")]:
 from aigate_nb.client import Client  # noqa: E402
 from aigate_nb.emulator import Emulator  # noqa: E402
 
-TEST_KEY = "sk-test-7f3a9c1e5b2d4f6a8c0e"
+from support import TEST_KEY  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from aigate_nb.errors import (
     ResponseError,
     ServerError,
 )
-from conftest import TEST_KEY
+from support import TEST_KEY
 
 FLASH = "google/gemini-3.1-flash-image-preview"
 PRO = "google/gemini-3-pro-image"
