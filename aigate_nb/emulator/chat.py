@@ -80,7 +80,7 @@ def parse_chat(body: Any) -> Plan:
         value = config.get("aspect_ratio")
         ratio = default_ratio(model, tuple(sources)) if value is None else check_ratio(model, value, CHAT)
         size = check_size(model, config.get("image_size"), CHAT)
-    return Plan(CHAT, model, prompt, want_image, ratio, size, tuple(sources))
+    return Plan(model, prompt, want_image, ratio, size, tuple(sources))
 
 
 def chat_reply(

@@ -10,6 +10,7 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
 from .errors import ApiError
 from .inputs import SourceImage
@@ -26,7 +27,6 @@ INPUT_IMAGE_TOKENS = 1120
 class Plan:
     """A validated request: which model, what to draw (if anything), from which inputs."""
 
-    route: str
     model: Model
     prompt: str
     image: bool  # an image was asked for and the model can draw
@@ -36,7 +36,7 @@ class Plan:
     with_text: bool = True  # text may accompany the image (Google: TEXT in responseModalities)
     include_thoughts: bool = False
 
-    @property
+    @cached_property
     def digest(self) -> bytes:
         """A hash of everything that decides the reply's content."""
         canonical = "\x1f".join(

@@ -115,7 +115,6 @@ def parse_generate(model_name: str, body: Any) -> Plan:
         ratio = default_ratio(model, tuple(sources)) if value is None else check_ratio(model, value, GOOGLE)
         size = check_size(model, _field(image_config, "imageSize", "image_size"), GOOGLE)
     return Plan(
-        GOOGLE,
         model,
         prompt,
         "IMAGE" in modalities,

@@ -34,7 +34,7 @@ class Artwork:
     mime: str
     prompt: str
     label: str
-    sources: tuple[Image.Image, ...]  # decoded inputs; the first is the base of an edit
+    sources: tuple[Image.Image, ...]  # decoded RGB inputs; the first is the base of an edit
     with_draft: bool  # also make the smaller "thought" draft
 
 
@@ -134,7 +134,7 @@ def _generated(prompt: str, size: tuple[int, int]) -> Image.Image:
 def _edited(sources: tuple[Image.Image, ...], prompt: str, size: tuple[int, int]) -> Image.Image:
     """The first source fitted to the output, tinted by the edit, bannered, with insets."""
     width, height = size
-    picture = ImageOps.fit(sources[0].convert("RGB"), size, Image.BILINEAR)
+    picture = ImageOps.fit(sources[0], size, Image.BILINEAR)
     digest = hashlib.sha256(prompt.encode()).digest()
     picture = Image.blend(picture, Image.new("RGB", size, _colour(digest[0], digest[1])), 0.3)
     banner = (0, 0, width, max(12, round(height * 0.2)))
@@ -157,7 +157,7 @@ def _draw_insets(picture: Image.Image, insets: tuple[Image.Image, ...]) -> None:
         y = round(height * 0.9) - side if horizontal else round(height * 0.9) - offset - side
         if x < 0 or y < 0:
             break  # no room left for more thumbnails
-        thumb = ImageOps.fit(inset.convert("RGB"), (side, side), Image.BILINEAR)
+        thumb = ImageOps.fit(inset, (side, side), Image.BILINEAR)
         ImageDraw.Draw(picture).rectangle((x - 2, y - 2, x + side + 1, y + side + 1), fill=_WHITE)
         picture.paste(thumb, (x, y))
 
