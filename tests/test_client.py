@@ -303,3 +303,8 @@ def test_nothing_listening_is_a_connection_error():
     with Client(api_key="k", base_url="http://127.0.0.1:9", retry_backoff=0.01) as c:
         with pytest.raises(GatewayConnectionError, match="connection refused"):
             c.generate("anyone there")
+
+
+def test_results_from_the_emulator_say_so(client):
+    assert client.generate("labelled").emulated is True
+    assert client.emulated is True

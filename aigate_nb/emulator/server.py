@@ -182,6 +182,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
+        # Lets a client label its results as coming from the emulator, wherever it runs.
+        self.send_header("X-Aigate-Emulator", "1")
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
