@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import difflib
+import inspect
 import shlex
 import string
 import sys
@@ -38,16 +39,6 @@ SETTINGS = ("model", "aspect_ratio", "image_size", "route")
 STATUS_INTERVAL = 0.5
 #: A typo such as ``-n 100`` must not send a hundred paid requests.
 MAX_VARIANTS = 16
-
-_SUBCOMMANDS = {
-    "models": "the gateway's image models",
-    "config": "this notebook's settings, the key masked; 'config name=value ...' changes "
-    "model, aspect_ratio, image_size or route",
-    "history": "this notebook's results as a gallery; 'history --name NAME' switches to another history",
-    "panel": "the panel: prompt, options, gallery and 'edit this' buttons",
-    "use": "'use emulator' or 'use gateway': where requests go",
-    "help": "this list",
-}
 
 _announced = False
 #: Sessions that the configured traitlet values (ipython_config.py, %config) were applied to.
@@ -214,7 +205,7 @@ class GeminiImageMagics(Magics):
     # -- %%gemini_image ---------------------------------------------------------------------
 
     @no_var_expand
-    @magic_arguments()
+    @magic_arguments(name="%gemini_image")
     @argument("-m", "--model", metavar="ID", help="model id, e.g. google/gemini-3-pro-image (default: %%aigate config)")
     @argument("-a", "--aspect-ratio", metavar="R", help="aspect ratio, e.g. 16:9, 1:1, 21:9")
     @argument("-s", "--image-size", metavar="S", help="image size: 512, 1K, 2K or 4K (as the model allows)")
@@ -325,11 +316,13 @@ class GeminiImageMagics(Magics):
         """Settings, models, history and the panel of aigate_nb.
 
         %aigate models                  the gateway's image models
-        %aigate config                  this notebook's settings (the key masked)
-        %aigate config name=value ...   change model, aspect_ratio, image_size, route
+        %aigate config                  this notebook's settings, the key masked
+        %aigate config name=value ...   change model, aspect_ratio, image_size or route
         %aigate history [--name NAME]   the results as a gallery; --name switches history
-        %aigate panel                   the panel
+        %aigate panel                   the panel: prompt, options, gallery, "edit this"
         %aigate use emulator|gateway    where requests go
+        %aigate help                    this list
+        %%gemini_image [options]        the cell body is the prompt; %%gemini_image? lists the options
         """
         try:
             words = shlex.split(line)
@@ -354,9 +347,7 @@ class GeminiImageMagics(Magics):
             raise _usage_error(exc) from None
 
     def _help(self, words: list[str]) -> None:
-        print("%%gemini_image [options]   the cell body is the prompt; %%gemini_image? lists the options")
-        for name, what in _SUBCOMMANDS.items():
-            print(f"%aigate {name:<8} {what}")
+        print(inspect.cleandoc(GeminiImageMagics.aigate.__doc__ or "").partition("\n\n")[2])
 
     def _models(self, words: list[str]) -> None:
         _no_arguments("models", words)

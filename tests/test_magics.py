@@ -228,6 +228,7 @@ def test_value_of_the_cell_is_the_result_in_underscore_and_out(ip):
 
 def test_help_lists_every_option(ip):
     doc = ip.find_cell_magic("gemini_image").__doc__
+    assert "%%gemini_image [-m ID]" in doc
     for option in ("--model", "--aspect-ratio", "--image-size", "--edit", "--image", "-n N", "--route",
                    "--out", "--as", "--no-interpolate"):
         assert option in doc
