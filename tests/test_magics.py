@@ -484,6 +484,22 @@ def test_aigate_panel_shows_the_panel_of_this_session(ip):
     panel.wait(10)
 
 
+def test_aigate_panel_without_the_panel_module_says_so(ip, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "aigate_nb.panel", None)
+    assert usage_error(ip, capsys, "%aigate panel") == (
+        "This installation of aigate_nb has no panel yet (aigate_nb.panel is missing); "
+        "use %%gemini_image and %aigate history meanwhile."
+    )
+
+
+def test_aigate_panel_without_ipywidgets_says_how_to_install_it(ip, capsys, monkeypatch):
+    monkeypatch.delitem(sys.modules, "aigate_nb.panel", raising=False)
+    monkeypatch.setitem(sys.modules, "ipywidgets", None)
+    assert usage_error(ip, capsys, "%aigate panel") == (
+        "The panel needs ipywidgets: pip install 'ipywidgets>=8', then restart the kernel."
+    )
+
+
 def test_aigate_use_switches_between_emulator_and_gateway(ip, emu, capsys, monkeypatch):
     session = current_session()
     ip.run_line_magic("aigate", "use emulator")
