@@ -253,7 +253,7 @@ class Client:
                 self._emulated_seen = True
             if response.status_code >= 400:
                 if self._should_retry(retry, method, response):
-                    response.close()
+                    _drain(response)
                     retry = retry.increment(method, url, response=response.raw)
                     retry.sleep(response.raw)
                     continue
@@ -331,6 +331,15 @@ class Client:
         if self._api_key and self._api_key in text:
             text = text.replace(self._api_key, mask_key(self._api_key))
         return text
+
+
+def _drain(response: requests.Response) -> None:
+    """Read a small error body so that the connection goes back to the pool, not closed."""
+    try:
+        response.content
+    except requests.exceptions.RequestException:
+        pass
+    response.close()
 
 
 def _check_timeout(timeout: float | tuple[float, float]) -> float | tuple[float, float]:

@@ -8,6 +8,7 @@ import hmac
 import json
 import socket
 import socketserver
+import sys
 import struct
 import threading
 import time
@@ -62,6 +63,12 @@ class _Server(ThreadingHTTPServer):
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def handle_error(self, request, client_address) -> None:
+        # A client dropping an idle keep-alive connection is normal, not worth a traceback.
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind would look the host up with getfqdn: a DNS query, and slow.
