@@ -15,6 +15,7 @@ from concurrent.futures import CancelledError, Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import ipywidgets as w
 
@@ -49,7 +50,7 @@ _CSS = """
 .aigate-panel .aigate-prompt { max-height: 72px; overflow-y: auto; white-space: pre-wrap; word-break: break-word;
   margin: 4px 0; }
 .aigate-panel .aigate-thumb img, .aigate-panel .aigate-preview { background: var(--jp-layout-color2, #f3f3f3); }
-.aigate-spinner { display: inline-block; width: 14px; height: 14px; margin-top: 7px; border-radius: 50%;
+.aigate-spinner { box-sizing: border-box; width: 18px; height: 18px; margin: 5px 0; border-radius: 50%;
   border: 2px solid var(--jp-layout-color3, #ccc); border-top-color: var(--jp-brand-color1, #1976d2);
   animation: aigate-spin 0.8s linear infinite; }
 @keyframes aigate-spin { to { transform: rotate(360deg); } }
@@ -110,15 +111,14 @@ class Panel:
         self.refresh()
         self._models_loaded = threading.Event()
         threading.Thread(target=self._load_models, name="aigate-panel-models", daemon=True).start()
+        self.session.watch_defaults(self._follow_defaults)
 
     # -- building -------------------------------------------------------------------------
 
     def _build(self) -> None:
         d = self.session.defaults
-        where = "emulator" if self.session.emulated else html.escape(self.session.client.base_url)
-        self.header = w.HTML(
-            f'{_CSS}<span class="aigate-title">Gemini image</span><span class="aigate-badge">{where}</span>'
-        )
+        self.header = w.HTML()
+        self._show_where()
         self.prompt = w.Textarea(
             placeholder="Describe the image to make, or the change to make to the source image",
             layout=w.Layout(width="100%", height="64px"),
@@ -130,7 +130,7 @@ class Panel:
         self.model.observe(lambda change: self._follow_model(change.new), names="value")
         self.source = w.Dropdown(layout=w.Layout(width="330px"))
         self.upload = w.FileUpload(
-            accept="image/*", multiple=False, description="Upload image", layout=w.Layout(width="140px")
+            accept="image/*", multiple=False, description="Upload image", layout=w.Layout(width="170px")
         )
         self.upload.observe(self._on_upload, names="value")
 
@@ -139,8 +139,8 @@ class Panel:
             layout=w.Layout(width="140px"),
         )
         self.edit_button = w.Button(
-            description="Edit selected", tooltip="Send the prompt with the selected history entry as the source",
-            disabled=True, layout=w.Layout(width="140px"),
+            description="Edit", tooltip="Send the prompt above with this image as the source",
+            disabled=True, layout=w.Layout(width="120px"),
         )
         self.stop_button = w.Button(
             description="Stop waiting", button_style="warning", layout=w.Layout(width="120px", display="none")
@@ -148,9 +148,11 @@ class Panel:
         self.generate_button.on_click(lambda _: self._guarded(self.generate))
         self.edit_button.on_click(lambda _: self._guarded(self.edit_selected))
         self.stop_button.on_click(lambda _: self._guarded(self.stop_waiting))
-        self.busy = w.HTML('<div class="aigate-spinner"></div>', layout=w.Layout(width="18px", display="none"))
-        self.elapsed = w.Label("", layout=w.Layout(width="56px"))
-        self.status = w.HTML("", layout=w.Layout(flex="1 1 auto", width="auto", min_width="0"))
+        self.busy = w.HTML(
+            '<div class="aigate-spinner"></div>', layout=w.Layout(width="22px", height="28px", overflow="hidden", display="none")
+        )
+        self.elapsed = w.Label("", layout=w.Layout(display="none"))
+        self.status = w.HTML("", layout=w.Layout(flex="1 1 auto", width="auto", min_width="0", margin="0 0 0 12px"))
 
         self._slots = [_Slot(self._guarded_select) for _ in range(GALLERY_SLOTS)]
         self.gallery = w.GridBox(
@@ -170,7 +172,7 @@ class Panel:
         self.details = w.HTML("")
         self.new_cell_button = w.Button(
             description="New cell", tooltip="Put a %%gemini_image --edit cell with this prompt below the next cell you run",
-            layout=w.Layout(width="100px"),
+            layout=w.Layout(width="120px"),
         )
         self.save_path = w.Text(placeholder="file to save to", layout=w.Layout(flex="1 1 auto", width="auto"))
         self.save_button = w.Button(description="Save", layout=w.Layout(width="72px"))
@@ -184,8 +186,8 @@ class Panel:
             [
                 self.preview,
                 self.details,
+                w.HBox([self.edit_button, self.new_cell_button], layout=w.Layout(width="100%", margin="4px 0")),
                 w.HBox([self.save_path, self.save_button], layout=w.Layout(width="100%")),
-                self.new_cell_button,
             ],
             layout=w.Layout(display="none", width="100%"),
         )
@@ -194,7 +196,7 @@ class Panel:
         controls = w.VBox(
             [
                 self.header,
-                _field("Prompt", self.prompt, width="100%"),
+                _field("Prompt", self.prompt, width="100%", margin="0 0 8px 0"),
                 _row(
                     _field("Model", self.model),
                     _field("Aspect ratio", self.aspect_ratio),
@@ -202,10 +204,7 @@ class Panel:
                     _field("Variants", self.variants),
                 ),
                 _row(_field("Source image", self.source), _field("", self.upload)),
-                _row(
-                    self.generate_button, self.edit_button, self.stop_button, self.busy, self.elapsed, self.status,
-                    wrap=False,
-                ),
+                _row(self.generate_button, self.stop_button, self.busy, self.elapsed, self.status, wrap=False),
             ],
             layout=w.Layout(width="100%"),
         )
@@ -233,11 +232,20 @@ class Panel:
         self.widget = w.VBox(
             [controls, body, self.output],
             layout=w.Layout(
-                width="100%", max_width="1000px", padding="12px 16px",
+                width="100%", max_width="1000px", padding="12px 16px", margin="0 0 8px 0",
                 border="1px solid var(--jp-border-color1, #bdbdbd)",
             ),
         )
         self.widget.add_class("aigate-panel")
+
+    def _show_where(self) -> None:
+        """The title, and where requests go: the emulator, or the gateway's host."""
+        where = "emulator" if self.session.emulated else urlsplit(self.session.client.base_url).netloc
+        self.header.value = (
+            f'{_CSS}<span class="aigate-title">Gemini image</span>'
+            f'<span class="aigate-badge" title="requests go to {html.escape(self.session.client.base_url)}">'
+            f"{html.escape(where)}</span>"
+        )
 
     # -- display ----------------------------------------------------------------------------
 
@@ -270,6 +278,7 @@ class Panel:
         default = self.session.defaults.model
         with self._lock:
             self._set_model_options([default] + [m for m in models if m != default] if models else [default])
+            self._show_where()
         self._models_loaded.set()
 
     def _set_model_options(self, models: list[str]) -> None:
@@ -293,6 +302,16 @@ class Panel:
         )
         self.image_size.disabled = not sizes
         self.image_size.tooltip = "" if sizes else f"{model} takes no image size (about 1K)"
+
+    def _follow_defaults(self, defaults) -> None:
+        """``%aigate config`` changed the session's defaults: show them here too."""
+        with self._lock:
+            if defaults.model not in self.model.options:
+                self._set_model_options([defaults.model, *self.model.options])
+            self.model.value = defaults.model
+            for dropdown, value in ((self.aspect_ratio, defaults.aspect_ratio), (self.image_size, defaults.image_size)):
+                offered = [v for _, v in dropdown.options]
+                dropdown.value = value if value in offered else MODEL_DEFAULT
 
     # -- sources ----------------------------------------------------------------------------
 
@@ -359,6 +378,7 @@ class Panel:
             self._batch, self.futures = batch, futures
             self._idle.clear()
             self._set_busy(True)
+            self.elapsed.value = "0.0 s"
             self._show_status(f"{what}{f' {count} variants' if count > 1 else ''}…")
         threading.Thread(target=self._tick, args=(batch,), name="aigate-panel-clock", daemon=True).start()
         for future in futures:
@@ -441,8 +461,8 @@ class Panel:
     def _set_busy(self, busy: bool) -> None:
         self.generate_button.disabled = busy
         self.edit_button.disabled = busy or self.selected is None
-        self.stop_button.layout.display = "" if busy else "none"
-        self.busy.layout.display = "" if busy else "none"
+        for widget in (self.stop_button, self.busy, self.elapsed):
+            widget.layout.display = "" if busy else "none"
 
     def _show_result(self, result) -> None:
         """The result as a plain output: in the panel's cell when shown in a kernel, else in ``output``."""
@@ -607,9 +627,9 @@ def _set_options(dropdown: w.Dropdown, options: list, keep: Any = None) -> None:
     dropdown.value = keep if keep in values else values[0]
 
 
-def _field(label: str, control: w.Widget, width: str | None = None) -> w.VBox:
+def _field(label: str, control: w.Widget, width: str = "auto", margin: str = "0 12px 8px 0") -> w.VBox:
     caption = w.HTML(f'<span class="aigate-label">{html.escape(label) or "&nbsp;"}</span>')
-    return w.VBox([caption, control], layout=w.Layout(width=width or "auto", margin="0 12px 8px 0"))
+    return w.VBox([caption, control], layout=w.Layout(width=width, margin=margin))
 
 
 def _row(*children: w.Widget, wrap: bool = True) -> w.HBox:

@@ -15,7 +15,7 @@ from aigate_nb.models import BASE_RATIOS, DEFAULT_MODEL
 from aigate_nb.panel import MODEL_DEFAULT, NO_SOURCE, UPLOADED, Panel, edit_cell_text
 from aigate_nb.session import Request, Session
 
-from conftest import TEST_KEY
+from support import TEST_KEY
 
 
 def until(predicate, timeout: float = 10.0, what: str = "the condition"):
@@ -300,3 +300,11 @@ def test_entries_the_magic_adds_appear_on_refresh(panel, session):
     assert visible_slots(panel) == []
     panel.refresh_button.click()
     assert visible_slots(panel) == ["[0]"]
+
+
+def test_defaults_set_elsewhere_show_in_the_panel(panel, session):
+    session.set_defaults(model="google/gemini-3-pro-image", aspect_ratio="16:9", image_size="2K")
+    assert (panel.model.value, panel.aspect_ratio.value, panel.image_size.value) == (
+        "google/gemini-3-pro-image", "16:9", "2K")
+    session.set_defaults(aspect_ratio=None, image_size=None)
+    assert (panel.aspect_ratio.value, panel.image_size.value) == (MODEL_DEFAULT, MODEL_DEFAULT)
