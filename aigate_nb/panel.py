@@ -64,7 +64,6 @@ class _Batch:
 
     futures: list[Future]
     started: float
-    what: str
     done: int = 0
     results: list = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
@@ -111,7 +110,7 @@ class Panel:
         self.refresh()
         self._models_loaded = threading.Event()
         threading.Thread(target=self._load_models, name="aigate-panel-models", daemon=True).start()
-        self.session.watch_defaults(self._follow_defaults)
+        self._stop_following = self.session.watch_defaults(self._follow_defaults)
 
     # -- building -------------------------------------------------------------------------
 
@@ -127,12 +126,12 @@ class Panel:
         self.aspect_ratio = w.Dropdown(layout=w.Layout(width="140px"))
         self.image_size = w.Dropdown(layout=w.Layout(width="140px"))
         self.variants = w.BoundedIntText(value=1, min=1, max=MAX_VARIANTS, layout=w.Layout(width="72px"))
-        self.model.observe(lambda change: self._follow_model(change.new), names="value")
+        self.model.observe(lambda change: self._guarded(self._follow_model, change.new), names="value")
         self.source = w.Dropdown(layout=w.Layout(width="330px"))
         self.upload = w.FileUpload(
             accept="image/*", multiple=False, description="Upload image", layout=w.Layout(width="170px")
         )
-        self.upload.observe(self._on_upload, names="value")
+        self.upload.observe(lambda change: self._guarded(self._on_upload, change), names="value")
 
         self.generate_button = w.Button(
             description="Generate", button_style="primary", tooltip="Send the prompt, with the source image if one is chosen",
@@ -263,6 +262,17 @@ class Panel:
     def _repr_mimebundle_(self, **kwargs: Any):
         return self.widget._repr_mimebundle_(**kwargs)
 
+    def close(self) -> None:
+        """Stop following the session's defaults and close the panel's widgets."""
+        self._stop_following()
+        self.stop_waiting()
+        pending = [self.widget]
+        while pending:
+            widget = pending.pop()
+            pending.extend(getattr(widget, "children", ()))
+            widget.layout.close()
+            widget.close()
+
     # -- models, ratios and sizes -----------------------------------------------------------
 
     def _load_models(self) -> None:
@@ -374,7 +384,7 @@ class Panel:
             if self._batch is not None:
                 return
             futures = self.session.submit(request, count)
-            batch = _Batch(futures, time.monotonic(), what)
+            batch = _Batch(futures, time.monotonic())
             self._batch, self.futures = batch, futures
             self._idle.clear()
             self._set_busy(True)
@@ -453,10 +463,6 @@ class Panel:
         deadline = time.monotonic() + timeout
         if not self._models_loaded.wait(timeout) or not self._idle.wait(max(0.0, deadline - time.monotonic())):
             raise TimeoutError(f"The panel was still busy after {timeout:g} s.")
-
-    @property
-    def busy_now(self) -> bool:
-        return self._batch is not None
 
     def _set_busy(self, busy: bool) -> None:
         self.generate_button.disabled = busy

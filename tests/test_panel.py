@@ -40,7 +40,8 @@ def session(emu, tmp_path):
 def panel(session):
     p = Panel(session)
     p.wait(10)
-    return p
+    yield p
+    p.close()
 
 
 def generate(panel: Panel, prompt: str) -> None:
@@ -96,6 +97,7 @@ def test_failed_model_listing_falls_back_to_the_default_model_with_a_note(emu, t
     assert panel.model.options == (DEFAULT_MODEL,)
     assert panel.status_is_error and "\n" not in panel.status_text
     assert DEFAULT_MODEL in panel.status_text
+    panel.close()
     wrong_key.close()
 
 
