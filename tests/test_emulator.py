@@ -718,6 +718,31 @@ def test_control_endpoint_queues_and_clears_faults(fresh, http):
     assert [r["status"] for r in recorded] == [503, 200]  # control requests are not recorded
 
 
+# -- fixed pictures (benchmarks) -----------------------------------------------------------
+
+
+def test_a_fixed_picture_is_sent_as_given_on_both_routes_as_the_same_bytes_each_time(http):
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (10, 200, 90)).save(buffer, "JPEG", quality=80)
+    picture = buffer.getvalue()
+    with Emulator() as emulator:
+        emulator.serve_fixed("fixed picture", picture)
+        first = http.post(emulator.url + "/v1/chat/completions", json=chat_body("fixed picture", size="4K"))
+        again = http.post(emulator.url + "/v1/chat/completions", json=chat_body("fixed picture", size="4K"))
+        google = http.post(google_url(emulator, "gemini-3.1-flash-image-preview"), json=google_body("fixed picture"))
+        drawn = http.post(emulator.url + "/v1/chat/completions", json=chat_body("another prompt", size="512"))
+    assert first.content == again.content
+    assert chat_image(first.json())[:2] == ("image/jpeg", picture)
+    data = image_parts(google.json())[-1]["inlineData"]
+    assert data["mimeType"] == "image/jpeg" and base64.b64decode(data["data"]) == picture
+    assert chat_image(drawn.json())[2].size == (512, 512)  # other prompts are still drawn
+
+
+def test_a_fixed_picture_must_be_an_image():
+    with pytest.raises(ValueError, match="PNG, JPEG or WebP"):
+        Emulator().serve_fixed("not an image", b"plain text")
+
+
 # -- lifecycle -----------------------------------------------------------------------------
 
 

@@ -75,6 +75,19 @@ def render(art: Artwork) -> Rendered:
     )
 
 
+def prerendered(image: bytes) -> Rendered:
+    """A picture encoded elsewhere (PNG, JPEG or WebP bytes), to be sent exactly as it is."""
+    try:
+        with Image.open(io.BytesIO(image)) as picture:
+            mime = Image.MIME.get(picture.format or "")
+            width, height = picture.size
+    except OSError:
+        mime = None
+    if mime not in ("image/png", "image/jpeg", "image/webp"):
+        raise ValueError(f"a fixed picture must be PNG, JPEG or WebP, not {mime or 'unknown data'}")
+    return Rendered(mime, width, height, base64.b64encode(image).decode("ascii"), None)
+
+
 def url_placeholder(url: str) -> Image.Image:
     """Stand-in for an image the emulator may not fetch (it never goes online): the URL, drawn."""
     picture = _background(hashlib.sha256(url.encode()).digest(), (1024, 768))

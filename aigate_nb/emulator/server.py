@@ -26,7 +26,7 @@ from .generation import Plan
 from .google import google_reply, parse_generate
 from .models import CATALOG
 from .records import CREDENTIAL_HEADERS, RecordedRequest, RequestLog, summarize_body
-from .render import Rendered, render
+from .render import Rendered, prerendered, render
 
 MODELS_CREATED = 1764547200  # a fixed date (2025-12-01), so that /v1/models never changes
 _GOOGLE_PATH = "/v1beta/models/"
@@ -48,6 +48,9 @@ class _Context:
     log: RequestLog
     cache: RenderCache
     stopping: threading.Event
+    # Prompts answered with a given picture, and their encoded replies by (route, plan).
+    fixed: dict[str, Rendered] = field(default_factory=dict)
+    fixed_replies: dict[tuple[bool, tuple[str, bool]], bytes] = field(default_factory=dict)
 
 
 class _Abort(Exception):
@@ -346,6 +349,9 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "timeout":
             self._pause(fault.sleep_seconds)
         outcome = kind if kind in NO_IMAGE_KINDS else None
+        if kind is None and plan.image and plan.prompt in self._context.fixed:
+            self._send(200, self._fixed_reply(plan, google_model is None), "application/json")
+            return
         rendered = self._render(plan) if plan.image and outcome is None else None
         if kind == "bad-base64" and rendered is not None:
             rendered = dataclasses.replace(rendered, data=_corrupt(rendered.data))
@@ -370,7 +376,20 @@ class _Handler(BaseHTTPRequestHandler):
             ) from None
 
     def _render(self, plan: Plan) -> Rendered:
+        fixed = self._context.fixed.get(plan.prompt)
+        if fixed is not None:
+            return fixed
         return self._context.cache.get_or_render(plan.render_key(), lambda: render(plan.artwork()))
+
+    def _fixed_reply(self, plan: Plan, chat: bool) -> bytes:
+        """The reply to a fixed prompt, encoded on first use and then sent as the same bytes."""
+        key = (chat, plan.render_key())
+        body = self._context.fixed_replies.get(key)
+        if body is None:
+            picture = self._context.fixed[plan.prompt]
+            reply = chat_reply(plan, picture, None, int(time.time())) if chat else google_reply(plan, picture, None)
+            body = self._context.fixed_replies[key] = json.dumps(reply).encode("utf-8")
+        return body
 
     def _control(self, path: str, method: str, raw: bytes) -> None:
         """The test-control endpoints of an out-of-process emulator."""
@@ -494,6 +513,16 @@ class Emulator:
     ) -> None:
         """Make the next ``count`` generation requests fail with ``kind`` (None: until clear())."""
         self._context.faults.queue(Fault(kind, count, retry_after, retry_after_ms, delay))
+
+    def serve_fixed(self, prompt: str, image: bytes) -> None:
+        """Answer generation requests for exactly ``prompt`` with ``image`` (PNG, JPEG or WebP
+        bytes, sent as they are) instead of a drawn picture, whatever size they ask for.
+
+        Each route's reply is encoded once, then sent as the same bytes (its ``created`` time
+        included), so that a benchmark measures the client and not the emulator. Faults still apply.
+        """
+        self._context.fixed[prompt] = prerendered(image)
+        self._context.fixed_replies.clear()
 
     def clear(self) -> None:
         """Forget the records, the queued faults and the header faults' attempt counts."""
