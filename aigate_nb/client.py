@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import random
 import threading
 import time
@@ -16,6 +17,7 @@ from typing import Any, Iterable, Mapping
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
 from . import __version__
@@ -67,10 +69,26 @@ class GatewayRetry(Retry):
         millis = response.headers.get("retry-after-ms")
         if millis:
             try:
-                return max(0.0, float(millis) / 1000)
+                seconds = float(millis) / 1000
             except ValueError:
-                pass
-        return super().get_retry_after(response)
+                seconds = math.nan
+            if math.isfinite(seconds):
+                return max(0.0, seconds)
+        try:
+            return super().get_retry_after(response)
+        except InvalidHeader:
+            return None  # unreadable: as if there were no header, so the backoff applies
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        """Seconds, fractions too (gateways send ``0.5``; urllib3 takes whole seconds only
+        and raises on anything else), or an HTTP date."""
+        try:
+            seconds = float(retry_after)
+        except ValueError:
+            return super().parse_retry_after(retry_after)
+        if not math.isfinite(seconds):
+            raise InvalidHeader(f"Invalid Retry-After header: {retry_after}")
+        return min(max(seconds, 0.0), self.retry_after_max)
 
 
 class Client:
