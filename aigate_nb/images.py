@@ -103,12 +103,18 @@ def extension_for(mime: str) -> str:
     return _EXTENSIONS.get(mime, ".png")
 
 
-def decode_data_url(url: str) -> tuple[str, bytes]:
-    """``data:image/png;base64,...`` -> ``("image/png", bytes)``."""
+def split_data_url(url: str) -> tuple[str, str]:
+    """``data:image/png;base64,...`` -> ``("image/png", "...")``, the payload still in base64."""
     header, sep, payload = url.partition(",")
     if not sep or not header.startswith("data:") or not header.endswith(";base64"):
         raise ResponseError("An image data URL is malformed; run the request again.")
-    return header[5:-7] or "image/png", b64decode(payload)
+    return header[5:-7] or "image/png", payload
+
+
+def decode_data_url(url: str) -> tuple[str, bytes]:
+    """``data:image/png;base64,...`` -> ``("image/png", bytes)``."""
+    mime, payload = split_data_url(url)
+    return mime, b64decode(payload)
 
 
 def encode_data_url(mime: str, data: bytes) -> str:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from .errors import (
     AuthenticationError,
@@ -19,7 +20,7 @@ from .errors import (
     ResponseError,
     ServerError,
 )
-from .images import ImageInput, b64decode, b64encode, decode_data_url
+from .images import ImageInput, b64decode, b64encode, decode_data_url, split_data_url
 
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
@@ -124,6 +125,141 @@ def build_google_body(
     return {"contents": [{"role": "user", "parts": parts}], "generationConfig": generation}
 
 
+# -- reading a reply's bytes ------------------------------------------------------------------
+
+#: JSON strings longer than this (bytes) may be image payloads decoded straight from the reply.
+PAYLOAD_MIN = 1 << 16
+_DATA_URL_HEAD_MAX = 256
+
+
+def load_reply(raw: bytes, route: str) -> tuple[Any, dict[str, bytes]]:
+    """A generation reply's JSON, and the images already decoded from it, by marker.
+
+    The result is always what ``json.loads(raw)`` gives, except that the base64 of large images
+    may be replaced by markers, keys of the returned dict, which ``parse_chat_reply`` and
+    ``parse_google_reply`` look up instead of decoding. A 4K reply is tens of megabytes, nearly
+    all of it one base64 string: parsed as JSON, it is copied into a str, copied again as the JSON
+    value, and a third time when the data URL is sliced, each copy slower than decoding it. Here
+    each long string of clean base64 (alone, or after a ``data:...,`` head) is decoded straight
+    from ``raw`` and the small rest parsed. A marker anywhere the route's parser does not decode
+    images, or any doubt, and the whole reply is parsed as JSON instead.
+    """
+    if len(raw) > PAYLOAD_MIN:
+        token = f"aigate-payload-{secrets.token_hex(8)}-"
+        skeleton, payloads = _cut_payloads(raw, token)
+        if payloads:
+            try:
+                data = json.loads(skeleton)
+            except ValueError:
+                pass  # so is raw, below: cutting only swaps base64 for other letters and digits
+            else:
+                if _markers_only_at(data, token, _IMAGE_PATHS[route]):
+                    return data, payloads
+    return json.loads(raw), {}
+
+
+def _cut_payloads(raw: bytes, token: str) -> tuple[bytes, dict[str, bytes]]:
+    """``raw`` with the base64 of each long, escape-free JSON string replaced by a marker
+    (``token`` and a number), and the decoded bytes by marker."""
+    view = memoryview(raw)
+    pieces: list[Any] = []
+    payloads: dict[str, bytes] = {}
+    kept = 0  # raw[kept:] is not in pieces yet
+    quote = raw.find(b'"')
+    while quote >= 0:
+        end = raw.find(b'"', quote + 1)
+        if end < 0:
+            break
+        start = _payload_start(raw, quote, end) if end - quote > PAYLOAD_MIN else None
+        if start is not None:
+            try:
+                data = b64decode(view[start:end])
+            except ResponseError:
+                pass  # not clean base64: json.loads reads it, the parser judges it
+            else:
+                marker = f"{token}{len(payloads)}"
+                payloads[marker] = data
+                pieces += (view[kept:start], marker.encode("ascii"))
+                kept = end
+        quote = end
+    if not payloads:
+        return raw, payloads
+    pieces.append(view[kept:])
+    return b"".join(pieces), payloads
+
+
+def _payload_start(raw: bytes, quote: int, end: int) -> int | None:
+    """Where base64 would start in the JSON string opened at ``quote`` and closed at ``end``.
+
+    None when ``quote`` is escaped (it is inside a longer string) or the string holds escapes.
+    Otherwise, if the text in between is base64, or a ``data:`` URL whose payload is, it is that
+    whole string: outside strings, JSON has no room for a ``data:`` or a run of base64 letters.
+    """
+    backslashes = 0
+    while quote > backslashes and raw[quote - backslashes - 1] == 0x5C:
+        backslashes += 1
+    if backslashes % 2 or raw.find(b"\\", quote + 1, end) >= 0:
+        return None
+    if raw.startswith(b"data:", quote + 1):
+        comma = raw.find(b",", quote + 1, min(end, quote + 1 + _DATA_URL_HEAD_MAX))
+        return comma + 1 if comma >= 0 else None
+    return quote + 1
+
+
+def _chat_image_path(path: tuple) -> bool:
+    """``choices[0].message.images[i].image_url(.url)``, or the same in ``content[i]``."""
+    return (
+        len(path) in (6, 7)
+        and path[:3] == ("choices", 0, "message")
+        and path[3] in ("images", "content")
+        and type(path[4]) is int
+        and path[5] == "image_url"
+        and path[6:] in ((), ("url",))
+    )
+
+
+def _google_image_path(path: tuple) -> bool:
+    """``candidates[0].content.parts[i].inlineData.data`` (or ``inline_data``)."""
+    return (
+        len(path) == 7
+        and path[:4] == ("candidates", 0, "content", "parts")
+        and type(path[4]) is int
+        and path[5] in ("inlineData", "inline_data")
+        and path[6] == "data"
+    )
+
+
+_IMAGE_PATHS: dict[str, Callable[[tuple], bool]] = {"chat": _chat_image_path, "google": _google_image_path}
+
+
+def _markers_only_at(data: Any, token: str, allowed: Callable[[tuple], bool]) -> bool:
+    """Whether every string holding ``token`` sits where ``allowed`` says images are decoded."""
+    stack: list[tuple[tuple, Any]] = [((), data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if token in value and not allowed(path):
+                return False
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if token in key:
+                    return False
+                stack.append(((*path, key), item))
+        elif isinstance(value, list):
+            stack.extend(((*path, index), item) for index, item in enumerate(value))
+    return True
+
+
+def _decoded(payload: str, payloads: Mapping[str, bytes] | None) -> bytes:
+    data = payloads.get(payload) if payloads else None
+    return b64decode(payload) if data is None else data
+
+
+def _data_url_image(url: str, payloads: Mapping[str, bytes] | None) -> ReplyImage:
+    mime, payload = split_data_url(url)
+    return ReplyImage(mime, _decoded(payload, payloads))
+
+
 # -- replies ----------------------------------------------------------------------------------
 
 _MARKDOWN_DATA_URL = re.compile(r"!\[[^\]]*\]\((data:image/[a-z+.-]+;base64,[A-Za-z0-9+/=\s]+)\)")
@@ -150,11 +286,12 @@ def _images_from_markdown(text: str) -> list[ReplyImage]:
     return [ReplyImage(*decode_data_url(re.sub(r"\s", "", m))) for m in _MARKDOWN_DATA_URL.findall(text)]
 
 
-def parse_chat_reply(data: Any) -> Reply:
+def parse_chat_reply(data: Any, payloads: Mapping[str, bytes] | None = None) -> Reply:
     """Read a ``/v1/chat/completions`` reply: images from ``message.images``
     (then, as some gateways do, from ``image_url`` parts or Markdown data URLs
     in ``content``), the text from ``content`` (which may be null), the finish
-    reason and the usage. No image raises ``NoImageError``.
+    reason and the usage. No image raises ``NoImageError``. ``payloads`` are
+    images already decoded by ``load_reply``.
     """
     data = _require_dict(data)
     _raise_embedded_error(data)
@@ -170,7 +307,7 @@ def parse_chat_reply(data: Any) -> Reply:
     for item in _list(message.get("images")):
         url = _image_url_of(item)
         if url and url.startswith("data:"):
-            images.append(ReplyImage(*decode_data_url(url)))
+            images.append(_data_url_image(url, payloads))
     texts: list[str] = []
     content = message.get("content")
     if isinstance(content, str):
@@ -183,7 +320,7 @@ def parse_chat_reply(data: Any) -> Reply:
                 texts.append(part["text"])
             url = _image_url_of(part)
             if not images and url and url.startswith("data:"):
-                images.append(ReplyImage(*decode_data_url(url)))
+                images.append(_data_url_image(url, payloads))
     text = "\n".join(t for t in texts if t.strip()) or None
     if not images and text:
         images = _images_from_markdown(text)
@@ -221,11 +358,12 @@ def _inline_of(part: dict) -> dict | None:
     return inline if isinstance(inline, dict) else None
 
 
-def parse_google_reply(data: Any) -> Reply:
+def parse_google_reply(data: Any, payloads: Mapping[str, bytes] | None = None) -> Reply:
     """Read a ``generateContent`` reply: every non-thought image part in order
     (the last thought image where only thought images came), the non-thought
     text, the finish reason and ``usageMetadata``. A blocked prompt or a
-    candidate without an image raises ``NoImageError``.
+    candidate without an image raises ``NoImageError``. ``payloads`` are
+    images already decoded by ``load_reply``.
     """
     data = _require_dict(data)
     _raise_embedded_error(data)
@@ -262,7 +400,7 @@ def parse_google_reply(data: Any) -> Reply:
             stored = {k: v for k, v in part.items() if k not in ("inlineData", "inline_data")}
             stored["inlineData"] = {"mimeType": mime, "imageIndex": len(images)}
             model_parts.append(stored)
-            images.append(ReplyImage(mime, b64decode(payload)))
+            images.append(ReplyImage(mime, _decoded(payload, payloads)))
         elif isinstance(part.get("text"), str):
             texts.append(part["text"])
             model_parts.append(dict(part))
@@ -328,7 +466,7 @@ def _unwrap_nested(message: str) -> str:
         return message
     try:
         inner = json.loads(message[start:])
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json follows
         return message
     if isinstance(inner, dict) and "error" in inner:
         nested, _, _ = _message_of(inner["error"])
@@ -341,7 +479,7 @@ def describe_error_body(status: int, text: str) -> tuple[str, str | None, str | 
     """The gateway's own message, code and kind from an error body of any shape."""
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than json follows
         data = None
     if isinstance(data, dict):
         message, code, kind = _message_of(data.get("error", data))
