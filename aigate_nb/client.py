@@ -335,7 +335,7 @@ class Client:
     def _parse_json(self, raw: bytes) -> Any:
         try:
             return json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than json follows
             head = raw[:80].decode("utf-8", "replace")
             raise ResponseError(
                 self._scrub(
