@@ -198,7 +198,7 @@ class Client:
         started = time.perf_counter()
         data = self._request("POST", path, body)
         reply = parse_chat_reply(data) if route == "chat" else parse_google_reply(data)
-        return ImageResult(
+        return _readable(ImageResult(
             originals=reply.images,
             prompt=prompt,
             model=model,
@@ -212,7 +212,7 @@ class Client:
             emulated=self.emulated,
             model_parts=reply.model_parts,
             parent_id=_parent_of(inputs),
-        )
+        ))
 
     def models(self, image_only: bool = False) -> list[str]:
         """The model ids of ``GET /v1/models``; with ``image_only``, those that make images."""
@@ -377,6 +377,19 @@ def _as_list(images: Iterable[Any] | Any) -> list[Any]:
 
 def _parent_of(inputs: list[ImageInput]) -> str | None:
     return next((item.parent_id for item in inputs if item.parent_id), None)
+
+
+def _readable(result: ImageResult) -> ImageResult:
+    """``result``, once every image's header has been read (no pixels are decoded): bytes
+    that are not an image fail here, as one clear error, and not later in the history,
+    the display or a save."""
+    try:
+        result.sizes
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, DecompressionBombError, ...
+        raise ResponseError(
+            f"The gateway sent an image that cannot be read ({type(exc).__name__}); run the request again."
+        ) from None
+    return result
 
 
 def _urllib3_reason(exc: Exception) -> Exception:
