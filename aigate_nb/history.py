@@ -415,14 +415,22 @@ class History:
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise HistoryError(f"Cannot read the history index {self.index_path} ({exc.strerror or exc}).") from None
+            raise self._unreadable(exc) from None
         try:
             if fcntl is not None:
                 fcntl.flock(fd, fcntl.LOCK_SH)  # no half-written line from a writer mid-append
             with self._lock:
                 self._read_new_lines(fd)
+        except OSError as exc:  # opened but not readable: a folder where the index should be
+            raise self._unreadable(exc) from None
         finally:
             os.close(fd)
+
+    def _unreadable(self, exc: OSError) -> HistoryError:
+        return HistoryError(
+            f"Cannot read the history index {self.index_path} ({exc.strerror or exc}); "
+            "set AIGATE_HISTORY_DIR to a folder you can write to."
+        )
 
     def refresh(self) -> None:
         """Pick up entries another process (a second kernel on this notebook) appended."""
