@@ -72,7 +72,7 @@ def normalise_ratio(ratio: str | None) -> str | None:
 
 def _did_you_mean(value: str, choices: tuple[str, ...]) -> str:
     close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
-    return f"; did you mean {close[0]}?" if close else "."
+    return f"; did you mean {close[0]}?" if close else "; choose one of them."
 
 
 def _closest_ratio(value: str, choices: tuple[str, ...]) -> str:
