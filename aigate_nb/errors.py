@@ -23,6 +23,14 @@ class HistoryError(AigateError, LookupError):
     """A history entry does not exist or the history cannot be read or written."""
 
 
+class NotKeptError(HistoryError):
+    """An image was made but the history could not keep it; ``result`` holds it, so it is not lost."""
+
+    def __init__(self, message: str, result) -> None:
+        super().__init__(message)
+        self.result = result
+
+
 class GatewayError(AigateError):
     """The gateway answered with an HTTP error status.
 

@@ -27,7 +27,7 @@ from IPython.display import display
 from traitlets import Unicode, observe
 
 from .config import is_shared_emulator
-from .errors import AigateError
+from .errors import AigateError, NotKeptError
 from .history import History
 from .results import ImageResult
 from .session import Defaults, Request, Session, current_session
@@ -297,16 +297,21 @@ class GeminiImageMagics(Magics):
             ) from None
         finally:
             status.clear()
-        results, errors = [], []
+        results, errors, not_kept = [], [], []
         for future in futures:
             try:
                 results.append(future.result())
+            except NotKeptError as exc:  # shown all the same, with one line saying why it is not kept
+                results.append(exc.result)
+                not_kept.append(exc)
             except (AigateError, LookupError) as exc:
                 errors.append(exc)
         if not results:
             raise _usage_error(errors[0])
         if errors:
             print(f"{len(errors)} of {len(futures)} variants failed: {_one_line(str(errors[0]))}", file=sys.stderr)
+        if not_kept:
+            print(_one_line(str(not_kept[0])), file=sys.stderr)
         return results
 
     # -- %aigate ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import ipywidgets as w
 
-from .errors import AigateError, InputError
+from .errors import AigateError, InputError, NotKeptError
 from .images import make_preview, sniff_mime
 from .models import ALL_SIZES, BASE_RATIOS, EXTRA_RATIOS, spec_for
 from .session import Request, Session, current_session
@@ -405,6 +405,8 @@ class Panel:
                 result, error = future.result(), None
             except CancelledError:
                 result, error = None, None
+            except NotKeptError as exc:  # shown all the same; the status says why it is not kept
+                result, error = exc.result, exc
             except Exception as exc:  # noqa: BLE001 - shown as one line below
                 result, error = None, exc
             with self._lock:
@@ -413,7 +415,8 @@ class Panel:
                     self.refresh()
                     if current:
                         self._show_result(result)
-                        self.select(result.index)
+                        if result.index is not None:
+                            self.select(result.index)
                 if not current:
                     return  # the panel stopped waiting; the result is in the history all the same
                 batch.done += 1

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from .client import Client
 from .config import load_settings, mask_key
-from .errors import InputError
+from .errors import HistoryError, InputError, NotKeptError
 from .history import History
 from .images import ImageLike
 from .models import check_options
@@ -46,7 +46,8 @@ class Session:
     """One notebook's client, history and defaults.
 
     ``run`` sends one request and records the result in the history before
-    returning it, so a result is never lost even if nobody displays it.
+    returning it, so a result is never lost even if nobody displays it; if the
+    history cannot keep it, ``NotKeptError`` hands it over instead.
     """
 
     def __init__(
@@ -171,7 +172,15 @@ class Session:
             image_size=request.image_size or d.image_size,
             route=request.route or d.route,
         )
-        self.history.append(result)
+        try:
+            self.history.append(result)
+        except HistoryError as exc:
+            reason = str(exc).rstrip(".")
+            raise NotKeptError(
+                f"The image was made but the history cannot keep it: {reason[:1].lower()}{reason[1:]}, "
+                "and save this one with .save(path).",
+                result,
+            ) from None
         return result
 
     def submit(self, request: Request, count: int = 1) -> list[Future]:
