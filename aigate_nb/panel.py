@@ -276,20 +276,23 @@ class Panel:
     # -- models, ratios and sizes -----------------------------------------------------------
 
     def _load_models(self) -> None:
+        """Runs on its own thread, so that a slow or absent gateway never holds up the panel."""
+        default = self.session.defaults.model
         try:
             models = self.session.image_models()
+            if not models:
+                self._show_status(f"The gateway lists no image models; using {default}.", error=True)
         except Exception as exc:  # noqa: BLE001 - any failure leaves the default model usable
             models = []
-            note = f"Could not list the models ({_one_line(exc)}); using {self.session.defaults.model}."
-            self._show_status(note, error=True)
-        else:
-            if not models:
-                self._show_status(f"The gateway lists no image models; using {self.session.defaults.model}.", error=True)
-        default = self.session.defaults.model
-        with self._lock:
-            self._set_model_options([default] + [m for m in models if m != default] if models else [default])
-            self._show_where()
-        self._models_loaded.set()
+            self._show_status(f"Could not list the models ({_one_line(exc)}); using {default}.", error=True)
+        try:
+            with self._lock:
+                self._set_model_options([default, *(m for m in models if m != default)])
+                self._show_where()
+        except Exception as exc:  # noqa: BLE001 - never a traceback in the kernel's log
+            self._show_status(_one_line(exc), error=True)
+        finally:
+            self._models_loaded.set()
 
     def _set_model_options(self, models: list[str]) -> None:
         current = self.model.value

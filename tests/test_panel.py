@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import time
 
 import pytest
 from PIL import Image
@@ -15,18 +14,7 @@ from aigate_nb.models import BASE_RATIOS, DEFAULT_MODEL
 from aigate_nb.panel import MODEL_DEFAULT, NO_SOURCE, UPLOADED, Panel, edit_cell_text
 from aigate_nb.session import Request, Session
 
-from support import TEST_KEY
-
-
-def until(predicate, timeout: float = 10.0, what: str = "the condition"):
-    """Poll ``predicate`` until it is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.01)
-    pytest.fail(f"{what} did not happen within {timeout} s")
+from support import TEST_KEY, wait_for
 
 
 @pytest.fixture
@@ -204,7 +192,7 @@ def test_buttons_are_disabled_while_a_request_runs(panel, session, emu):
 
     assert panel.generate_button.disabled and panel.edit_button.disabled
     assert panel.stop_button.layout.display != "none" and panel.busy.layout.display != "none"
-    until(lambda: panel.elapsed.value.endswith(" s"), what="the elapsed time")
+    wait_for(lambda: panel.elapsed.value.endswith(" s"))
     panel.generate_button.click()  # ignored while busy
     panel.wait(20)
 
@@ -218,7 +206,7 @@ def test_stop_waiting_gives_the_buttons_back_and_a_late_result_still_joins_the_h
     emu.inject_fault("timeout", delay=1.0)
     panel.prompt.value = "a result nobody waits for"
     panel.generate_button.click()
-    until(lambda: emu.attempts("a result nobody waits for"), what="the request reaching the emulator")
+    wait_for(lambda: emu.attempts("a result nobody waits for"))
     panel.stop_button.click()
 
     assert not panel.generate_button.disabled
@@ -226,8 +214,8 @@ def test_stop_waiting_gives_the_buttons_back_and_a_late_result_still_joins_the_h
     assert "Stopped waiting" in panel.status_text
     panel.wait(1)  # idle at once
 
-    until(lambda: len(session.history) == 1, what="the late result joining the history")
-    until(lambda: visible_slots(panel) == ["[0]"], what="the gallery showing the late result")
+    wait_for(lambda: len(session.history) == 1)
+    wait_for(lambda: visible_slots(panel) == ["[0]"])
     assert panel.output.outputs == ()  # not shown as a result of a later click
 
 

@@ -16,12 +16,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
+from support import wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -54,18 +54,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _poll(predicate, timeout: float, what: str, process: subprocess.Popen | None = None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{what}: the process exited with {process.returncode}")
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise TimeoutError(f"{what} did not happen within {timeout:g} s")
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -163,7 +151,7 @@ def lab_server(emulator_process, tmp_path_factory):
     )
     server = LabServer(f"http://127.0.0.1:{port}", token, root, history_dir)
     try:
-        _poll(lambda: _answers(server.api("/api/status")), SERVER_START_TIMEOUT, "JupyterLab starting", process)
+        wait_for(lambda: _still_running(process) and _answers(server.api("/api/status")), SERVER_START_TIMEOUT)
         yield server
     finally:
         try:
@@ -173,6 +161,12 @@ def lab_server(emulator_process, tmp_path_factory):
             pass
         _stop(process)
         log.close()
+
+
+def _still_running(process: subprocess.Popen) -> bool:
+    if process.poll() is not None:
+        raise RuntimeError(f"jupyter lab exited with {process.returncode}; see {ARTIFACTS / 'jupyter-lab.log'}")
+    return True
 
 
 def _answers(url: str) -> bool:
