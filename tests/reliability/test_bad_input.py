@@ -1,0 +1,317 @@
+"""The bad-input catalogue, through the Python API and the magic: each mistake gets one
+sentence on one line that says what to do, and where the mistake can be seen locally it is
+refused before any request reaches the emulator. The key guard searches everything seen.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from aigate_nb.client import Client
+from aigate_nb.errors import ConfigurationError, HistoryError, NotKeptError
+from aigate_nb.history import History
+from aigate_nb.images import DEFAULT_INLINE_BUDGET
+from aigate_nb.session import Request
+
+from harness import post_attempts
+from support import TEST_KEY
+
+pytestmark = pytest.mark.usefixtures("key_guard")
+
+FLASH = "google/gemini-3.1-flash-image-preview"
+PRO = "google/gemini-3-pro-image"
+FLASH_25 = "google/gemini-2.5-flash-image"
+
+
+def png_file(path: Path, size=(40, 30), colour=(200, 60, 20)) -> Path:
+    Image.new("RGB", size, colour).save(path, format="PNG")
+    return path
+
+
+@pytest.fixture(scope="module")
+def fifty_mb_png(tmp_path_factory) -> Path:
+    """A 50 MB PNG of noise (4100 x 4100, stored uncompressed): far over the inline budget."""
+    side = 4100
+    path = tmp_path_factory.mktemp("big") / "noise.png"
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(path, format="PNG", compress_level=0)
+    assert path.stat().st_size > 50_000_000
+    return path
+
+
+def generation_requests(emu) -> list:
+    return [record for record in emu.requests if record.method == "POST"]
+
+
+# -- refused before sending, through the API and the magic --------------------------------------
+
+# name: (generate() arguments, the magic's options line and body, what the one sentence says)
+REFUSED = {
+    "ratio the model lacks": (
+        {"model": PRO, "aspect_ratio": "1:8"}, (f"-m {PRO} -a 1:8", "a cat"),
+        f"aspect ratio '1:8' is not one of 1:1, 2:3, 3:2, 3:4, 4:3, 4:5, 5:4, 9:16, 16:9, 21:9 for {PRO}; "
+        "the closest is 9:16.",
+    ),
+    "size the model lacks": (
+        {"model": PRO, "image_size": "512"}, (f"-m {PRO} -s 512", "a cat"),
+        f"image size '512' is not one of 1K, 2K, 4K for {PRO}; choose one of them.",
+    ),
+    "size that is no size": (
+        {"image_size": "3K"}, ("-s 3K", "a cat"),
+        f"image size '3K' is not one of 512, 1K, 2K, 4K for {FLASH}; did you mean 4K?",
+    ),
+    "size for a model that takes none": (
+        {"model": FLASH_25, "image_size": "2K"}, (f"-m {FLASH_25} -s 2K", "a cat"),
+        f"{FLASH_25} makes images of about 1K only and takes no image size; leave the size out, "
+        "or choose a Gemini 3 model for 2K or 4K.",
+    ),
+}
+
+
+@pytest.mark.parametrize("front_end", ["api", "magic"])
+@pytest.mark.parametrize("case", REFUSED)
+def test_options_the_model_does_not_take_are_refused_before_sending(frontends, emu, case, front_end):
+    kwargs, (line, body), sentence = REFUSED[case]
+    session = frontends.session()
+    if front_end == "api":
+        outcome = frontends.run("api", session, body, **kwargs)
+    else:
+        outcome = frontends.run("magic", session, body, line=line)
+    assert outcome.message == sentence
+    assert generation_requests(emu) == []
+
+
+@pytest.mark.parametrize("front_end", ["api", "magic"])
+def test_an_empty_prompt_is_refused_before_sending(frontends, emu, front_end):
+    session = frontends.session()
+    outcome = frontends.run(front_end, session, "  \n\t ")
+    expected = {
+        "api": "The prompt is empty; write what the image should show.",
+        "magic": "The cell is empty: write the prompt in the cell body, below the %%gemini_image line.",
+    }[front_end]
+    assert outcome.message == expected
+    assert generation_requests(emu) == []
+
+
+@pytest.mark.parametrize("front_end", ["api", "magic"])
+def test_a_missing_file_is_refused_before_sending(frontends, emu, tmp_path, front_end):
+    missing = tmp_path / "nowhere" / "cat.png"
+    session = frontends.session()
+    if front_end == "api":
+        outcome = frontends.run("api", session, "edit it", images=[missing])
+    else:
+        outcome = frontends.run("magic", session, "edit it", line=f"-i {missing}")
+    assert outcome.message == f"No image file at '{missing}'; check the path (relative paths start at {Path.cwd()})."
+    assert generation_requests(emu) == []
+
+
+@pytest.mark.parametrize("front_end", ["api", "magic"])
+@pytest.mark.parametrize("content", [b"just some notes\n", b"%PDF-1.7\n...", b""], ids=["text", "pdf", "empty"])
+def test_a_file_that_is_not_an_image_is_refused_before_sending(frontends, emu, tmp_path, front_end, content):
+    path = tmp_path / "picture.png"  # the name promises an image; the bytes decide
+    path.write_bytes(content)
+    session = frontends.session()
+    if front_end == "api":
+        outcome = frontends.run("api", session, "edit it", images=[path])
+    else:
+        outcome = frontends.run("magic", session, "edit it", line=f"-i {path}")
+    assert outcome.message == f"'{path}' is not an image Pillow or the model can read; use PNG, JPEG or WebP."
+    assert generation_requests(emu) == []
+
+
+@pytest.mark.parametrize("front_end", ["api", "magic"])
+@pytest.mark.parametrize("model,limit", [(FLASH, 14), (FLASH_25, 3)])
+def test_too_many_input_images_are_refused_before_sending(frontends, emu, tmp_path, front_end, model, limit):
+    path = png_file(tmp_path / "one.png")
+    count = limit + 1
+    session = frontends.session()
+    if front_end == "api":
+        outcome = frontends.run("api", session, "combine", model=model, images=[path] * count, image_size=None)
+    else:
+        session.set_defaults(model=model, image_size=None)
+        outcome = frontends.run("magic", session, "combine", line=f"-m {model} " + f"-i {path} " * count)
+    assert outcome.message == f"{model} takes at most {limit} input images, and {count} were given; pass fewer images."
+    assert generation_requests(emu) == []
+
+
+# -- accepted -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", ["chat", "google"])
+@pytest.mark.parametrize("front_end", ["api", "magic"])
+def test_a_lowercase_size_is_accepted_and_sent_normalised(frontends, emu, front_end, route):
+    session = frontends.session()
+    if front_end == "api":
+        outcome = frontends.run("api", session, "a lowercase size", route, image_size="2k", aspect_ratio="1:1")
+    else:
+        outcome = frontends.run("magic", session, "a lowercase size", route, line="-s 2k -a 1:1")
+    assert outcome.message is None and outcome.result.image_size == "2K"
+    assert outcome.result.size == (2048, 2048)
+    [record] = generation_requests(emu)
+    sent = record.body["image_config"] if route == "chat" else record.body["generationConfig"]["imageConfig"]
+    assert sent == ({"aspect_ratio": "1:1", "image_size": "2K"} if route == "chat" else {"aspectRatio": "1:1", "imageSize": "2K"})
+
+
+@pytest.mark.parametrize("route", ["chat", "google"])
+@pytest.mark.parametrize("front_end", ["api", "magic"])
+def test_an_unknown_model_passes_the_client_and_the_gateways_refusal_is_shown(frontends, emu, front_end, route):
+    model = "google/gemini-9-imaginary"
+    session = frontends.session()
+    if front_end == "api":
+        outcome = frontends.run("api", session, "a cat", route, model=model)
+    else:
+        outcome = frontends.run("magic", session, "a cat", route, line=f"-m {model}")
+    status = {"chat": 400, "google": 404}[route]  # as the gateway and Google's API answer
+    assert outcome.message.startswith(f"HTTP {status}: ") and "gemini-9-imaginary" in outcome.message
+    assert len(generation_requests(emu)) == 1, "a refusal is not retried"
+
+
+@pytest.mark.parametrize("front_end", ["api", "magic"])
+def test_a_50_mb_image_is_re_encoded_under_the_inline_budget_quickly(frontends, emu, fifty_mb_png, front_end):
+    session = frontends.session()
+    started = time.perf_counter()
+    if front_end == "api":
+        outcome = frontends.run("api", session, "edit the noise", images=[fifty_mb_png])
+    else:
+        outcome = frontends.run("magic", session, "edit the noise", line=f"-i {fifty_mb_png}")
+    took = time.perf_counter() - started
+    assert outcome.message is None, outcome.message
+    [record] = generation_requests(emu)
+    [sent] = record.images
+    assert sent.bytes * 4 / 3 <= DEFAULT_INLINE_BUDGET, "base64 of what was sent fits the budget"
+    assert sent.bytes < fifty_mb_png.stat().st_size / 4
+    assert sent.mime == "image/jpeg" and max(sent.width, sent.height) < 4100
+    assert took < 20, f"{took:.1f} s"
+
+
+# -- the history -----------------------------------------------------------------------------------
+
+
+def test_an_out_of_range_history_index_says_what_there_is(frontends, emu):
+    session = frontends.session()
+    for prompt in ("first", "second"):
+        assert frontends.run("magic", session, prompt).result is not None
+    sent = len(generation_requests(emu))
+    with pytest.raises(HistoryError) as info:
+        session.history[7]
+    assert str(info.value) == "No history entry 7; this notebook's history has entries 0 to 1."
+    outcome = frontends.run("magic", session, "edit it", line="-e 7")
+    assert outcome.message == str(info.value)
+    assert len(generation_requests(emu)) == sent
+
+
+def test_a_corrupt_history_index_keeps_its_good_entries(frontends, emu, tmp_path):
+    session = frontends.session(name="damaged")
+    for prompt in ("kept zero", "kept one"):
+        assert frontends.run("magic", session, prompt).result is not None
+    with open(session.history.index_path, "ab") as index:
+        index.write(b'{"index": "x", "files": 3}\n\x00\x00\x00\n\xff\xfe not json\n[1, 2]\n{"v": 1, "index": 9, "id"')
+    with pytest.warns(RuntimeWarning) as caught:
+        reloaded = History(name="damaged", root=tmp_path / "history")
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 5 and all("\n" not in m and "the other entries are fine" in m for m in messages)
+    assert [entry.prompt for entry in reloaded] == ["kept zero", "kept one"]
+    session.history = reloaded
+    outcome = frontends.run("magic", session, "edit the first", line="-e 0")
+    assert outcome.result is not None and outcome.result.parent_index == 0
+    assert outcome.result.index == 2
+
+
+def test_an_unreadable_history_index_is_one_sentence_saying_what_to_do(frontends, emu, tmp_path):
+    index = tmp_path / "history" / "broken" / "index.jsonl"
+    index.mkdir(parents=True)  # a folder where the index file should be
+    with pytest.raises(HistoryError) as info:
+        History(name="broken", root=tmp_path / "history")
+    expected = f"Cannot read the history index {index} (Is a directory); set AIGATE_HISTORY_DIR to a folder you can write to."
+    assert str(info.value) == expected
+    frontends.load(frontends.session())
+    assert frontends.cell("%aigate history --name broken")[1] == expected
+    assert generation_requests(emu) == []
+
+
+def test_a_history_dir_under_a_regular_file_is_refused_when_the_extension_loads(frontends, emu, tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("AIGATE_HISTORY_DIR", str(blocker / "history"))
+    monkeypatch.setenv("AIGATE_API_KEY", TEST_KEY)
+    monkeypatch.setenv("AIGATE_BASE_URL", emu.url)
+    with pytest.raises(HistoryError, match=r"\(Not a directory\); set AIGATE_HISTORY_DIR to a folder you can write to\.$"):
+        History()
+    frontends.unload()
+    _, message, _ = frontends.cell("%load_ext aigate_nb")
+    assert message.startswith(f"Cannot read the history index {blocker / 'history'}")
+    assert message.endswith("(Not a directory); set AIGATE_HISTORY_DIR to a folder you can write to.")
+    assert emu.requests == []
+
+
+def unwritable_after_loading(session, tmp_path: Path) -> None:
+    """Make the session's history folder impossible to create: its root becomes a regular file."""
+    root = tmp_path / "vanishing"
+    session.history = History(name="nb", root=root)
+    root.write_text("the folder was replaced by a file")
+
+
+NOT_KEPT = "The image was made but the history cannot keep it: cannot write the history's images in "
+NOT_KEPT_ADVICE = "; set AIGATE_HISTORY_DIR to a folder you can write to, and save this one with .save(path)."
+
+
+@pytest.mark.parametrize("front_end", ["magic", "panel"])
+def test_a_result_the_history_cannot_keep_is_shown_not_lost(frontends, emu, tmp_path, front_end):
+    session = frontends.session()
+    unwritable_after_loading(session, tmp_path)
+    outcome = frontends.run(front_end, session, "made but homeless")
+    if front_end == "magic":
+        assert outcome.result.image.size == (512, 512), "the cell's value is the result, shown as usual"
+        [notice] = [line for line in outcome.extra if line.startswith(NOT_KEPT)]
+    else:
+        notice = outcome.message
+        [shown] = frontends.panel(session).output.outputs
+        assert "image/png" in shown["data"] or "image/jpeg" in shown["data"]
+    assert notice.startswith(NOT_KEPT) and notice.endswith(NOT_KEPT_ADVICE)
+    assert post_attempts(emu, "made but homeless") == 1, "the image is not paid for twice"
+    assert len(session.history) == 0
+
+
+def test_session_run_hands_over_a_result_the_history_cannot_keep(frontends, emu, tmp_path):
+    session = frontends.session()
+    unwritable_after_loading(session, tmp_path)
+    with pytest.raises(NotKeptError) as info:
+        session.run(Request("made but homeless"))
+    assert info.value.result.image.size == (512, 512)
+    message = str(info.value)
+    assert message.startswith(NOT_KEPT) and message.endswith(NOT_KEPT_ADVICE)
+    assert "\n" not in message
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="permission bits do not stop root, so a read-only folder cannot be made here; "
+                    "the regular-file variants above cover the same refusal")
+def test_a_read_only_history_folder_keeps_the_result_and_says_so(frontends, emu, tmp_path):
+    session = frontends.session()
+    session.history.folder.mkdir(parents=True, exist_ok=True)
+    session.history.folder.chmod(0o555)
+    try:
+        with pytest.raises(NotKeptError, match="set AIGATE_HISTORY_DIR to a folder you can write to"):
+            session.run(Request("read-only"))
+    finally:
+        session.history.folder.chmod(0o755)
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+
+def test_a_base_url_without_a_scheme_is_one_sentence_before_anything_is_sent(frontends, emu, monkeypatch):
+    monkeypatch.setenv("AIGATE_API_KEY", TEST_KEY)
+    monkeypatch.setenv("AIGATE_BASE_URL", "api.aigate.shop/v1")
+    expected = ("The base URL 'api.aigate.shop/v1' has no http:// or https:// scheme; "
+                "write it like https://api.aigate.shop (without /v1).")
+    with pytest.raises(ConfigurationError) as info:
+        Client()
+    assert str(info.value) == expected
+    frontends.unload()
+    assert frontends.cell("%load_ext aigate_nb")[1] == expected
+    assert emu.requests == []

@@ -1,0 +1,190 @@
+"""The key never shows: not in a notebook executed by a real kernel (outputs, tracebacks,
+``%aigate config``), not in reprs, not in verbose tracebacks, not in logs, files or the
+emulator's records. The fault matrix and the bad-input catalogue run under the same guard
+(``key_guard``); these are the places they do not reach. Plain http:// to another host
+with a key set is warned about, from Python and from ``%aigate use gateway``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import secrets
+import warnings
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from aigate_nb.client import Client
+from aigate_nb.config import load_settings, mask_key
+from aigate_nb.emulator import Emulator
+from aigate_nb.errors import AigateError
+from aigate_nb.history import History
+from aigate_nb.session import Request, Session
+
+from harness import LEAK_NEEDLES, Evidence, search_for_key, texts_of
+from support import TEST_KEY
+
+NOTEBOOK_CELLS = [
+    "%load_ext aigate_nb",
+    "%%gemini_image -s 512\na lighthouse through a flaky gateway",
+    "%%gemini_image -m google/gemini-9-imaginary\nrefused by the gateway",
+    "%%gemini_image -a 7:3\nrefused before sending",
+    "from aigate_nb import Client\nclient = Client(max_retries=0)\nclient",
+    "client.generate('a cat', model='google/gemini-9-imaginary')",
+    "%xmode Verbose",
+    "client.generate('a dog', model='google/gemini-9-imaginary', route='google')",
+    "%aigate config",
+    "%aigate history",
+    "import aigate_nb.session as s\nprint(repr(s.current_session().history[-1]), s.current_session().describe())",
+]
+
+
+def key_like(key: str) -> tuple[str, ...]:
+    return (key, key.removeprefix("sk-"), key[8:20])
+
+
+def test_a_notebook_run_by_a_real_kernel_never_shows_the_key(tmp_path, monkeypatch):
+    key = "sk-nbrun-" + secrets.token_hex(12)
+    with Emulator(api_key=key) as emu:
+        monkeypatch.setenv("AIGATE_API_KEY", key)
+        monkeypatch.setenv("AIGATE_BASE_URL", emu.url)
+        monkeypatch.setenv("AIGATE_HISTORY_DIR", str(tmp_path / "history"))
+        emu.inject_fault("503", count=2)  # the first generation is retried, the kernel logs nothing of it
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in NOTEBOOK_CELLS])
+        NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                       resources={"metadata": {"path": str(tmp_path)}}).execute()
+        records = emu.requests
+    outputs = [cell.outputs for cell in nb.cells]
+    assert any(o.get("data", {}).get("image/png") or o.get("data", {}).get("image/jpeg")
+               for o in outputs[1]), "the generation worked, with the key"
+    for refused in (outputs[2], outputs[3]):  # the kernel shows a usage error as one stderr line
+        [line] = [o.text for o in refused if o.output_type == "stream"]
+        assert line.startswith("UsageError: ") and line.count("\n") == 1
+    assert [o.get("ename") for o in outputs[5]] == ["BadRequestError"]
+    assert [o.get("ename") for o in outputs[7]] == ["BadRequestError"]
+    config = "".join(o.get("text", "") for o in outputs[8])
+    assert f"sk-...{key[-4:]}" in config
+    assert len([r for r in records if r.prompt == "a lighthouse through a flaky gateway"]) == 3
+
+    text = nbformat.writes(nb)
+    files = [path.read_bytes().decode("latin-1") for path in tmp_path.rglob("*") if path.is_file()]
+    emulated = [repr(dataclasses.asdict(record)) for record in records]
+    for needle in key_like(key):
+        assert needle not in text, "the executed notebook shows the key"
+        assert not any(needle in content for content in files), "a file under the history dir holds the key"
+        assert not any(needle in record for record in emulated), "the emulator kept the key"
+
+
+def test_no_object_a_user_can_print_shows_the_key(emu, tmp_path):
+    from aigate_nb.panel import Panel
+
+    client = Client(api_key=TEST_KEY, base_url=emu.url, retry_backoff=0.01)
+    session = Session(client, History(name="reprs", root=tmp_path))
+    result = session.run(Request("a printable result", image_size="512"))
+    entry = session.history[-1]
+    panel = Panel(session)
+    panel.wait(10)
+    errors = []
+    for call in (lambda: client.generate("x", model="google/gemini-9-imaginary"),
+                 lambda: Client(api_key=TEST_KEY, base_url="http://127.0.0.1:9", max_retries=0).generate("x"),
+                 lambda: Client(api_key=TEST_KEY, base_url="nonsense"),
+                 lambda: session.history[99]):
+        with pytest.raises(AigateError) as info:
+            call()
+        errors.append(info.value)
+    things = [client, session, session.defaults, session.describe(), result, result._repr_mimebundle_(),
+              result.caption(), entry, entry._repr_mimebundle_(), session.history, session.history._repr_html_(),
+              panel, panel.header.value, panel.details.value, panel.status.value, load_settings(), emu, *errors]
+    shown = [(type(thing).__name__, text) for thing in things for text in texts_of(thing)]
+    leaks = [name for name, text in shown for needle in LEAK_NEEDLES if needle in text]
+    assert not leaks
+    assert mask_key(TEST_KEY) in repr(client) and mask_key(TEST_KEY) in session.describe()["api_key"]
+    panel.close()
+    session.close()
+
+
+def test_a_verbose_traceback_of_a_failed_call_does_not_show_the_key(shell, emu, capsys):
+    shell.user_ns.update(url=emu.url, key=TEST_KEY)
+    shell.run_cell("from aigate_nb import Client\nc = Client(api_key=key, base_url=url, retry_backoff=0.01, "
+                   "headers={'X-Emulator-Fault': '503'})\ndel key")
+    try:
+        for mode in ("Verbose", "Context"):
+            shell.run_line_magic("xmode", mode)
+            capsys.readouterr()
+            shell.run_cell("c.generate('a verbose failure')")
+            out, err = capsys.readouterr()
+            assert "ServerError" in out + err and "HTTP 503" in out + err
+            assert not [needle for needle in LEAK_NEEDLES if needle in out + err]
+    finally:
+        shell.run_line_magic("xmode", "Context")
+        shell.user_ns.pop("url")
+        shell.user_ns.pop("c").close()
+
+
+# -- plain http:// ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "base_url,key,warns",
+    [
+        ("http://gateway.example.org", TEST_KEY, True),
+        ("http://10.1.2.3:8080/v1", TEST_KEY, True),
+        ("http://127.0.0.1:9", TEST_KEY, False),
+        ("http://localhost:9", TEST_KEY, False),
+        ("https://gateway.example.org", TEST_KEY, False),
+        ("http://gateway.example.org", None, False),
+    ],
+)
+def test_plain_http_to_another_host_with_a_key_warns_without_the_key(base_url, key, warns):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Client(api_key=key, base_url=base_url).close()  # constructed only: nothing is sent
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert bool(messages) == warns
+    for message in messages:
+        assert "unencrypted" in message and "Use https://" in message and TEST_KEY not in message
+
+
+def test_aigate_use_gateway_warns_about_plain_http_too(frontends, monkeypatch):
+    frontends.load(frontends.session())
+    monkeypatch.setenv("AIGATE_API_KEY", TEST_KEY)
+    monkeypatch.setenv("AIGATE_BASE_URL", "http://gateway.example.org")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _, error, lines = frontends.cell("%aigate use gateway")  # switches only: nothing is sent
+    assert error is None
+    assert lines == ["Requests now go to the gateway at http://gateway.example.org."]
+    [warning] = [w for w in caught if issubclass(w.category, UserWarning)]
+    assert "plain http://" in str(warning.message) and TEST_KEY not in str(warning.message)
+    frontends.evidence.add(str(warning.message), json.dumps(frontends.cell("%aigate config")[2]))
+
+
+# -- the search itself ----------------------------------------------------------------------------
+
+
+def test_the_key_search_finds_a_key_wherever_it_is_planted(emu, tmp_path):
+    """The guard that every fault and bad-input test runs under would notice a leak."""
+    def planted(**where) -> list[str]:
+        evidence = Evidence()
+        evidence.add(*where.get("evidence", ()))
+        return search_for_key(evidence, where.get("records", []), where.get("root", tmp_path / "empty"),
+                              where.get("emulated", []))
+
+    (tmp_path / "empty").mkdir()
+    hidden = RuntimeError("wrapper")
+    hidden.__context__ = ValueError(f"Authorization: Bearer {TEST_KEY}")
+    record = logging.LogRecord("urllib3", logging.DEBUG, __file__, 1, "sent %s", (TEST_KEY[8:20],), None)
+    (tmp_path / "files" / "images").mkdir(parents=True)
+    (tmp_path / "files" / "images" / "x.json").write_text(json.dumps({"k": TEST_KEY.removeprefix("sk-")}))
+    with Client(api_key=TEST_KEY, base_url=emu.url, headers={"X-Debug": TEST_KEY}) as client:
+        client.generate("a header that is not stripped", image_size="512")
+
+    assert planted(evidence=[hidden])
+    assert planted(evidence=[{"nested": [f"...{TEST_KEY}..."]}])
+    assert planted(records=[record])
+    assert planted(root=tmp_path / "files")
+    assert planted(emulated=emu.requests)
+    assert not planted(evidence=[mask_key(TEST_KEY), repr(Client(api_key=TEST_KEY, base_url=emu.url))])
