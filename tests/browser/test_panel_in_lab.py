@@ -3,7 +3,6 @@ kernel free for other cells meanwhile; the history on disk links the edit to its
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import time
@@ -23,11 +22,7 @@ LONG = 60_000
 #: The edit is held back this long, so that another cell can run while it is in flight.
 SLOW_REPLY = 5.0
 
-PANEL_CELL = (
-    "%load_ext aigate_nb\n%aigate panel"
-    if importlib.util.find_spec("aigate_nb.magics") is not None
-    else "from aigate_nb.panel import Panel\nPanel()"
-)
+PANEL_CELL = "%load_ext aigate_nb\n%aigate panel"
 
 
 def write_notebook(lab_server, name: str) -> None:
