@@ -159,8 +159,8 @@ def load_reply(raw: bytes, route: str) -> tuple[Any, dict[str, bytes]]:
 
 
 def _cut_payloads(raw: bytes, token: str) -> tuple[bytes, dict[str, bytes]]:
-    """``raw`` with the base64 of each long, escape-free JSON string replaced by a marker
-    (``token`` and a number), and the decoded bytes by marker."""
+    """``raw`` with the base64 of each long JSON string of clean base64 (or data URL of it)
+    replaced by a marker (``token`` and a number), and the decoded bytes by marker."""
     view = memoryview(raw)
     pieces: list[Any] = []
     payloads: dict[str, bytes] = {}
@@ -191,14 +191,15 @@ def _cut_payloads(raw: bytes, token: str) -> tuple[bytes, dict[str, bytes]]:
 def _payload_start(raw: bytes, quote: int, end: int) -> int | None:
     """Where base64 would start in the JSON string opened at ``quote`` and closed at ``end``.
 
-    None when ``quote`` is escaped (it is inside a longer string) or the string holds escapes.
-    Otherwise, if the text in between is base64, or a ``data:`` URL whose payload is, it is that
+    None when ``quote`` is escaped (it is inside a longer string). Otherwise, if the text from
+    there to ``end`` is base64 (which has no quotes nor backslashes, so ``end`` is not escaped),
+    alone or after a ``data:...,`` head (left to ``json.loads``, escapes and all), it is that
     whole string: outside strings, JSON has no room for a ``data:`` or a run of base64 letters.
     """
     backslashes = 0
     while quote > backslashes and raw[quote - backslashes - 1] == 0x5C:
         backslashes += 1
-    if backslashes % 2 or raw.find(b"\\", quote + 1, end) >= 0:
+    if backslashes % 2:
         return None
     if raw.startswith(b"data:", quote + 1):
         comma = raw.find(b",", quote + 1, min(end, quote + 1 + _DATA_URL_HEAD_MAX))

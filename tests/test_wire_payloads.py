@@ -89,10 +89,17 @@ def test_base64_anywhere_the_parser_reads_as_text_means_the_whole_reply_is_parse
     assert same_as_json_loads(raw, route) == {}
 
 
-def test_escaped_slashes_and_unicode_escapes_are_left_to_json():
+def test_escapes_in_the_payload_are_left_to_json():
     raw = json.dumps(chat("data:image/png;base64," + BIG64)).replace("/", "\\/").encode()
     assert same_as_json_loads(raw, "chat") == {}
     assert parse_chat_reply(*load_reply(raw, "chat")).images[0].data == BIG
+
+
+def test_escapes_in_a_data_url_head_are_read_by_json_and_the_payload_still_cut_out():
+    text = json.dumps(chat("data:image/jpeg;base64," + BIG64))
+    raw = text.replace("data:image/jpeg", "data:image\\/jp\\u0065g").encode()
+    assert list(same_as_json_loads(raw, "chat").values()) == [BIG]
+    assert parse_chat_reply(*load_reply(raw, "chat")).images[0].mime == "image/jpeg"
 
 
 def test_corrupt_base64_gives_the_same_error_as_before():
