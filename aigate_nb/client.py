@@ -41,6 +41,7 @@ from .wire import (
     build_google_body,
     error_from_body,
     google_path,
+    load_reply,
     parse_chat_reply,
     parse_google_reply,
     parse_model_ids,
@@ -196,8 +197,8 @@ class Client:
         else:
             body, path = build_google_body(prompt, inputs, ratio, size), google_path(model)
         started = time.perf_counter()
-        data = self._request("POST", path, body)
-        reply = parse_chat_reply(data) if route == "chat" else parse_google_reply(data)
+        data, payloads = self._load_reply(self._request("POST", path, body), route)
+        reply = parse_chat_reply(data, payloads) if route == "chat" else parse_google_reply(data, payloads)
         return _readable(ImageResult(
             originals=reply.images,
             prompt=prompt,
@@ -216,7 +217,7 @@ class Client:
 
     def models(self, image_only: bool = False) -> list[str]:
         """The model ids of ``GET /v1/models``; with ``image_only``, those that make images."""
-        return parse_model_ids(self._request("GET", MODELS_PATH), image_only=image_only)
+        return parse_model_ids(self._parse_json(self._request("GET", MODELS_PATH)), image_only=image_only)
 
     @property
     def emulated(self) -> bool:
@@ -237,8 +238,8 @@ class Client:
 
     # -- the one place that sends ---------------------------------------------------------
 
-    def _request(self, method: str, path: str, body: dict | None = None) -> Any:
-        """Send, retrying under one ``GatewayRetry`` budget, and return the parsed JSON.
+    def _request(self, method: str, path: str, body: dict | None = None) -> bytes:
+        """Send, retrying under one ``GatewayRetry`` budget, and return the reply's body.
 
         The loop is ours rather than the adapter's because a body that breaks
         off after the headers (a truncated 4K reply) must be retried under the
@@ -285,7 +286,7 @@ class Client:
                 response.close()
                 retry = self._next_or_raise(retry, method, url, exc, attempts, mid_body=True)
                 continue
-            return self._parse_json(raw)
+            return raw
 
     def _should_retry(self, retry: GatewayRetry, method: str, response: requests.Response) -> bool:
         if response.status_code not in RETRY_STATUSES or retry.total is not None and retry.total <= 0:
@@ -336,13 +337,23 @@ class Client:
         try:
             return json.loads(raw)
         except (ValueError, RecursionError):  # RecursionError: nested deeper than json follows
-            head = raw[:80].decode("utf-8", "replace")
-            raise ResponseError(
-                self._scrub(
-                    f"The gateway's reply is not valid JSON ({len(raw)} bytes, starting {head!r}); "
-                    "it may have been cut off: run the request again."
-                )
-            ) from None
+            raise self._not_json(raw) from None
+
+    def _load_reply(self, raw: bytes, route: str) -> tuple[Any, dict[str, bytes]]:
+        """A generation reply's JSON, its large images decoded on the way (see ``load_reply``)."""
+        try:
+            return load_reply(raw, route)
+        except (ValueError, RecursionError):
+            raise self._not_json(raw) from None
+
+    def _not_json(self, raw: bytes) -> ResponseError:
+        head = raw[:80].decode("utf-8", "replace")
+        return ResponseError(
+            self._scrub(
+                f"The gateway's reply is not valid JSON ({len(raw)} bytes, starting {head!r}); "
+                "it may have been cut off: run the request again."
+            )
+        )
 
     def _scrub(self, text: str) -> str:
         """Never let the key out, even if an upstream message echoes it."""
