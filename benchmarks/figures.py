@@ -1,0 +1,221 @@
+"""Each figure of the report: what is measured, against what, and the goal it must meet."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+from PIL import Image
+
+from aigate_nb import Client
+from aigate_nb.history import History
+from aigate_nb.images import DEFAULT_INLINE_BUDGET, fit_inline_budget, to_image_input
+from aigate_nb.models import check_options
+from aigate_nb.session import Request, Session
+from aigate_nb.wire import build_chat_body
+
+from . import contenders
+from .contenders import MODEL, RATIO
+from .measure import Row, ms, sample_times
+from .payloads import Payload
+from .serve import KEY
+
+OVERHEAD_GOAL = 1.25
+PEER_GOAL = 0.6
+DISPLAY_TIME_GOAL = 1.5
+DISPLAY_BYTES_GOAL_KB = 250
+MEMORY_GOAL_MB = 150
+CONCURRENCY_GOAL = 1.3
+
+
+def _check(name: str, got: bytes, payload: Payload) -> None:
+    if got != payload.read():
+        raise RuntimeError(f"{name} did not return the image of {payload.name} as sent")
+
+
+def request_layer(url: str, payloads: list[Payload], repeats: int, peers: dict[str, str]) -> list[Row]:
+    """Client overhead (over the floor, both routes) and aigate_nb against each installed SDK."""
+    floor = contenders.Floor(url)
+    runners = {
+        ("chat", "floor"): floor.chat,
+        ("chat", "aigate_nb"): contenders.aigate(url, "chat"),
+        ("google", "floor"): floor.google,
+        ("google", "aigate_nb"): contenders.aigate(url, "google"),
+    }
+    if "openai" in peers:
+        runners[("chat", "openai")] = contenders.openai_sdk(url)
+    if "google-genai" in peers:
+        runners[("google", "google-genai")] = contenders.google_genai_sdk(url)
+    overhead, versus = [], []
+    for payload in payloads:
+        for key, run in runners.items():
+            _check(f"{key[1]} ({key[0]} route)", run(payload), payload)
+        samples = sample_times({key: (lambda run=run: run(payload)) for key, run in runners.items()}, repeats)
+        best = {key: min(times) for key, times in samples.items()}
+        measures = {f"{who} {route} ms": round(best[(route, who)] * 1000, 2) for route, who in best}
+        reply = f"{payload.name} ({payload.path.stat().st_size / 1e6:.1f} MB image)"
+        for route in ("chat", "google"):
+            ours, least = best[(route, "aigate_nb")], best[(route, "floor")]
+            overhead.append(Row(
+                "client overhead", f"{reply}, {route} route", ours / least, "x", OVERHEAD_GOAL,
+                f"aigate_nb {ms(ours)}, floor {ms(least)}", measures,
+            ))
+        for route, peer in (("chat", "openai"), ("google", "google-genai")):
+            if (route, peer) in best:
+                ours, theirs = best[(route, "aigate_nb")], best[(route, peer)]
+                versus.append(Row(
+                    f"vs {peer}", f"{reply}, {route} route", ours / theirs, "x", PEER_GOAL,
+                    f"aigate_nb {ms(ours)}, {peer} {ms(theirs)}", measures,
+                ))
+    return overhead + versus
+
+
+def _stored_output_bytes(data: dict, metadata: dict) -> int:
+    """What one displayed output adds to an .ipynb file, as nbformat writes it."""
+    try:
+        import nbformat
+    except ImportError:
+        output = {"output_type": "execute_result", "execution_count": 1, "data": data, "metadata": metadata}
+        return len(json.dumps(output, indent=1, ensure_ascii=False).encode("utf-8"))
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("%%gemini_image\nprompt")])
+    empty = len(nbformat.writes(notebook).encode("utf-8"))
+    output = nbformat.v4.new_output("execute_result", data=data, metadata=metadata, execution_count=1)
+    notebook.cells[0].outputs.append(output)
+    return len(nbformat.writes(notebook).encode("utf-8")) - empty
+
+
+def display(url: str, payloads: list[Payload], repeats: int, folder: Path) -> list[Row]:
+    """Building the inline bundle of a result, against one full decode of its image; and the
+    bytes that bundle adds to the notebook."""
+    client = Client(api_key=KEY, base_url=url, model=MODEL)
+    history = History("display", folder)
+    rows = []
+    for payload in payloads:
+        result = client.generate(payload.prompt, aspect_ratio=RATIO, image_size=payload.tier)
+        history.append(result)
+        data = result.data
+
+        def decode() -> None:
+            Image.open(io.BytesIO(data)).load()
+
+        def bundle() -> None:  # a fresh copy each time: a result keeps what it has computed
+            dataclasses.replace(result, _decoded=None, _sizes=None, _sha256s=None, _previews=None)._repr_mimebundle_()
+
+        best = {name: min(times) for name, times in sample_times({"decode": decode, "bundle": bundle}, repeats).items()}
+        shown, metadata = result._repr_mimebundle_()
+        stored = _stored_output_bytes(shown, metadata)
+        preview = next(mime for mime in shown if mime.startswith("image/"))
+        judged = payload.tier == "4K"  # the goals are set for 4K results
+        rows.append(Row(
+            "display time", f"{payload.name} ({payload.size[0]}x{payload.size[1]})", best["bundle"] / best["decode"],
+            "x", DISPLAY_TIME_GOAL if judged else None, f"bundle {ms(best['bundle'])}, full decode {ms(best['decode'])}",
+            {"bundle ms": round(best["bundle"] * 1000, 2), "decode ms": round(best["decode"] * 1000, 2)},
+        ))
+        rows.append(Row(
+            "display size", f"{payload.name}", stored / 1000, "KB", DISPLAY_BYTES_GOAL_KB if judged else None,
+            f"{preview} preview and caption, as nbformat stores them", {"bytes": stored},
+        ))
+    return rows
+
+
+def _memory_run(url: str, payload: Payload, count: int, *flags: str) -> dict:
+    command = [sys.executable, "-m", "benchmarks.memory", url, payload.prompt, payload.tier, str(count), *flags]
+    done = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"the memory run failed:\n{done.stderr}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def memory(url: str, payloads: list[Payload], count: int) -> list[Row]:
+    """Resident memory gained while ``count`` results enter a fresh history, each displayed."""
+    rows = []
+    for payload in payloads:
+        run = _memory_run(url, payload, count, "--display")
+        judged = count >= 50 and payload.tier == "4K"  # the goal is set for 50 4K results
+        rows.append(Row(
+            "memory", f"{count} x {payload.name} results, each displayed", run["growth_mb"], "MB",
+            MEMORY_GOAL_MB if judged else None,
+            f"RSS {run['before_mb']:.0f} -> {run['after_mb']:.0f} MB, {run['seconds']:.1f} s", run,
+        ))
+    payload = payloads[0]
+    run = _memory_run(url, payload, count, "--keep")
+    rows.append(Row(
+        "memory", f"{count} x {payload.name} results kept alive (as IPython's Out keeps them)", run["growth_mb"], "MB",
+        None, f"RSS {run['before_mb']:.0f} -> {run['after_mb']:.0f} MB: each result holds its original bytes", run,
+    ))
+    return rows
+
+
+def concurrency(url: str, cases: list[tuple[Payload, Path, str]], variants: int, latency: float,
+                repeats: int) -> list[Row]:
+    """``-n variants`` (``Session.submit(request, count=variants)``) against one request, with
+    latency; each case names its payload, its history's folder and where that folder is."""
+    rows = []
+    judged = variants == 8 and latency >= 1.0  # the goal is set for -n 8 with 1 s of latency
+    for payload, root, where in cases:
+        session = Session(Client(api_key=KEY, base_url=url, model=MODEL), History("concurrency", root))
+        request = Request(payload.prompt, model=MODEL, aspect_ratio=RATIO, image_size=payload.tier)
+
+        def many() -> None:
+            for future in session.submit(request, count=variants):
+                future.result()
+
+        try:
+            samples = sample_times({"one": lambda: session.run(request), "many": many}, repeats)
+        finally:
+            session.close()
+        best = {name: min(times) for name, times in samples.items()}
+        rows.append(Row(
+            "concurrency", f"-n {variants}, {payload.name}, {latency:g} s latency, history {where}",
+            best["many"] / best["one"], "x", CONCURRENCY_GOAL if judged else None,
+            f"{variants} variants {best['many']:.3f} s, one request {best['one']:.3f} s",
+            {"many s": round(best["many"], 4), "one s": round(best["one"], 4)},
+        ))
+    return rows
+
+
+def _sent_bytes(url: str, prompt: str) -> int:
+    """Content-Length of the last request the emulator received for ``prompt``."""
+    reply = requests.get(url + "/emulator/requests", headers={"Authorization": f"Bearer {KEY}"}, timeout=30)
+    reply.raise_for_status()
+    records = [r for r in reply.json()["requests"] if r["prompt"] == prompt]
+    return int(records[-1]["headers"]["content-length"])
+
+
+def upload(url: str, photos: list[Path], reply: Payload, repeats: int) -> list[Row]:
+    """A camera photo as an edit source: preparing the request (the steps of
+    ``Client.generate`` before sending) and the bytes actually sent, against the inline budget."""
+    client = Client(api_key=KEY, base_url=url, model=MODEL)
+    rows = []
+    for photo in photos:
+
+        def prepare() -> bytes:
+            inputs = [to_image_input(photo)]
+            ratio, size = check_options(MODEL, RATIO, reply.tier, len(inputs))
+            inputs = fit_inline_budget(inputs, client.inline_budget)
+            return json.dumps(build_chat_body(reply.prompt, MODEL, inputs, ratio, size)).encode("utf-8")
+
+        prepared = len(prepare())
+        best = min(sample_times({"prepare": prepare}, repeats)["prepare"])
+        started = time.perf_counter()
+        client.generate(reply.prompt, images=[photo], aspect_ratio=RATIO, image_size=reply.tier)
+        round_trip = time.perf_counter() - started
+        sent = _sent_bytes(url, reply.prompt)
+        with Image.open(photo) as image:
+            pixels = f"{image.width}x{image.height} {image.format}"
+        rows.append(Row(
+            "edit upload", f"{pixels} photo, {photo.stat().st_size / 1e6:.1f} MB", sent / 1e6, "MB",
+            DEFAULT_INLINE_BUDGET / 1e6,
+            f"prepared in {ms(best)}; whole edit request {ms(round_trip)} (the emulator decodes the photo too); "
+            f"budget {DEFAULT_INLINE_BUDGET / 1e6:g} MB",
+            {"prepare ms": round(best * 1000, 2), "request bytes": sent, "prepared bytes": prepared,
+             "round trip ms": round(round_trip * 1000, 2), "budget bytes": DEFAULT_INLINE_BUDGET},
+        ))
+    return rows
+
