@@ -166,6 +166,9 @@ class HistoryEntry:
     def _repr_mimebundle_(self, include=None, exclude=None):
         return self.result()._repr_mimebundle_(include, exclude)
 
+    def _ipython_display_(self) -> None:
+        self.result()._ipython_display_()
+
     def __repr__(self) -> str:
         width, height = self.size
         more = f" +{len(self.files) - 1} more" if len(self.files) > 1 else ""

@@ -490,7 +490,13 @@ class Panel:
             finally:
                 shell.reset_thread_parent(tokens)
         else:
-            self.output.append_display_data(result)
+            # Raw outputs, as _ipython_display_ would publish them: append_display_data
+            # would format the result, and a result formats by displaying itself.
+            data, metadata = result._repr_mimebundle_()
+            shown = [{"output_type": "display_data", "data": data, "metadata": metadata}]
+            if len(result.originals) == 1:
+                shown.append({"output_type": "display_data", "data": {"text/html": result.caption_html()}, "metadata": {}})
+            self.output.outputs += tuple(shown)
             self.output.layout.display = ""
 
     # -- gallery and selection --------------------------------------------------------------

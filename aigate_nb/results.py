@@ -272,7 +272,9 @@ class ImageResult:
         caption = self.caption()
         metadata = self.display_metadata()
         overhead = _stored_size(caption) + _stored_size(metadata)
-        if len(self.originals) > 1:
+        if len(self.originals) == 1:
+            overhead += _stored_size(self.caption_html())
+        else:
             overhead += _stored_size(html.escape(caption)) + _HTML_PER_IMAGE * len(self.originals)
         previews = self.previews(overhead)
         if len(previews) == 1:
@@ -285,6 +287,25 @@ class ImageResult:
         if exclude:
             data = {k: v for k, v in data.items() if k not in exclude}
         return data, metadata
+
+    def caption_html(self) -> str:
+        """The caption as a small block of HTML, shown under a single image."""
+        return f'<pre class="aigate-caption" style="margin:0;white-space:pre-wrap;font-size:smaller">{html.escape(self.caption())}</pre>'
+
+    def _ipython_display_(self) -> None:
+        """The preview, then the caption under it as an output of its own.
+
+        JupyterLab shows only the richest type of an output, so a caption kept
+        only as the image's ``text/plain`` would never be seen there; terminals
+        still read it from that ``text/plain``. Several images already carry
+        their caption in their HTML.
+        """
+        from IPython.display import display
+
+        data, metadata = self._repr_mimebundle_()
+        display(data, metadata=metadata, raw=True)
+        if len(self.originals) == 1:
+            display({"text/html": self.caption_html()}, raw=True)
 
     def previews(self, overhead: int = 0) -> list[Preview]:
         """The display copies, built once and kept, within what the budget leaves after ``overhead``.

@@ -103,9 +103,10 @@ def test_generate_adds_an_entry_and_shows_it(panel, session, emu):
     assert emu.attempts("a lighthouse at dusk")
     assert panel.selected == 0 and panel.preview.value
     assert visible_slots(panel) == ["[0]"]
-    [shown] = panel.output.outputs
+    shown, caption = panel.output.outputs
     assert "image/jpeg" in shown["data"] or "image/png" in shown["data"]
     assert shown["metadata"]["aigate_nb"]["history_id"] == entry.id
+    assert "[0] google/gemini-3-pro-image | 16:9" in caption["data"]["text/html"]
     assert "[0]" in panel.status_text
 
 
@@ -113,7 +114,8 @@ def test_variants_each_join_the_history(panel, session):
     panel.variants.value = 3
     generate(panel, "three variants of a teapot")
     assert len(session.history) == 3
-    assert len(panel.output.outputs) == 3
+    images = [o for o in panel.output.outputs if "aigate_nb" in o["metadata"]]
+    assert len(images) == 3 and len(panel.output.outputs) == 6  # each with its caption
     assert visible_slots(panel) == ["[2]", "[1]", "[0]"]  # newest first
 
 

@@ -74,6 +74,23 @@ def test_emulator_results_display_within_the_budget(client, size):
     assert preview.size[0] / preview.size[1] == pytest.approx(result.size[0] / result.size[1], rel=0.01)
 
 
+def test_displayed_in_a_notebook_the_caption_is_an_output_of_its_own_under_the_image(client):
+    # JupyterLab shows only the richest type of an output: the image's text/plain is never seen there.
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+
+    InteractiveShell.instance()
+    result = client.generate("a red fox at night", model=FLASH, aspect_ratio="16:9", image_size="4K")
+    with capture_output() as captured:
+        result._ipython_display_()
+    image, caption = captured.outputs
+    assert set(image.data) == {"image/jpeg", "text/plain"} and image.metadata["aigate_nb"]["sha256"] == result.sha256
+    assert set(caption.data) == {"text/html"}
+    assert "16:9 | 4K | 5504x3072 JPEG | sha256 " + result.sha256[:12] in caption.data["text/html"]
+    growth = notebook_growth(image.data, image.metadata) + notebook_growth(caption.data, caption.metadata)
+    assert growth <= BUDGET
+
+
 @pytest.mark.parametrize(
     "fmt, mode, mime",
     [("JPEG", "RGB", "image/jpeg"), ("PNG", "RGB", "image/jpeg"), ("PNG", "RGBA", "image/png")],

@@ -195,7 +195,8 @@ class FrontEnds:
         self.evidence.add(*shown, executed.error_in_exec, executed.error_before_exec)
         assert executed.error_before_exec is None, executed.error_before_exec
         assert "Traceback" not in out + err, out + err
-        lines = [text for text in (out + err).splitlines() if text.strip()]
+        # Apart: a cell's value printed as "Out[n]: " would run into the next line of stderr.
+        lines = [text for text in out.splitlines() + err.splitlines() if text.strip()]
         if executed.error_in_exec is None:
             return value, None, lines
         assert type(executed.error_in_exec) is UsageError, f"not a usage error: {executed.error_in_exec!r}\n{err}"
@@ -240,7 +241,8 @@ class FrontEnds:
         new_outputs = panel.output.outputs[shown_before:]
         if panel.status_is_error:
             return Outcome(result=None, message=panel.status_text)
-        assert len(new_outputs) == 1, "the result is shown once"
+        images = [o for o in new_outputs if "aigate_nb" in o["metadata"]]
+        assert len(images) == 1, "the result is shown once"
         return Outcome(result=session.history[-1].result())
 
     def close(self) -> None:
