@@ -57,8 +57,12 @@ class GatewayError(AigateError):
 
     def __str__(self) -> str:
         head = f"HTTP {self.status}: " if self.status else ""
+        text = self.message.rstrip()
         tail = f" (after {self.attempts} attempts)" if self.attempts > 1 else ""
-        return f"{head}{self.message}{tail}{self.advice()}"
+        advice = self.advice()
+        if tail or advice:
+            text = text.rstrip(".") + tail + "."
+        return f"{head}{text}{advice}"
 
     def advice(self) -> str:
         """A short sentence on what to do, appended to the message."""

@@ -95,7 +95,7 @@ class Session:
     def describe(self) -> dict[str, str]:
         """Current settings for display; the key is masked."""
         return {
-            "base_url": self.client.base_url + ("  (built-in emulator)" if self.emulated else ""),
+            "base_url": self.client.base_url + ("  (emulator)" if self.emulated else ""),
             "api_key": mask_key(self.client._api_key),
             "model": self.defaults.model,
             "aspect_ratio": self.defaults.aspect_ratio or "(model default)",
