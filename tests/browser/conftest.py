@@ -105,7 +105,8 @@ class LabServer:
         return f"{self.url}{path}?token={self.token}"
 
     def lab_url(self, notebook: str) -> str:
-        return f"{self.url}/lab/tree/{notebook}?token={self.token}"
+        # reset: each test starts from an empty workspace, not the tabs an earlier test left open.
+        return f"{self.url}/lab/tree/{notebook}?reset&token={self.token}"
 
 
 @pytest.fixture(scope="session")
@@ -212,8 +213,11 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-def copy_to_docs(screenshot: Path) -> Path:
-    """The README's picture of the panel is the one the browser test just took."""
+def copy_to_docs(screenshot: Path) -> Path | None:
+    """The README's pictures are the ones the browser test takes; they are copied to
+    ``docs/`` only when ``UPDATE_DOCS_SCREENSHOTS=1``, so a test run leaves the tree clean."""
+    if os.environ.get("UPDATE_DOCS_SCREENSHOTS") != "1":
+        return None
     docs = Path(__file__).resolve().parents[2] / "docs"
     docs.mkdir(exist_ok=True)
     return Path(shutil.copyfile(screenshot, docs / screenshot.name))

@@ -56,12 +56,12 @@ def run_cell(page, index: int) -> None:
     pytest.fail(f"cell {index} did not run")
 
 
-def history_entries(lab_server) -> list[dict]:
-    indexes = list(lab_server.history_dir.glob("*/index.jsonl"))
-    assert len(indexes) <= 1, indexes
-    if not indexes:
+def history_entries(lab_server, notebook: str) -> list[dict]:
+    """The entries of ``notebook``'s history (named after the notebook) on disk."""
+    index = lab_server.history_dir / notebook.removesuffix(".ipynb") / "index.jsonl"
+    if not index.exists():
         return []
-    return [json.loads(line) for line in indexes[0].read_text().splitlines() if line.strip()]
+    return [json.loads(line) for line in index.read_text().splitlines() if line.strip()]
 
 
 def saved_result_outputs(lab_server, name: str) -> list[dict]:
@@ -118,7 +118,7 @@ def test_generate_select_and_edit_in_jupyterlab(lab_server, emulator_process, pa
     assert "[0] → [1]" in panel.inner_text()
     wait_for(lambda: cell_images.count() == 2)
 
-    entries = history_entries(lab_server)
+    entries = history_entries(lab_server, name)
     assert [e["prompt"] for e in entries] == ["a lighthouse on a cliff at dusk, oil painting", "add a full moon over the sea"]
     assert entries[0]["parent"] is None and entries[1]["parent"] == entries[0]["id"]
     assert entries[1]["parent_index"] == 0
