@@ -129,7 +129,10 @@ def _memory_run(url: str, payload: Payload, count: int, *flags: str) -> dict:
     done = subprocess.run(command, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], check=False)
     if done.returncode != 0:
         raise RuntimeError(f"the memory run failed:\n{done.stderr}")
-    return json.loads(done.stdout.splitlines()[-1])
+    run = json.loads(done.stdout.splitlines()[-1])
+    if run["growth_mb"] is None:
+        raise RuntimeError("resident memory cannot be read here (no /proc/self/status, no psutil); use --only")
+    return run
 
 
 def memory(url: str, payloads: list[Payload], count: int) -> list[Row]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -21,8 +22,6 @@ def environment(settings: dict[str, Any]) -> dict[str, Any]:
             versions[name] = version(name)
         except PackageNotFoundError:
             versions[name] = None
-    import os
-
     return {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "python": platform.python_version(),
@@ -58,7 +57,8 @@ def markdown(rows: list[Row], env: dict[str, Any], notes: list[str]) -> str:
         f"`{settings['command']}` on {env['date']}: Python {env['python']}, {env['platform']}, "
         f"{env['cpus']} CPUs; {packages}.",
         "",
-        f"Every time is the fastest of {settings['repeats']} interleaved runs, and every ratio compares "
+        f"Every time is the fastest of {settings['repeats']} interleaved runs "
+        f"({settings['concurrency_repeats']} for concurrency), and every ratio compares "
         "times measured in the same run, against the emulator on loopback serving fixed replies "
         "(photo-like noise, so PNGs weigh what photos do). A ratio below 1 means aigate_nb takes less time.",
         "",

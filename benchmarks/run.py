@@ -35,6 +35,11 @@ class Settings:
     tmpfs_control: bool  # repeat the last concurrency case with the history in memory
     photo: tuple[int, int]
 
+    @property
+    def concurrency_repeats(self) -> int:
+        """Fewer: each run of a concurrency case waits out the latency twice."""
+        return min(self.repeats, 5)
+
     @classmethod
     def full(cls, repeats: int) -> "Settings":
         return cls(("1K", "2K", "4K"), repeats, 50, 8, 1.0, ("1K PNG", "4K JPEG", "4K PNG"), True, (6000, 4000))
@@ -77,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             if "display" in groups:
                 rows += figures.display(url, largest, settings.repeats, folder / "display")
             if "memory" in groups:
-                rows += figures.memory(url, [p for p in largest if p.format == "PNG"] + [p for p in largest if p.format == "JPEG"],
-                                       settings.memory_results)
+                pngs_first = sorted(largest, key=lambda p: p.format != "PNG")
+                rows += figures.memory(url, pngs_first, settings.memory_results)
             if "upload" in groups:
                 rows += figures.upload(url, photos, payloads[0], settings.repeats)
             if args.profile:
@@ -92,10 +97,12 @@ def main(argv: list[str] | None = None) -> int:
                 memory_folder = stack.enter_context(tempfile.TemporaryDirectory(dir="/dev/shm"))
                 cases.append((cases[-1][0], Path(memory_folder), "in memory (tmpfs)"))
             with served(manifest, folder, latency=settings.latency) as slow:
-                rows += figures.concurrency(slow, cases, settings.variants, settings.latency, min(settings.repeats, 3))
+                rows += figures.concurrency(slow, cases, settings.variants, settings.latency,
+                                            settings.concurrency_repeats)
 
     notes = _notes(peers, args.no_peers, settings, time.perf_counter() - started)
-    env = report.environment({"command": command, "repeats": settings.repeats, "tiers": list(settings.tiers),
+    env = report.environment({"command": command, "repeats": settings.repeats,
+                              "concurrency_repeats": settings.concurrency_repeats, "tiers": list(settings.tiers),
                               "pixels": {t: TIERS[t] for t in settings.tiers}, "groups": list(groups)})
     json_path, md_path, text = report.write(rows, env, notes, args.out)
     print(text)
