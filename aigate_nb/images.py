@@ -6,6 +6,7 @@ Pillow does every pixel operation; bytes that need no change pass untouched.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import io
 import os
@@ -66,7 +67,7 @@ def b64decode(text: str | bytes) -> bytes:
     try:
         if _b64 is not None:
             return _b64.b64decode(text, validate=True)
-        return binascii.a2b_base64(text, strict_mode=True)
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError, TypeError) as exc:
         raise ResponseError(
             "The gateway sent image data that is not valid base64; run the request again."

@@ -8,6 +8,7 @@ import json
 import re
 import secrets
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import (
@@ -36,6 +37,22 @@ class ReplyImage:
 
     mime: str
     data: bytes
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """An image whose original bytes are in a file, read when asked.
+
+    Results kept in the history point at their files instead of holding the
+    bytes, so fifty 4K results held by IPython's ``Out`` cost no memory.
+    """
+
+    mime: str
+    path: Path
+
+    @property
+    def data(self) -> bytes:
+        return self.path.read_bytes()
 
 
 @dataclass

@@ -25,7 +25,7 @@ from PIL import Image
 from aigate_nb.errors import HistoryError
 from aigate_nb.history import History, HistoryEntry, notebook_name
 from aigate_nb.results import ImageResult
-from aigate_nb.wire import ReplyImage
+from aigate_nb.wire import ReplyImage, StoredImage
 
 FLASH = "google/gemini-3.1-flash-image-preview"
 REPO = Path(__file__).resolve().parent.parent
@@ -139,6 +139,18 @@ def test_entries_keep_no_pixels_in_memory(history):
     assert entry.image.size == (64, 48)
     assert entry.image is not entry.image  # opened from the file each time
     assert entry._aigate_image_bytes() == ("image/png", png((0, 7, 7)))
+
+
+def test_a_kept_result_reads_its_bytes_from_the_file_instead_of_holding_them(history):
+    # IPython's Out keeps every cell's value: fifty 4K results must not mean 1.5 GB in memory.
+    result = result_of(5)
+    original, sha = result.data, result.sha256
+    history.append(result)
+    assert all(isinstance(item, StoredImage) for item in result.originals)
+    assert result.originals[0].path == history[0].path
+    assert result.data == original and result.sha256 == sha
+    assert result._aigate_image_bytes() == ("image/png", original)
+    assert history[0].result().data == original
 
 
 def test_an_entry_displays_as_its_result_did(history):
