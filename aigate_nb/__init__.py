@@ -69,6 +69,8 @@ def unload_ipython_extension(ip: Any) -> None:
 
 
 def __getattr__(name: str) -> Any:
+    if name == "history":  # the module, which is also the current notebook's History
+        return importlib.import_module("aigate_nb.history")
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'aigate_nb' has no attribute {name!r}")

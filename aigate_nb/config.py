@@ -74,6 +74,16 @@ def normalise_base_url(url: str) -> str:
     return text[:-3] if text.endswith("/v1") else text
 
 
+def display_path(path: str | os.PathLike) -> str:
+    """A path as shown in outputs that get shared: relative to the working directory (the
+    notebook's folder) when inside it, else its last three parts, never the author's home."""
+    path = Path(path)
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return Path(*path.parts[-3:]).as_posix()
+
+
 def is_loopback(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     if host == "localhost":

@@ -621,3 +621,38 @@ def _write_atomically(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
+
+
+# -- aigate_nb.history: the current notebook's History ----------------------------------------
+
+def _current() -> History:
+    from .session import current_session
+
+    return current_session().history
+
+
+class _CurrentHistoryModule(type(sys)):
+    """This module is also the current notebook's History, as the public contract has it:
+    ``len(aigate_nb.history)``, ``aigate_nb.history[-1]``, iteration, and any other
+    History attribute (``aigate_nb.history.lineage(3)``) through ``__getattr__`` below."""
+
+    def __len__(self) -> int:
+        return len(_current())
+
+    def __getitem__(self, i):
+        return _current()[i]
+
+    def __iter__(self) -> Iterator[HistoryEntry]:
+        return iter(_current())
+
+    def _repr_html_(self) -> str:
+        return _current()._repr_html_()
+
+
+def __getattr__(name: str) -> Any:
+    if name.startswith("_"):
+        raise AttributeError(f"module 'aigate_nb.history' has no attribute {name!r}")
+    return getattr(_current(), name)
+
+
+sys.modules[__name__].__class__ = _CurrentHistoryModule

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .config import display_path
 from .errors import InputError
 from .images import (
     _b64_size,
@@ -242,7 +243,7 @@ class ImageResult:
                 "width": self.sizes[k][0],
                 "height": self.sizes[k][1],
                 "sha256": self.sha256s[k],
-                "path": str(self.files[k]) if k < len(self.files) else None,
+                "path": display_path(self.files[k]) if k < len(self.files) else None,
             }
             for k, item in enumerate(self.originals)
         ]

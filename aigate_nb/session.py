@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping
 
 from .client import Client
-from .config import load_settings, mask_key
+from .config import display_path, load_settings, mask_key
 from .errors import HistoryError, InputError, NotKeptError
 from .history import History
 from .images import ImageLike
@@ -101,7 +101,7 @@ class Session:
             "aspect_ratio": self.defaults.aspect_ratio or "(model default)",
             "image_size": self.defaults.image_size or "(model default)",
             "route": self.defaults.route,
-            "history": str(self.history.folder),
+            "history": display_path(self.history.folder),
         }
 
     def set_defaults(self, **changes: str | None) -> Defaults:

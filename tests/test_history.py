@@ -386,3 +386,31 @@ def test_edit_from_a_result_records_its_entry_as_parent(client, emu, tmp_path):
 
 def _input_hashes(record) -> list[str]:
     return [image.sha256 for image in record.images]
+
+
+def test_aigate_nb_history_is_the_current_notebooks_history(tmp_path):
+    # The public contract: aigate_nb.history is the current notebook's History.
+    import aigate_nb
+    from aigate_nb.session import Session, set_current_session
+
+    class NoClient:
+        model = FLASH
+
+        def close(self):
+            pass
+
+    session = Session(client=NoClient(), history=History("current", root=tmp_path))
+    set_current_session(session)
+    try:
+        session.history.append(result_of(1))
+        session.history.append(result_of(2), parent=0)
+        h = aigate_nb.history
+        assert len(h) == 2 and h[-1].prompt == "fox number 2"
+        assert [entry.index for entry in h] == [0, 1]
+        assert [entry.index for entry in h.lineage(-1)] == [0, 1]
+        assert h.History is History and h.folder == tmp_path / "current"
+        assert "fox number 2" in h._repr_html_()
+        with pytest.raises(AttributeError):
+            h._private
+    finally:
+        set_current_session(None)

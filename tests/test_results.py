@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 
@@ -264,10 +265,22 @@ def test_metadata_carries_provenance(client, tmp_path):
     assert meta["parent_id"] == source.id and meta["parent_index"] == 0
     assert (meta["model"], meta["prompt"]) == (FLASH, "make it blue")
     assert meta["sha256"] == hashlib.sha256(edit.data).hexdigest()
-    assert open(meta["path"], "rb").read() == edit.data
+    assert meta["path"] == "meta/images/" + edit.files[0].name  # outside the working directory: no full path
     assert meta["emulated"] is edit.emulated
     source_meta = source._repr_mimebundle_()[1]["aigate_nb"]
     assert (source_meta["aspect_ratio"], source_meta["image_size"], source_meta["parent_id"]) == ("3:2", "1K", None)
+
+
+def test_metadata_paths_are_relative_to_the_notebooks_folder(client, tmp_path, monkeypatch):
+    # A shared notebook must not show the author's folders.
+    monkeypatch.chdir(tmp_path)
+    history = History("nb", root=tmp_path / ".aigate")
+    result = client.generate("a quiet harbour", model=FLASH, aspect_ratio="1:1", image_size="512")
+    history.append(result)
+    meta = result._repr_mimebundle_()[1]["aigate_nb"]
+    assert meta["path"] == f".aigate/nb/images/{result.files[0].name}"
+    assert open(meta["path"], "rb").read() == result.data
+    assert str(tmp_path) not in json.dumps(meta)
 
 
 def test_metadata_before_history_has_no_id_or_path():
