@@ -150,7 +150,7 @@ def memory(url: str, payloads: list[Payload], count: int) -> list[Row]:
     run = _memory_run(url, payload, count, "--keep")
     rows.append(Row(
         "memory", f"{count} x {payload.name} results kept alive (as IPython's Out keeps them)", run["growth_mb"], "MB",
-        None, f"RSS {run['before_mb']:.0f} -> {run['after_mb']:.0f} MB: each result holds its original bytes", run,
+        None, f"RSS {run['before_mb']:.0f} -> {run['after_mb']:.0f} MB: a kept result reads its bytes from its file", run,
     ))
     return rows
 

@@ -125,7 +125,7 @@ def _notes(peers: dict[str, str], skipped: bool, settings: Settings, seconds: fl
         "Edit upload: preparing is what Client.generate does before sending (to_image_input, check_options, "
         "fit_inline_budget, build_chat_body, json.dumps); the bytes are the Content-Length the emulator received.",
         "Concurrency: Session.submit(request, count=n) against Session.run(request), each result written to the "
-        "history (with fsync). With 4K PNGs each variant also receives 43 MB, decodes, hashes and writes 32 MB, on "
+        "history (the index line synced, the image files not). With 4K PNGs each variant also receives 43 MB, decodes, hashes and writes 32 MB, on "
         "the same cores as the emulator; the in-memory (tmpfs) row takes the disk out.",
         f"Total time {seconds:.0f} s.",
     ]

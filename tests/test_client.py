@@ -258,34 +258,34 @@ def test_client_errors_are_not_retried(client, emu):
     assert len(generate_records(emu)) == 1
 
 
-def test_retry_after_is_honoured(emu, monkeypatch):
-    slept = []
-    monkeypatch.setattr("urllib3.util.retry.time.sleep", slept.append)
+@pytest.fixture
+def slept(monkeypatch):
+    """The waits of the retry policy, recorded instead of slept."""
+    waits: list[float] = []
+    monkeypatch.setattr("urllib3.util.retry.time.sleep", waits.append)
+    return waits
+
+
+def test_retry_after_is_honoured(emu, slept):
     with faulty(emu, "429;count=1;retry-after=2") as c:
         c.generate("wait two seconds")
     assert slept == [2.0]
 
 
-def test_retry_after_ms_is_preferred(emu, monkeypatch):
-    slept = []
-    monkeypatch.setattr("urllib3.util.retry.time.sleep", slept.append)
+def test_retry_after_ms_is_preferred(emu, slept):
     with faulty(emu, "429;count=1;retry-after=9;retry-after-ms=250") as c:
         c.generate("wait a quarter second")
     assert slept == [0.25]
 
 
-def test_a_retry_after_beyond_the_cap_is_reported_not_waited(emu, monkeypatch):
-    slept = []
-    monkeypatch.setattr("urllib3.util.retry.time.sleep", slept.append)
+def test_a_retry_after_beyond_the_cap_is_reported_not_waited(emu, slept):
     with faulty(emu, "429;retry-after=3600", max_retry_after=60) as c, pytest.raises(RateLimitError) as info:
         c.generate("come back in an hour")
     assert slept == [] and len(generate_records(emu)) == 1
     assert info.value.retry_after == 3600 and "wait 3600 s" in str(info.value)
 
 
-def test_backoff_grows_between_retries_without_retry_after(emu, monkeypatch):
-    slept = []
-    monkeypatch.setattr("urllib3.util.retry.time.sleep", slept.append)
+def test_backoff_grows_between_retries_without_retry_after(emu, slept):
     with Client(api_key=TEST_KEY, base_url=emu.url, retry_backoff=0.5, max_retries=3,
                 headers={"X-Emulator-Fault": "500;count=3"}) as c:
         c.generate("back off")

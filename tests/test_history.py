@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from support import wait_for
 
 from aigate_nb.errors import HistoryError
 from aigate_nb.history import History, HistoryEntry, notebook_name
@@ -42,16 +43,6 @@ def result_of(n: int = 0, **fields) -> ImageResult:
     fields.setdefault("prompt", f"fox number {n}")
     fields.setdefault("model", FLASH)
     return ImageResult([ReplyImage("image/png", png((n % 256, 7, 7)))], **fields)
-
-
-def wait_for(condition, timeout: float = 20.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -227,7 +218,7 @@ def test_a_writer_killed_mid_append_loses_at_most_that_entry(tmp_path):
         )
         try:
             target = before + rng.randint(1, 6)
-            wait_for(lambda: index.exists() and len(_complete_lines(index)) >= target, what="appends")
+            wait_for(lambda: index.exists() and len(_complete_lines(index)) >= target, timeout=20)
             deadline = time.monotonic() + rng.uniform(0, 0.05)
             while time.monotonic() < deadline:  # a random moment inside the next append
                 pass
