@@ -499,14 +499,12 @@ def describe_error_body(status: int, text: str) -> tuple[str, str | None, str | 
         data = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: nested deeper than json follows
         data = None
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]
     if isinstance(data, dict):
         message, code, kind = _message_of(data.get("error", data))
         if message:
-            return message.strip(), code, kind
-    if isinstance(data, list) and data and isinstance(data[0], dict):
-        message, code, kind = _message_of(data[0].get("error", data[0]))
-        if message:
-            return message.strip(), code, kind
+            return _one_line(message, MESSAGE_LIMIT), code, kind
     stripped = text.strip()
     if stripped.startswith("<") or "<html" in stripped[:500].lower():
         title = _TITLE.search(stripped)
@@ -518,8 +516,16 @@ def describe_error_body(status: int, text: str) -> tuple[str, str | None, str | 
             None,
             None,
         )
-    summary = " ".join(stripped.split())[:200]
-    return (summary or "the gateway gave no detail"), None, None
+    return (_one_line(stripped, 200) or "the gateway gave no detail"), None, None
+
+
+#: The longest gateway message passed on: errors are read in one line, not a page.
+MESSAGE_LIMIT = 500
+
+
+def _one_line(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def error_from_body(status: int, text: str, *, retry_after: float | None = None, attempts: int = 1) -> GatewayError:

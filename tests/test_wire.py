@@ -303,3 +303,10 @@ def test_reply_parsers_raise_only_package_errors(value):
 def test_error_bodies_of_any_shape_give_a_typed_error(status, text):
     error = error_from_body(status, text)
     assert isinstance(error, AigateError) and str(error)
+
+
+def test_a_huge_gateway_message_is_cut_to_one_readable_line():
+    body = json.dumps({"error": {"message": "upstream said:\n" + "x" * 100_000, "type": "server_error"}})
+    error = error_from_body(500, body)
+    assert len(error.message) == 500 and error.message.endswith("...")
+    assert "\n" not in str(error)
