@@ -258,14 +258,11 @@ class Client:
                 response = self._session.request(
                     method, url, data=payload, headers=headers, timeout=self.timeout, stream=True
                 )
-            except requests.exceptions.ConnectTimeout as exc:
+            except requests.exceptions.ConnectionError as exc:  # ConnectTimeout included: retried
                 retry = self._next_or_raise(retry, method, url, exc, attempts)
                 continue
-            except requests.exceptions.Timeout as exc:
-                raise self._timeout_error(attempts) from None
-            except requests.exceptions.ConnectionError as exc:
-                retry = self._next_or_raise(retry, method, url, exc, attempts)
-                continue
+            except requests.exceptions.Timeout:
+                raise self._timeout_error() from None
             except requests.exceptions.RequestException as exc:
                 raise GatewayConnectionError(self._scrub(f"The request to {url} failed: {exc}")) from None
             if response.headers.get(EMULATOR_HEADER):
@@ -281,7 +278,7 @@ class Client:
                 raw = response.raw.read(decode_content=True)
             except urllib3.exceptions.ReadTimeoutError:
                 response.close()
-                raise self._timeout_error(attempts) from None
+                raise self._timeout_error() from None
             except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
                 response.close()
                 retry = self._next_or_raise(retry, method, url, exc, attempts, mid_body=True)
@@ -326,7 +323,7 @@ class Client:
             error.message += f"; the gateway asks to wait {wait:.0f} s before trying again"
         return error
 
-    def _timeout_error(self, attempts: int) -> RequestTimeoutError:
+    def _timeout_error(self) -> RequestTimeoutError:
         read = self.timeout[1] if isinstance(self.timeout, tuple) else self.timeout
         return RequestTimeoutError(
             f"No complete answer within {read:g} s from {self.base_url}; large images (4K) can take "

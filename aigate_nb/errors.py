@@ -6,6 +6,8 @@ contains the API key.
 
 from __future__ import annotations
 
+from .text import clip
+
 
 class AigateError(Exception):
     """Base class of every error aigate_nb raises."""
@@ -146,8 +148,5 @@ class NoImageError(AigateError):
             )
         extra = [s for s in (self.finish_message, self.text) if s]
         if extra:
-            said = " ".join(extra)
-            if len(said) > 300:
-                said = said[:297] + "..."
-            head += f" The model said: {said}"
+            head += f" The model said: {clip(' '.join(extra), 300)}"
         return head

@@ -32,6 +32,7 @@ from typing import Any, Iterator, Mapping
 from .errors import HistoryError
 from .images import b64encode, extension_for, make_thumbnail, open_image
 from .results import ImageResult
+from .text import clip
 from .wire import ReplyImage, StoredImage
 
 try:
@@ -173,7 +174,7 @@ class HistoryEntry:
         width, height = self.size
         more = f" +{len(self.files) - 1} more" if len(self.files) > 1 else ""
         parent = f" from [{self.parent_index}]" if self.parent_index is not None else ""
-        prompt = _excerpt(self.prompt, 40)
+        prompt = clip(self.prompt, 40)
         return (
             f"<HistoryEntry [{self.index}] {width}x{height} {self.mimes[0]} sha256={self.sha256s[0][:12]}{more}"
             f"{parent} model={self.model} prompt={prompt!r}>"
@@ -558,7 +559,7 @@ class History:
         figures, used = [], len(head)
         for entry in entries:
             parent = f"<br/>from [{entry.parent_index}]" if entry.parent_index is not None else ""
-            prompt = _excerpt(entry.prompt, 60)
+            prompt = clip(entry.prompt, 60)
             figure = (
                 f'<figure style="margin:0;width:{THUMBNAIL_EDGE}px" title="{html.escape(entry.prompt)}">'
                 f'<img src="data:image/jpeg;base64,{b64encode(self.thumbnail(entry))}" '
@@ -580,13 +581,9 @@ class History:
             newest = self._entries[-1] if self._entries else None
         tail = ""
         if newest is not None:
-            prompt = _excerpt(newest.prompt, 40)
+            prompt = clip(newest.prompt, 40)
             tail = f", newest [{newest.index}] {prompt!r}"
         return f"<History {self.name!r}: {_count(len(self))}{tail}>"
-
-
-def _excerpt(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _count(n: int, one: str = "entry", many: str = "entries") -> str:

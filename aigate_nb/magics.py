@@ -31,6 +31,7 @@ from .errors import AigateError, NotKeptError
 from .history import History
 from .results import ImageResult
 from .session import Defaults, Request, Session, current_session
+from .text import one_line
 from .variants import Variants
 
 #: The defaults mirrored as traitlets, named as in ``Defaults`` and ``%aigate config``.
@@ -117,13 +118,9 @@ def _fill(field: str, namespace: Mapping[str, Any]) -> str | None:
 # -- errors ---------------------------------------------------------------------------------
 
 
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _usage_error(exc: BaseException) -> UsageError:
     """A user's mistake or a refusal, as IPython's one-line error without a traceback."""
-    return UsageError(_one_line(str(exc)))
+    return UsageError(one_line(str(exc)))
 
 
 def _explain_parse_error(message: str, option_strings: list[str]) -> str:
@@ -177,7 +174,7 @@ class GeminiImageMagics(Magics):
         try:
             session.set_defaults(**configured)
         except AigateError as exc:
-            print(f"aigate_nb: the configured defaults were not applied: {_one_line(str(exc))}", file=sys.stderr)
+            print(f"aigate_nb: the configured defaults were not applied: {one_line(str(exc))}", file=sys.stderr)
 
     @property
     def session(self) -> Session:
@@ -309,9 +306,9 @@ class GeminiImageMagics(Magics):
         if not results:
             raise _usage_error(errors[0])
         if errors:
-            print(f"{len(errors)} of {len(futures)} variants failed: {_one_line(str(errors[0]))}", file=sys.stderr)
+            print(f"{len(errors)} of {len(futures)} variants failed: {one_line(str(errors[0]))}", file=sys.stderr)
         if not_kept:
-            print(_one_line(str(not_kept[0])), file=sys.stderr)
+            print(one_line(str(not_kept[0])), file=sys.stderr)
         return results
 
     # -- %aigate ----------------------------------------------------------------------------
@@ -419,9 +416,8 @@ def _no_arguments(command: str, words: list[str]) -> None:
 
 
 def _status_label(request: Request, session: Session, count: int) -> str:
-    defaults = session.defaults
-    parts = [request.model or defaults.model]
-    parts += [value for value in (request.aspect_ratio or defaults.aspect_ratio, request.image_size or defaults.image_size) if value]
+    request = session.complete(request)
+    parts = [request.model] + [value for value in (request.aspect_ratio, request.image_size) if value]
     verb = "Editing" if request.images else "Generating"
     what = f"{verb} {count} variants" if count > 1 else verb
     where = " (emulator)" if session.emulated else ""

@@ -26,6 +26,7 @@ from .images import (
     open_image,
     png_with_text,
 )
+from .text import clip
 from .wire import ReplyImage
 
 #: Longest model text shown under a result, and longest prompt kept in the output's metadata;
@@ -227,7 +228,7 @@ class ImageResult:
         if len(self.originals) > 1:
             lines += [f"  {k + 1}: {self._describe(k)}" for k in range(len(self.originals))]
         if self.text:
-            lines.append(_clip(self.text.strip(), CAPTION_TEXT_LIMIT))
+            lines.append(clip(self.text.strip(), CAPTION_TEXT_LIMIT))
         return "\n".join(lines)
 
     def _describe(self, k: int) -> str:
@@ -254,7 +255,7 @@ class ImageResult:
                 "parent_id": self.parent_id,
                 "parent_index": self.parent_index,
                 "model": self.model,
-                "prompt": _clip(self.prompt, METADATA_PROMPT_LIMIT),
+                "prompt": clip(self.prompt, METADATA_PROMPT_LIMIT),
                 "aspect_ratio": self.aspect_ratio,
                 "image_size": self.image_size,
                 "route": self.route,
@@ -344,12 +345,8 @@ class ImageResult:
         more = f" +{len(self.originals) - 1} more" if len(self.originals) > 1 else ""
         return (
             f"<ImageResult {where}{width}x{height} {self.mime} sha256={self.sha256[:12]}{more} "
-            f"model={self.model} prompt={_clip(self.prompt, 40)!r}>"
+            f"model={self.model} prompt={clip(self.prompt, 40)!r}>"
         )
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _stored_size(value: Any) -> int:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping
 
 from .client import Client
-from .config import display_path, load_settings, mask_key
+from .config import DEFAULT_BASE_URL, display_path, load_settings, mask_key
 from .errors import HistoryError, InputError, NotKeptError
 from .history import History
 from .images import ImageLike
@@ -84,7 +84,7 @@ class Session:
                 "No AIGATE_API_KEY is set; put it in the environment or a .env file before starting "
                 "Jupyter (not in a cell), then run %aigate use gateway again."
             )
-        self._swap_client(Client(model=self.defaults.model, base_url=settings.base_url or "https://api.aigate.shop"))
+        self._swap_client(Client(model=self.defaults.model, base_url=settings.base_url or DEFAULT_BASE_URL))
         return self.client.base_url
 
     def _swap_client(self, client: Client) -> None:
@@ -161,16 +161,27 @@ class Session:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def run(self, request: Request) -> ImageResult:
-        """Send one request with the defaults filled in; the result joins the history."""
+    def complete(self, request: Request) -> Request:
+        """``request`` with this notebook's defaults where it says nothing."""
         d = self.defaults
-        result = self.client.generate(
-            request.prompt,
+        return replace(
+            request,
             model=request.model or d.model,
-            images=list(request.images),
             aspect_ratio=request.aspect_ratio or d.aspect_ratio,
             image_size=request.image_size or d.image_size,
             route=request.route or d.route,
+        )
+
+    def run(self, request: Request) -> ImageResult:
+        """Send one request with the defaults filled in; the result joins the history."""
+        request = self.complete(request)
+        result = self.client.generate(
+            request.prompt,
+            model=request.model,
+            images=list(request.images),
+            aspect_ratio=request.aspect_ratio,
+            image_size=request.image_size,
+            route=request.route,
         )
         try:
             self.history.append(result)

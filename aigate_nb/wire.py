@@ -22,6 +22,7 @@ from .errors import (
     ServerError,
 )
 from .images import ImageInput, b64decode, b64encode, decode_data_url, split_data_url
+from .text import one_line
 
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
@@ -504,7 +505,7 @@ def describe_error_body(status: int, text: str) -> tuple[str, str | None, str | 
     if isinstance(data, dict):
         message, code, kind = _message_of(data.get("error", data))
         if message:
-            return _one_line(message, MESSAGE_LIMIT), code, kind
+            return one_line(message, MESSAGE_LIMIT), code, kind
     stripped = text.strip()
     if stripped.startswith("<") or "<html" in stripped[:500].lower():
         title = _TITLE.search(stripped)
@@ -516,16 +517,11 @@ def describe_error_body(status: int, text: str) -> tuple[str, str | None, str | 
             None,
             None,
         )
-    return (_one_line(stripped, 200) or "the gateway gave no detail"), None, None
+    return (one_line(stripped, 200) or "the gateway gave no detail"), None, None
 
 
 #: The longest gateway message passed on: errors are read in one line, not a page.
 MESSAGE_LIMIT = 500
-
-
-def _one_line(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def error_from_body(status: int, text: str, *, retry_after: float | None = None, attempts: int = 1) -> GatewayError:
