@@ -1,22 +1,17 @@
 """Shared fixtures: one emulator on loopback for the whole run, and clients pointed at it.
 
-Tests never see a real key or gateway: AIGATE_* variables of the developer's
-environment are removed before anything runs.
+The repository's root conftest.py has removed the AIGATE_* variables of the
+developer's shell before this runs.
 """
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-for _name in [n for n in os.environ if n.startswith("AIGATE_")]:
-    del os.environ[_name]
+from aigate_nb.client import Client
+from aigate_nb.emulator import Emulator
 
-from aigate_nb.client import Client  # noqa: E402
-from aigate_nb.emulator import Emulator  # noqa: E402
-
-from support import TEST_KEY  # noqa: E402,F401
+from support import TEST_KEY  # noqa: F401
 
 
 @pytest.fixture(scope="session")
