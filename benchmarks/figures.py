@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import itertools
 import json
+import os
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -32,6 +36,7 @@ DISPLAY_TIME_GOAL = 1.5
 DISPLAY_BYTES_GOAL_KB = 250
 MEMORY_GOAL_MB = 150
 CONCURRENCY_GOAL = 1.3
+CONCURRENCY_FLOOR_GOAL = 1.1
 
 
 def _check(name: str, got: bytes, payload: Payload) -> None:
@@ -158,11 +163,17 @@ def memory(url: str, payloads: list[Payload], count: int) -> list[Row]:
 def concurrency(url: str, cases: list[tuple[Payload, Path, str]], variants: int, latency: float,
                 repeats: int) -> list[Row]:
     """``-n variants`` (``Session.submit(request, count=variants)``) against one request, with
-    latency; each case names its payload, its history's folder and where that folder is."""
+    latency; each case names its payload, its history's folder and where that folder is.
+
+    The keeping floor does the same with no package code (fetch, decode, hash, write a file,
+    on as many threads), in the same folder: its own ratio is what this machine allows any
+    client, and aigate_nb's ``-n`` time over the floor's is what the package adds to it.
+    """
     rows = []
     judged = variants == 8 and latency >= 1.0  # the goal is set for -n 8 with 1 s of latency
     for payload, root, where in cases:
         session = Session(Client(api_key=KEY, base_url=url, model=MODEL), History("concurrency", root))
+        floor = contenders.KeepingFloor(url, root / "floor")
         request = Request(payload.prompt, model=MODEL, aspect_ratio=RATIO, image_size=payload.tier)
 
         def many() -> None:
@@ -170,17 +181,71 @@ def concurrency(url: str, cases: list[tuple[Payload, Path, str]], variants: int,
                 future.result()
 
         try:
-            samples = sample_times({"one": lambda: session.run(request), "many": many}, repeats)
+            samples = sample_times({
+                "one": lambda: session.run(request),
+                "many": many,
+                "floor one": lambda: floor.one(payload),
+                "floor many": lambda: floor.many(payload, variants),
+            }, repeats)
         finally:
             session.close()
+            floor.close()
         best = {name: min(times) for name, times in samples.items()}
+        case = f"-n {variants}, {payload.name}, {latency:g} s latency, history {where}"
+        measures = {f"{name} s": round(seconds, 4) for name, seconds in best.items()}
         rows.append(Row(
-            "concurrency", f"-n {variants}, {payload.name}, {latency:g} s latency, history {where}",
-            best["many"] / best["one"], "x", CONCURRENCY_GOAL if judged else None,
+            "concurrency", case, best["many"] / best["one"], "x", CONCURRENCY_GOAL if judged else None,
             f"{variants} variants {best['many']:.3f} s, one request {best['one']:.3f} s",
-            {"many s": round(best["many"], 4), "one s": round(best["one"], 4)},
+            measures,
+        ))
+        rows.append(Row(
+            "concurrency floor", case, best["floor many"] / best["floor one"], "x", None,
+            f"no package code: {variants} fetches, decodes, hashes and file writes on {variants} threads "
+            f"{best['floor many']:.3f} s, one {best['floor one']:.3f} s",
+            measures,
+        ))
+        rows.append(Row(
+            "concurrency over floor", case, best["many"] / best["floor many"], "x",
+            CONCURRENCY_FLOOR_GOAL if judged else None,
+            f"aigate_nb {best['many']:.3f} s, floor {best['floor many']:.3f} s, for {variants} variants",
+            measures,
         ))
     return rows
+
+
+def page_cache(folder: Path, size_mb: int = 32, files: int = 8, repeats: int = 3) -> Row:
+    """The machine alone: ``files`` new files of ``size_mb`` written at once on as many
+    threads, against one. New files take new page cache, and on a virtual machine that hands
+    freed memory back to its host each new page costs the hypervisor's time."""
+    folder.mkdir(parents=True, exist_ok=True)
+    data = os.urandom(size_mb << 20)
+    numbers = itertools.count()
+
+    def write() -> None:
+        with open(folder / f"{next(numbers)}.bin", "wb") as file:
+            file.write(data)
+
+    def many() -> None:
+        threads = [threading.Thread(target=write) for _ in range(files)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    try:
+        best = {name: min(times) for name, times in sample_times({"one": write, "many": many}, repeats).items()}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    balloon = Path("/sys/bus/virtio/drivers/virtio_balloon").is_dir()
+    rate = files * size_mb / best["many"]
+    return Row(
+        "machine", f"{files} new {size_mb} MB files written at once on {files} threads", best["many"] * 1000, "ms",
+        None,
+        f"one file {ms(best['one'])}; new page cache at {rate:,.0f} MB/s; "
+        + ("virtio-balloon present" if balloon else "no virtio-balloon"),
+        {"many ms": round(best["many"] * 1000, 2), "one ms": round(best["one"] * 1000, 2),
+         "MB per s": round(rate), "virtio_balloon": balloon},
+    )
 
 
 def _sent_bytes(url: str, prompt: str) -> int:
