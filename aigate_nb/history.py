@@ -20,8 +20,10 @@ import json
 import os
 import re
 import secrets
+import shutil
 import sys
 import threading
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,6 +43,10 @@ except ImportError:  # pragma: no cover - Windows: threads are still serialised,
     fcntl = None
 
 INDEX_FILE = "index.jsonl"
+#: How much of the index's start is kept to notice that it was cleared and written anew.
+HEAD_BYTES = 64
+#: A temporary file this old is what a killed writer left behind.
+STALE_TEMPORARY_SECONDS = 3600
 DEFAULT_NAME = "default"
 #: Thumbnail long edge in the gallery, and the most the gallery may add to a notebook.
 THUMBNAIL_EDGE = 160
@@ -203,6 +209,25 @@ class History:
             root = load_settings().history_dir or ".aigate"
         self.folder = Path(os.path.abspath(os.path.expanduser(os.fspath(root)))) / self.name
         self._lock = threading.RLock()
+        self._forget()
+        self._load()
+        self._sweep_temporary_files()
+
+    def _sweep_temporary_files(self) -> None:
+        """Remove the temporary files of writes that never finished (a kernel killed
+        mid-write). A write takes well under a second, so one left for an hour is dead."""
+        cutoff = time.time() - STALE_TEMPORARY_SECONDS
+        for folder in (self.folder / "images", self.folder / "thumbs"):
+            try:
+                with os.scandir(folder) as found:
+                    for item in found:
+                        if item.name.startswith(".") and item.name.endswith(".tmp") and item.stat().st_mtime < cutoff:
+                            os.unlink(item.path)
+            except OSError:
+                pass  # nothing there, or a read-only history: leftovers do no harm
+
+    def _forget(self) -> None:
+        """Hold no entries, as before the index was first read."""
         self._entries: list[HistoryEntry] = []
         self._by_id: dict[str, HistoryEntry] = {}
         self._by_index: dict[int, HistoryEntry] = {}
@@ -211,8 +236,8 @@ class History:
         self._next_index = 0
         self._offset = 0  # bytes of the index consumed so far
         self._line = 0  # complete lines consumed so far
+        self._head = b""  # the index's first bytes when it was read from the start
         self._warned: set[int] = set()  # offsets of damaged lines already reported
-        self._load()
 
     @classmethod
     def for_notebook(cls, user_ns: Mapping[str, Any] | None = None, root: str | os.PathLike | None = None) -> "History":
@@ -441,12 +466,47 @@ class History:
         """Pick up entries another process (a second kernel on this notebook) appended."""
         self._load()
 
+    def clear(self) -> int:
+        """Remove every entry of this history and its image files; returns how many entries
+        there were. Numbering starts again at 0. Other histories are left alone, and so are
+        files saved elsewhere with ``.save(path)`` or ``-o``; results still held in variables
+        lose their full-size images (their ``.data`` then says so)."""
+        if not self.folder.exists():
+            with self._lock:
+                self._forget()
+            return 0
+        with self._lock, self._locked_index() as fd:
+            self._read_new_lines(fd)
+            count = len(self._entries) + len(self._missing)
+            try:
+                os.ftruncate(fd, 0)
+                os.fsync(fd)
+            except OSError as exc:
+                raise HistoryError(
+                    f"Cannot clear the history index {self.index_path} ({exc.strerror or exc}); "
+                    "nothing was removed. Check that you may write there."
+                ) from None
+            self._forget()
+            for folder in ("images", "thumbs"):
+                try:
+                    shutil.rmtree(self.folder / folder)
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    raise HistoryError(
+                        f"The history is empty now, but some of its files in {self.folder / folder} "
+                        f"could not be removed ({exc.strerror or exc}); delete that folder yourself."
+                    ) from None
+        return count
+
     def _read_new_lines(self, fd: int) -> None:
         """Read the index from where the last read stopped and take in each complete line.
 
         A last line without its newline is read too (and read again once a
         later append closes it); damaged lines are reported once and skipped.
         """
+        if self._offset and self._index_replaced(fd):
+            self._forget()  # cleared (here or by another kernel) since the last read: start over
         os.lseek(fd, self._offset, os.SEEK_SET)
         chunks = []
         while chunk := os.read(fd, 1 << 20):
@@ -464,7 +524,14 @@ class History:
                 break
             pos = end + 1
             self._line += 1
+        if not self._offset and pos:
+            self._head = _read_at(fd, 0, HEAD_BYTES)
         self._offset += pos
+
+    def _index_replaced(self, fd: int) -> bool:
+        """True when the index is no longer the one read so far: shorter than what was read,
+        or starting otherwise (its first line holds the first entry's random id)."""
+        return os.fstat(fd).st_size < self._offset or _read_at(fd, 0, len(self._head)) != self._head
 
     def _take_line(self, raw: bytes, offset: int, number: int) -> None:
         try:
@@ -595,6 +662,11 @@ def _relative_name(name: str) -> str:
     if not isinstance(name, str) or name.startswith(("/", "\\")) or ".." in re.split(r"[\\/]", name):
         raise ValueError("file outside the history folder")
     return name
+
+
+def _read_at(fd: int, offset: int, size: int) -> bytes:
+    os.lseek(fd, offset, os.SEEK_SET)
+    return os.read(fd, size) if size else b""
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -15,6 +15,7 @@ from .errors import (
     AuthenticationError,
     BadRequestError,
     GatewayError,
+    HistoryError,
     InputError,
     NoImageError,
     RateLimitError,
@@ -53,7 +54,13 @@ class StoredImage:
 
     @property
     def data(self) -> bytes:
-        return self.path.read_bytes()
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            raise HistoryError(
+                f"The full-size image {self.path} is gone (its history was cleared, or the file was "
+                "moved or deleted); run the request again to make it anew."
+            ) from None
 
 
 @dataclass

@@ -234,6 +234,24 @@ def test_a_writer_killed_mid_append_loses_at_most_that_entry(tmp_path):
             assert hashlib.sha256(entry.path.read_bytes()).hexdigest() == record["sha256s"][0]
 
 
+def test_temporary_files_a_killed_writer_left_are_swept_after_an_hour(tmp_path):
+    history = History("nb", root=tmp_path)
+    entry = history.append(result_of(1))
+    images, thumbs = history.folder / "images", history.folder / "thumbs"
+    thumbs.mkdir()
+    old = [images / f".{entry.id}-2.png.4242.1.tmp", thumbs / f".{entry.id}.jpg.4242.1.tmp"]
+    fresh = images / ".abcdef012345-1.png.4243.1.tmp"
+    for path in (*old, fresh):
+        path.write_bytes(b"half an image")
+    hour_ago = time.time() - 3700
+    for path in old:
+        os.utime(path, (hour_ago, hour_ago))
+    again = History("nb", root=tmp_path)
+    assert not any(path.exists() for path in old)
+    assert fresh.exists()  # perhaps another kernel writing right now
+    assert [e.id for e in again] == [entry.id] and entry.path.is_file()
+
+
 def test_two_processes_appending_at_once_get_distinct_indices(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     writers = [
@@ -405,3 +423,52 @@ def test_aigate_nb_history_is_the_current_notebooks_history(tmp_path):
             h._private
     finally:
         set_current_session(None)
+
+
+# -- clearing ---------------------------------------------------------------------------------
+
+def test_clear_removes_entries_images_and_thumbnails_and_numbering_starts_again(tmp_path):
+    history = History("nb", root=tmp_path)
+    kept = [history.append(result_of(n)) for n in range(3)]
+    history.thumbnail(kept[0])
+    other = History("another", root=tmp_path)
+    spared = other.append(result_of(9))
+    assert history.clear() == 3
+    assert len(history) == 0 and list(history) == []
+    assert not any(path.exists() for entry in kept for path in entry.files)
+    assert not (history.folder / "thumbs").exists()
+    assert history.index_path.read_bytes() == b""
+    assert History("nb", root=tmp_path)._entries == []
+    assert history.append(result_of(4)).index == 0
+    assert [e.prompt for e in History("nb", root=tmp_path)] == ["fox number 4"]
+    assert spared.path.is_file() and len(History("another", root=tmp_path)) == 1
+
+
+def test_clearing_a_history_that_was_never_written_creates_nothing(tmp_path):
+    history = History("fresh", root=tmp_path)
+    assert history.clear() == 0
+    assert not history.folder.exists()
+
+
+def test_a_second_kernel_notices_the_clear_and_numbers_from_zero(tmp_path):
+    kernel_a, kernel_b = History("nb", root=tmp_path), History("nb", root=tmp_path)
+    for n in range(3):
+        kernel_a.append(result_of(n))
+    kernel_b.refresh()
+    assert len(kernel_b) == 3
+    kernel_a.clear()
+    kernel_a.append(result_of(7))
+    kernel_a.append(result_of(8))
+    kernel_a.append(result_of(9))
+    kernel_a.append(result_of(10))  # the index is longer again than kernel_b read it
+    kernel_b.refresh()
+    assert [(e.index, e.prompt) for e in kernel_b] == [(i, f"fox number {n}") for i, n in enumerate(range(7, 11))]
+    assert kernel_b.append(result_of(11)).index == 4
+
+
+def test_a_result_whose_history_was_cleared_says_its_image_is_gone(history):
+    result = result_of(3)
+    history.append(result)
+    history.clear()
+    with pytest.raises(HistoryError, match=r"is gone \(its history was cleared"):
+        result.data
