@@ -321,6 +321,7 @@ class GeminiImageMagics(Magics):
         %aigate config                  this notebook's settings, the key masked
         %aigate config name=value ...   change model, aspect_ratio, image_size or route
         %aigate history [--name NAME]   the results as a gallery; --name switches history
+        %aigate history --clear         remove this history's entries and images
         %aigate panel                   the panel: prompt, options, gallery, "edit this"
         %aigate use emulator|gateway    where requests go
         %aigate help                    this list
@@ -374,16 +375,28 @@ class GeminiImageMagics(Magics):
             print(f"{name:<{width}}  {value}")
 
     def _history(self, words: list[str]) -> History:
-        if not words:
-            return self.session.history
-        name = None
-        if len(words) == 2 and words[0] == "--name":
-            name = words[1]
-        elif len(words) == 1 and words[0].startswith("--name="):
-            name = words[0].partition("=")[2]
-        if not name:
-            raise UsageError("%aigate history takes only --name NAME, the history to switch to.")
-        return self.session.use_history(name)
+        name, clear, rest = None, False, list(words)
+        while rest:
+            word = rest.pop(0)
+            if word == "--clear":
+                clear = True
+            elif word == "--name" and rest:
+                name = rest.pop(0)
+            elif word.startswith("--name="):
+                name = word.partition("=")[2]
+            else:
+                name = ""
+                break
+        if name == "" or (name is not None and not name.strip()):
+            raise UsageError(
+                "%aigate history takes --name NAME (the history to switch to) and --clear "
+                "(remove its entries and images), e.g. %aigate history --name mine --clear."
+            )
+        history = self.session.use_history(name) if name is not None else self.session.history
+        if clear:
+            removed = history.clear()
+            print(f"Cleared history '{history.name}': {removed} {'entry' if removed == 1 else 'entries'} removed.")
+        return history
 
     def _panel(self, words: list[str]) -> Any:
         _no_arguments("panel", words)

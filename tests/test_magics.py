@@ -476,6 +476,23 @@ def test_aigate_history_shows_the_gallery_and_switches_by_name(ip):
     assert other.folder.parent == history.folder.parent
 
 
+def test_aigate_history_clear_empties_the_named_history_only(ip, capsys):
+    ip.run_line_magic("aigate", "history --name keep-me")
+    kept = gemini(ip, "", "a kept lighthouse")
+    ip.run_line_magic("aigate", "history --name scratch")
+    made = [gemini(ip, "", f"a scratch sketch {n}") for n in range(2)]
+    capsys.readouterr()
+    cleared = ip.run_line_magic("aigate", "history --name scratch --clear")
+    assert "Cleared history 'scratch': 2 entries removed." in capsys.readouterr().out
+    assert cleared is current_session().history and len(cleared) == 0
+    assert not any(path.exists() for result in made for path in result.files)
+    assert gemini(ip, "", "the first after clearing").index == 0
+    keep = ip.run_line_magic("aigate", "history --name=keep-me")
+    assert [e.id for e in keep] == [kept.id] and kept.files[0].is_file()
+    assert "takes --name NAME" in usage_error(ip, capsys, "%aigate history --clear --bogus")
+    assert "takes --name NAME" in usage_error(ip, capsys, "%aigate history --name")
+
+
 def test_aigate_panel_shows_the_panel_of_this_session(ip):
     from aigate_nb.panel import Panel
 
