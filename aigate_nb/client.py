@@ -41,6 +41,7 @@ from .wire import (
     build_google_body,
     error_from_body,
     google_path,
+    inline_size,
     load_reply,
     parse_chat_reply,
     parse_google_reply,
@@ -175,12 +176,18 @@ class Client:
         aspect_ratio: str | None = None,
         image_size: str | None = None,
         route: str = "chat",
+        turns: Iterable[dict[str, Any]] = (),
     ) -> ImageResult:
         """Generate an image from ``prompt``, or edit ``images`` as it says.
 
         Everything is checked before anything is sent: the prompt, the ratio
         and size for this model, the images (paths, URLs, bytes, PIL images,
         results or history entries), and their total size.
+
+        ``turns`` (Google route only) are the earlier contents of a conversation,
+        ``wire.user_turn`` and ``wire.model_turn`` in alternation, sent as they
+        are before this prompt: a multi-turn edit. ``Session`` builds them from a
+        result's lineage (``%%gemini_image -e REF --multi-turn``).
         """
         if not isinstance(prompt, str) or not prompt.strip():
             raise InputError("The prompt is empty; write what the image should show.")
@@ -189,13 +196,21 @@ class Client:
         model = (model or self.model).strip()
         if not model:
             raise InputError("The model id is empty; see Client().models() for the ids.")
+        turns = _check_turns(turns, route)
         inputs = [to_image_input(item) for item in _as_list(images)]
         ratio, size = check_options(model, aspect_ratio, image_size, len(inputs))
-        inputs = fit_inline_budget(inputs, self.inline_budget)
+        spent = inline_size(turns)
+        if spent > self.inline_budget:
+            raise InputError(
+                f"The earlier turns hold {spent / 1e6:.1f} MB of images (as base64), more than the "
+                f"{self.inline_budget / 1e6:g} MB a request may carry; edit this image without its earlier "
+                "turns (no --multi-turn), which sends it re-encoded to fit."
+            )
+        inputs = fit_inline_budget(inputs, self.inline_budget - spent)
         if route == "chat":
             body, path = build_chat_body(prompt, model, inputs, ratio, size), CHAT_PATH
         else:
-            body, path = build_google_body(prompt, inputs, ratio, size), google_path(model)
+            body, path = build_google_body(prompt, inputs, ratio, size, turns), google_path(model)
         started = time.perf_counter()
         data, payloads = self._load_reply(self._request("POST", path, body), route)
         reply = parse_chat_reply(data, payloads) if route == "chat" else parse_google_reply(data, payloads)
@@ -373,6 +388,21 @@ def _check_timeout(timeout: float | tuple[float, float]) -> float | tuple[float,
     if not all(isinstance(v, (int, float)) and v > 0 for v in values) or len(values) not in (1, 2):
         raise ConfigurationError("timeout must be seconds (> 0) or a (connect, read) pair of them.")
     return timeout
+
+
+def _check_turns(turns: Iterable[dict[str, Any]], route: str) -> list[dict[str, Any]]:
+    turns = list(turns or ())
+    if not turns:
+        return turns
+    if route != "google":
+        raise InputError("Earlier turns (a multi-turn edit) go by the Google route only; pass route='google'.")
+    roles = [turn.get("role") if isinstance(turn, dict) else None for turn in turns]
+    if roles != ["user", "model"] * (len(turns) // 2) or not all(isinstance(t.get("parts"), list) for t in turns):
+        raise InputError(
+            "turns must alternate user and model contents, each with its parts, starting with a user turn "
+            "and ending with a model turn (see aigate_nb.wire.user_turn and model_turn)."
+        )
+    return turns
 
 
 def _as_list(images: Iterable[Any] | Any) -> list[Any]:

@@ -216,6 +216,11 @@ class GeminiImageMagics(Magics):
     )
     @argument("-n", type=int, default=1, metavar="N", help=f"make N variants, requested concurrently (at most {MAX_VARIANTS})")
     @argument("--route", choices=("chat", "google"), help="chat (/v1/chat/completions) or google (generateContent)")
+    @argument(
+        "--multi-turn", action="store_true",
+        help="with -e: continue that result's conversation, sending its lineage's prompts and the model's "
+        "replies too (Google route)",
+    )
     @argument("-o", "--out", metavar="PATH", help="also save the full-size image there (PATH-1, PATH-2, ... with -n)")
     @argument("--as", dest="as_name", metavar="NAME", help="also bind the result to the variable NAME")
     @argument("--no-interpolate", action="store_true", help="send {name} in the prompt as written")
@@ -238,6 +243,10 @@ class GeminiImageMagics(Magics):
             raise UsageError(f"--as {args.as_name!r} is not a variable name; use letters, digits and _.")
         if not 1 <= args.n <= MAX_VARIANTS:
             raise UsageError(f"-n {args.n}: ask for 1 to {MAX_VARIANTS} variants.")
+        if args.multi_turn and args.edit is None:
+            raise UsageError("--multi-turn continues an earlier result: name it with -e, e.g. -e -1 --multi-turn.")
+        if args.multi_turn and args.route == "chat":
+            raise UsageError("--multi-turn goes by the Google route only; leave out --route chat.")
         session = self.session
         try:
             sources = ([args.edit] if args.edit is not None else []) + args.image
@@ -248,6 +257,7 @@ class GeminiImageMagics(Magics):
                 image_size=args.image_size,
                 route=args.route,
                 images=tuple(session.resolve_image(source, namespace) for source in sources),
+                multi_turn=args.multi_turn,
             )
             futures = session.submit(request, count=args.n)
         except (AigateError, LookupError) as exc:

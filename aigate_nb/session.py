@@ -7,6 +7,7 @@ HTTP nor touches the history's files itself. Usable with no kernel at all.
 from __future__ import annotations
 
 import threading
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping
@@ -14,10 +15,11 @@ from typing import Any, Callable, Iterable, Mapping
 from .client import Client
 from .config import DEFAULT_BASE_URL, display_path, load_settings, mask_key
 from .errors import HistoryError, InputError, NotKeptError
-from .history import History
+from .history import History, HistoryEntry
 from .images import ImageLike
 from .models import check_options
 from .results import ImageResult
+from .wire import StoredImage, inline_size, model_turn, user_turn
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ class Request:
     image_size: str | None = None
     route: str | None = None
     images: tuple[Any, ...] = ()
+    #: Continue the conversation of ``images[0]`` (an earlier Google-route result): its
+    #: lineage's prompts and the model's replies go before this prompt.
+    multi_turn: bool = False
 
 
 class Session:
@@ -169,20 +174,33 @@ class Session:
             model=request.model or d.model,
             aspect_ratio=request.aspect_ratio or d.aspect_ratio,
             image_size=request.image_size or d.image_size,
-            route=request.route or d.route,
+            route=request.route or ("google" if request.multi_turn else d.route),
         )
 
     def run(self, request: Request) -> ImageResult:
         """Send one request with the defaults filled in; the result joins the history."""
         request = self.complete(request)
+        images, turns, parent = list(request.images), [], None
+        if request.multi_turn:
+            if request.route != "google":
+                raise InputError(
+                    "A multi-turn edit goes by the Google route only (the chat route carries no thought "
+                    "signatures); use --route google or leave the route out."
+                )
+            if not images:
+                raise InputError("A multi-turn edit continues an earlier result: name it with -e (an index such as -1).")
+            turns, parent = self.conversation(images.pop(0))
         result = self.client.generate(
             request.prompt,
             model=request.model,
-            images=list(request.images),
+            images=images,
             aspect_ratio=request.aspect_ratio,
             image_size=request.image_size,
             route=request.route,
+            turns=turns,
         )
+        if parent is not None:
+            result.parent_id = parent
         try:
             self.history.append(result)
         except HistoryError as exc:
@@ -193,6 +211,67 @@ class Session:
                 result,
             ) from None
         return result
+
+    def conversation(self, ref: Any) -> tuple[list[dict[str, Any]], str | None]:
+        """The earlier turns of a multi-turn edit of ``ref`` (a history entry or a result), and
+        the id of the entry it continues.
+
+        The turns are the prompts and the model's replies (with their thought signatures) along
+        ``ref``'s lineage, as far back as each step came by the Google route; the oldest
+        exchanges are left out where the images would not fit the inline budget.
+        """
+        chain = self._lineage_of(ref)
+        tail = []
+        for item in reversed(chain):
+            if not item.model_parts:
+                break
+            tail.append(item)
+        last = chain[-1]
+        if not tail:
+            where = f"[{last.index}]" if getattr(last, "index", None) is not None else "That result"
+            raise InputError(
+                f"{where} came by the chat route, which keeps no model turn to continue; edit it "
+                "without --multi-turn, or make it with --route google first."
+            )
+        turns: list[dict[str, Any]] = []
+        for item in reversed(tail):
+            turns += [user_turn(item.prompt), model_turn(item.model_parts, _images_of(item))]
+        budget = self.client.inline_budget
+        if inline_size(turns[-2:]) > budget:
+            raise InputError(
+                f"The image to continue from is {inline_size(turns[-2:]) / 1e6:.1f} MB as base64, more than the "
+                f"{budget / 1e6:.3g} MB a request may carry; edit it without --multi-turn, which sends it "
+                "re-encoded to fit."
+            )
+        dropped = 0
+        while inline_size(turns) > budget:
+            turns, dropped = turns[2:], dropped + 1
+        if dropped:
+            steps = "step was" if dropped == 1 else f"{dropped} steps were"
+            warnings.warn(
+                f"The conversation's first {steps} left out: with them its images would pass the "
+                f"{budget / 1e6:.3g} MB a request may carry.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return turns, getattr(last, "id", None)
+
+    def _lineage_of(self, ref: Any) -> list[Any]:
+        """``ref``'s chain of edits, first ancestor first: from this history where it is kept here."""
+        if isinstance(ref, (int, str)):
+            return self.history.lineage(ref)
+        if isinstance(ref, HistoryEntry) or (isinstance(ref, ImageResult) and ref.id is not None):
+            try:
+                entry = self.history.get(ref.id)
+            except LookupError:
+                return [ref]  # from another history: its own turn only
+            return self.history.lineage(entry)
+        if isinstance(ref, ImageResult):
+            return [ref]
+        raise InputError(
+            f"A multi-turn edit continues an earlier result, not {type(ref).__name__}; "
+            "pass -e with a history index such as -1 or a variable holding a result."
+        )
 
     def submit(self, request: Request, count: int = 1) -> list[Future]:
         """Start ``count`` copies of ``request`` off the calling thread; each result joins the history."""
@@ -207,6 +286,13 @@ class Session:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self.client.close()
+
+
+def _images_of(item: Any) -> list[tuple[str, bytes]]:
+    """The original images of a result or history entry, as (mime, bytes)."""
+    if isinstance(item, HistoryEntry):
+        return [(mime, StoredImage(mime, path).data) for mime, path in zip(item.mimes, item.files)]
+    return [(original.mime, original.data) for original in item.originals]
 
 
 def _is_int(text: str) -> bool:

@@ -9,7 +9,7 @@ import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .errors import (
     AuthenticationError,
@@ -129,11 +129,14 @@ def build_google_body(
     inputs: list[ImageInput] = (),
     aspect_ratio: str | None = None,
     image_size: str | None = None,
+    turns: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """The ``/v1beta/models/{model}:generateContent`` body.
 
     This route carries images inline only: an ``http(s)`` URL is refused here,
     before anything is sent, rather than fetched behind the user's back.
+    ``turns`` are earlier contents of a conversation (``user_turn`` and
+    ``model_turn``), sent before this prompt's user turn.
     """
     parts: list[dict[str, Any]] = [{"text": prompt}]
     for item in inputs:
@@ -147,7 +150,39 @@ def build_google_body(
     config = _image_config(aspect_ratio, image_size, "aspectRatio", "imageSize")
     if config:
         generation["imageConfig"] = config
-    return {"contents": [{"role": "user", "parts": parts}], "generationConfig": generation}
+    return {"contents": [*turns, {"role": "user", "parts": parts}], "generationConfig": generation}
+
+
+def user_turn(prompt: str) -> dict[str, Any]:
+    """An earlier prompt, as a user turn of a conversation."""
+    return {"role": "user", "parts": [{"text": prompt}]}
+
+
+def model_turn(parts: Sequence[dict[str, Any]], images: Sequence[tuple[str, bytes]]) -> dict[str, Any]:
+    """A model turn to send back in a conversation: ``parts`` as the reply gave them
+    (``model_parts``, thought signatures and all), each ``{"imageIndex": i}`` given
+    the bytes of ``images[i]`` (mime, data) again."""
+    out = []
+    for part in parts:
+        inline = part.get("inlineData") if isinstance(part, dict) else None
+        if isinstance(inline, dict) and "imageIndex" in inline:
+            index = inline["imageIndex"]
+            if not isinstance(index, int) or not 0 <= index < len(images):
+                raise InputError("An earlier result's model parts do not match its images, so its turn cannot be sent back.")
+            mime, data = images[index]
+            part = {**part, "inlineData": {"mimeType": inline.get("mimeType") or mime, "data": b64encode(data)}}
+        out.append(part)
+    return {"role": "model", "parts": out}
+
+
+def inline_size(contents: Iterable[dict[str, Any]]) -> int:
+    """Characters of base64 image data in ``contents`` (what counts against the inline budget)."""
+    return sum(
+        len(part["inlineData"].get("data") or "")
+        for content in contents
+        for part in content.get("parts", ())
+        if isinstance(part, dict) and isinstance(part.get("inlineData"), dict)
+    )
 
 
 # -- reading a reply's bytes ------------------------------------------------------------------

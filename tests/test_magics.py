@@ -193,6 +193,21 @@ def test_edit_and_image_together_send_the_edited_image_first(ip, emu, tmp_path):
     assert [image.sha256 for image in sent] == [first.sha256, hashlib.sha256(extra.read_bytes()).hexdigest()]
 
 
+def test_multi_turn_continues_the_conversation_by_the_google_route(ip, emu, capsys):
+    first = gemini(ip, "--route google", "a paper boat")
+    second = gemini(ip, "-e -1 --multi-turn", "put it on a pond")
+    third = gemini(ip, f"-e {second.index} --multi-turn -n 2", "add rain")
+    contents = emu.requests[-1].body["contents"]
+    assert [c["parts"][0].get("text") for c in contents[::2]] == ["a paper boat", "put it on a pond", "add rain"]
+    assert all(part.get("thoughtSignature") for part in contents[1]["parts"] + contents[3]["parts"])
+    assert second.route == "google" and second.parent_index == first.index
+    assert [r.parent_index for r in third] == [second.index] * 2
+    assert "name it with -e" in usage_error(ip, capsys, "%%gemini_image --multi-turn\nadd fog")
+    assert "leave out --route chat" in usage_error(ip, capsys, "%%gemini_image -e -1 --multi-turn --route chat\nadd fog")
+    chat = gemini(ip, "--route chat", "a kite")
+    assert f"[{chat.index}] came by the chat route" in usage_error(ip, capsys, "%%gemini_image -e -1 --multi-turn\nadd a tail")
+
+
 def test_route_google_posts_to_generate_content(ip, emu):
     result = gemini(ip, "--route google -a 16:9", "a glacier")
     path = emu.requests[-1].path
