@@ -12,7 +12,7 @@ import html
 import threading
 import time
 from concurrent.futures import CancelledError, Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -141,6 +141,12 @@ class Panel:
             description="Edit", tooltip="Send the prompt above with this image as the source",
             disabled=True, layout=w.Layout(width="120px"),
         )
+        self.multi_turn = w.Checkbox(
+            value=False, description="Multi-turn", indent=False, disabled=True,
+            tooltip="Continue this image's conversation: its earlier prompts and the model's replies go "
+            "too (Google route; for images made by the Google route)",
+            layout=w.Layout(width="110px"),
+        )
         self.stop_button = w.Button(
             description="Stop waiting", button_style="warning", layout=w.Layout(width="120px", display="none")
         )
@@ -185,7 +191,8 @@ class Panel:
             [
                 self.preview,
                 self.details,
-                w.HBox([self.edit_button, self.new_cell_button], layout=w.Layout(width="100%", margin="4px 0")),
+                w.HBox([self.edit_button, self.multi_turn, self.new_cell_button],
+                       layout=w.Layout(width="100%", margin="4px 0", align_items="center")),
                 w.HBox([self.save_path, self.save_button], layout=w.Layout(width="100%")),
             ],
             layout=w.Layout(display="none", width="100%"),
@@ -379,7 +386,9 @@ class Panel:
         if self.selected is None:
             raise InputError("Select an image in the history first.")
         entry = self.session.resolve_image(self.selected)
-        self._start(self._request((entry,)), f"Editing [{entry.index}]")
+        multi_turn = self.multi_turn.value and not self.multi_turn.disabled
+        request = replace(self._request((entry,)), multi_turn=multi_turn)
+        self._start(request, f"Editing [{entry.index}]" + (" (multi-turn)" if multi_turn else ""))
 
     def _start(self, request: Request, what: str) -> None:
         count = self.variants.value
@@ -559,6 +568,9 @@ class Panel:
                 slot.button.button_style = "info" if slot.index == entry.index else ""
             self.edit_button.description = f"Edit [{entry.index}]"
             self.edit_button.disabled = self._batch is not None
+            self.multi_turn.disabled = not entry.model_parts  # only Google-route results have turns to continue
+            if self.multi_turn.disabled:
+                self.multi_turn.value = False
 
     def save_selected(self) -> Path:
         """Save the selected entry's full-size image to the path in the box."""
@@ -580,7 +592,8 @@ class Panel:
         shell = get_ipython()
         if shell is None:
             raise InputError("New cell needs a running IPython kernel.")
-        text = edit_cell_text(self.session.history.get(self.selected))
+        text = edit_cell_text(self.session.history.get(self.selected),
+                              multi_turn=self.multi_turn.value and not self.multi_turn.disabled)
         shell.set_next_input(text)
         self._show_status(f"A %%gemini_image --edit {self.selected} cell appears below the next cell you run.")
         return text
@@ -601,10 +614,10 @@ class Panel:
         self.status.value = f'<div class="{kind}" title="{html.escape(text)}">{mark}{html.escape(text)}</div>'
 
 
-def edit_cell_text(entry) -> str:
+def edit_cell_text(entry, multi_turn: bool = False) -> str:
     """A ``%%gemini_image`` cell that edits ``entry`` with its own prompt (braces kept literal)."""
     prompt = entry.prompt.replace("{", "{{").replace("}", "}}")
-    return f"%%gemini_image --edit {entry.index}\n{prompt}"
+    return f"%%gemini_image --edit {entry.index}{' --multi-turn' if multi_turn else ''}\n{prompt}"
 
 
 def _details_html(entry, lineage: list) -> str:

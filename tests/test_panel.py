@@ -147,6 +147,30 @@ def test_edit_from_the_selection_records_the_parent_and_sends_the_original_bytes
     assert "[0] → [1]" in panel.details.value
 
 
+def test_multi_turn_is_offered_for_google_route_images_and_continues_their_conversation(panel, session, emu):
+    session.set_defaults(route="google")
+    generate(panel, "a glass of water")
+    session.set_defaults(route="chat")
+    generate(panel, "a glass of milk")
+    panel.select(1)
+    assert panel.multi_turn.disabled and not panel.multi_turn.value  # a chat-route image: nothing to continue
+    panel.select(0)
+    assert not panel.multi_turn.disabled
+    panel.multi_turn.value = True
+    panel.prompt.value = "add ice cubes"
+    panel.edit_button.click()
+    panel.wait(20)
+    assert not panel.status_is_error, panel.status_text
+    [request] = emu.attempts("add ice cubes")
+    contents = request.body["contents"]
+    assert request.path.endswith(":generateContent")
+    assert [c["role"] for c in contents] == ["user", "model", "user"]
+    assert contents[0]["parts"] == [{"text": "a glass of water"}]
+    assert session.history[2].parent_index == 0 and session.history[2].route == "google"
+    panel.select(1)
+    assert panel.multi_turn.disabled and not panel.multi_turn.value
+
+
 def test_a_history_entry_chosen_as_source_is_edited_by_generate(panel, session, emu):
     generate(panel, "a red door")
     assert ("[0] a red door", 0) in panel.source.options
@@ -261,6 +285,7 @@ def test_new_cell_queues_an_edit_cell_with_the_prompt(panel, monkeypatch):
 def test_edit_cell_text_keeps_braces_literal(session, panel):
     generate(panel, "json {\"a\": 1}")
     assert edit_cell_text(session.history[0]) == '%%gemini_image --edit 0\njson {{"a": 1}}'
+    assert edit_cell_text(session.history[0], multi_turn=True).startswith("%%gemini_image --edit 0 --multi-turn\n")
 
 
 def test_save_writes_the_full_size_image(panel, session, tmp_path):
