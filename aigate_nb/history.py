@@ -3,7 +3,7 @@ was edited from, kept on disk so that a kernel restart loses nothing.
 
 Layout, one folder per notebook under the history dir::
 
-    <history dir>/<notebook>/index.jsonl           one JSON object per line, append-only
+    <history dir>/<notebook>/index.jsonl           one JSON object per line, appended to (emptied by clear())
     <history dir>/<notebook>/images/<id>-<k>.<ext>  each image, original bytes, k from 1
     <history dir>/<notebook>/thumbs/<id>.jpg        gallery thumbnails, made on first use
 
@@ -136,15 +136,20 @@ class HistoryEntry:
     @property
     def image(self):
         """The first image, decoded from its file on each access (nothing is kept in memory)."""
-        return open_image(self.path.read_bytes())
+        return open_image(self.data)
 
     @property
     def images(self) -> list:
-        return [open_image(path.read_bytes()) for path in self.files]
+        return [open_image(StoredImage(mime, path).data) for mime, path in zip(self.mimes, self.files)]
+
+    @property
+    def data(self) -> bytes:
+        """The first image's original full-size bytes, read from its file."""
+        return StoredImage(self.mimes[0], self.path).data
 
     def _aigate_image_bytes(self) -> tuple[str, bytes]:
         """The first image's original full-size bytes, as stored."""
-        return self.mimes[0], self.path.read_bytes()
+        return self.mimes[0], self.data
 
     def result(self) -> ImageResult:
         """An ``ImageResult`` rebuilt from the files, displayed as the original was."""
@@ -220,11 +225,15 @@ class History:
         for folder in (self.folder / "images", self.folder / "thumbs"):
             try:
                 with os.scandir(folder) as found:
-                    for item in found:
-                        if item.name.startswith(".") and item.name.endswith(".tmp") and item.stat().st_mtime < cutoff:
-                            os.unlink(item.path)
+                    stale = [item.path for item in found
+                             if item.name.startswith(".") and item.name.endswith(".tmp") and item.stat().st_mtime < cutoff]
             except OSError:
-                pass  # nothing there, or a read-only history: leftovers do no harm
+                continue  # nothing there, or unreadable: leftovers do no harm
+            for path in stale:
+                try:
+                    os.unlink(path)
+                except OSError:
+                    pass  # a read-only history keeps them; they do no harm
 
     def _forget(self) -> None:
         """Hold no entries, as before the index was first read."""
@@ -237,6 +246,7 @@ class History:
         self._offset = 0  # bytes of the index consumed so far
         self._line = 0  # complete lines consumed so far
         self._head = b""  # the index's first bytes when it was read from the start
+        self._stamp: tuple[int, int, int] | None = None  # the index's inode, size and mtime when last read
         self._warned: set[int] = set()  # offsets of damaged lines already reported
 
     @classmethod
@@ -254,15 +264,18 @@ class History:
     # -- lookups ----------------------------------------------------------------------------
 
     def __len__(self) -> int:
+        self._sync()
         return len(self._entries)
 
     def __iter__(self) -> Iterator[HistoryEntry]:
+        self._sync()
         with self._lock:
             return iter(list(self._entries))
 
     def __getitem__(self, i: int | slice) -> HistoryEntry | list[HistoryEntry]:
         """Entry ``i`` as numbered in captions (``[3]``); negative counts back from the newest.
         A slice gives a list of entries, by position (``h[-3:]``: the newest three)."""
+        self._sync()
         if isinstance(i, slice):
             with self._lock:
                 return self._entries[i]
@@ -283,6 +296,7 @@ class History:
 
     def get(self, ref: int | str | HistoryEntry) -> HistoryEntry:
         """An entry from an index (``3``, ``-1``, ``"3"``, ``"-1"``) or an entry id."""
+        self._sync()
         if isinstance(ref, (HistoryEntry, ImageResult)) and ref.id is not None:
             ref = ref.id
         if isinstance(ref, str):
@@ -339,11 +353,10 @@ class History:
         entry_id = secrets.token_hex(6)
         try:
             names = self._write_images(entry_id, result.originals)
+        except FileNotFoundError:
+            names = []  # the folder went away mid-write (a clear): written again under the lock below
         except OSError as exc:
-            raise HistoryError(
-                f"Cannot write the history's images in {self.folder} ({exc.strerror or exc}); "
-                "set AIGATE_HISTORY_DIR to a folder you can write to."
-            ) from None
+            raise self._unwritable(exc) from None
         record = {
             "v": 1,
             "index": None,
@@ -368,6 +381,14 @@ class History:
             "model_parts": result.model_parts,
         }
         with self._lock, self._locked_index() as fd:
+            if not names or not all((self.folder / name).is_file() for name in names):
+                # A clear() ran between writing the images and taking the lock: the images are
+                # still in memory, so they are written again and the entry stays whole.
+                try:
+                    names = self._write_images(entry_id, result.originals)
+                except OSError as exc:
+                    raise self._unwritable(exc) from None
+                record["files"] = names
             self._read_new_lines(fd)
             record["index"] = self._next_index
             parent_entry = self._by_id.get(parent_id) if parent_id else None
@@ -391,6 +412,12 @@ class History:
         result.parent_index, result.files = entry.parent_index, list(entry.files)
         result.originals = [StoredImage(mime, path) for mime, path in zip(entry.mimes, entry.files)]
         return entry
+
+    def _unwritable(self, exc: OSError) -> HistoryError:
+        return HistoryError(
+            f"Cannot write the history's images in {self.folder} ({exc.strerror or exc}); "
+            "set AIGATE_HISTORY_DIR to a folder you can write to."
+        )
 
     def _parent_id(self, parent: int | str | HistoryEntry | ImageResult) -> str:
         if isinstance(parent, ImageResult):
@@ -466,6 +493,26 @@ class History:
         """Pick up entries another process (a second kernel on this notebook) appended."""
         self._load()
 
+    def _sync(self) -> None:
+        """Before a lookup: take in what another kernel on this notebook appended or cleared
+        since the last read. One ``stat`` when nothing changed."""
+        try:
+            stamp = _stamp(os.stat(self.index_path))
+        except FileNotFoundError:
+            stamp = None
+        except OSError:
+            return
+        if stamp == self._stamp:
+            return
+        if stamp is None:  # the index is gone (the folder deleted by hand): so are its entries
+            with self._lock:
+                self._forget()
+            return
+        try:
+            self._load()
+        except HistoryError:
+            pass  # unreadable just now: the entries read before stay, and append says why
+
     def clear(self) -> int:
         """Remove every entry of this history and its image files; returns how many entries
         there were. Numbering starts again at 0. Other histories are left alone, and so are
@@ -527,6 +574,7 @@ class History:
         if not self._offset and pos:
             self._head = _read_at(fd, 0, HEAD_BYTES)
         self._offset += pos
+        self._stamp = _stamp(os.fstat(fd))
 
     def _index_replaced(self, fd: int) -> bool:
         """True when the index is no longer the one read so far: shorter than what was read,
@@ -611,7 +659,7 @@ class History:
             return path.read_bytes()
         except FileNotFoundError:
             pass
-        data = make_thumbnail(entry.path.read_bytes(), THUMBNAIL_EDGE)
+        data = make_thumbnail(entry.data, THUMBNAIL_EDGE)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             _write_atomically(path, data)
@@ -662,6 +710,10 @@ def _relative_name(name: str) -> str:
     if not isinstance(name, str) or name.startswith(("/", "\\")) or ".." in re.split(r"[\\/]", name):
         raise ValueError("file outside the history folder")
     return name
+
+
+def _stamp(status: os.stat_result) -> tuple[int, int, int]:
+    return status.st_ino, status.st_size, status.st_mtime_ns
 
 
 def _read_at(fd: int, offset: int, size: int) -> bytes:

@@ -61,6 +61,11 @@ class StoredImage:
                 f"The full-size image {self.path} is gone (its history was cleared, or the file was "
                 "moved or deleted); run the request again to make it anew."
             ) from None
+        except OSError as exc:
+            raise HistoryError(
+                f"The full-size image {self.path} cannot be read ({exc.strerror or exc}); "
+                "check the file and its folder's permissions."
+            ) from None
 
 
 @dataclass

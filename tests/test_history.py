@@ -472,3 +472,43 @@ def test_a_result_whose_history_was_cleared_says_its_image_is_gone(history):
     history.clear()
     with pytest.raises(HistoryError, match=r"is gone \(its history was cleared"):
         result.data
+
+
+def test_a_clear_between_writing_the_images_and_the_index_line_keeps_the_entry_whole(tmp_path):
+    history = History("nb", root=tmp_path)
+    for n in range(3):
+        history.append(result_of(n))
+    write_images, cleared = history._write_images, []
+
+    def write_then_clear(entry_id, originals):
+        names = write_images(entry_id, originals)
+        if not cleared:  # another thread (a cell's --clear) runs just now, before the index lock
+            worker = threading.Thread(target=lambda: cleared.append(history.clear()))
+            worker.start()
+            worker.join()
+        return names
+
+    history._write_images = write_then_clear
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        entry = history.append(result_of(7))
+    assert cleared == [3]
+    assert entry.index == 0 and entry.path.read_bytes() == png((7, 7, 7))
+    again = History("nb", root=tmp_path)
+    assert [(e.index, e.prompt) for e in again] == [(0, "fox number 7")]
+
+
+def test_lookups_see_what_another_kernel_appended_or_cleared_without_a_refresh(tmp_path):
+    kernel_a, kernel_b = History("nb", root=tmp_path), History("nb", root=tmp_path)
+    kernel_a.append(result_of(0))
+    kernel_a.append(result_of(1))
+    assert len(kernel_b) == 2 and kernel_b[-1].prompt == "fox number 1"
+    held = kernel_b[0]
+    kernel_a.clear()
+    assert len(kernel_b) == 0 and list(kernel_b) == []
+    with pytest.raises(HistoryError, match="No history entry 0"):
+        kernel_b.get(0)
+    with pytest.raises(HistoryError, match="is gone"):
+        held.image  # an entry kept in a variable says why, in one line
+    kernel_a.append(result_of(5))
+    assert [e.prompt for e in kernel_b] == ["fox number 5"]
