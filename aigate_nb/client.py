@@ -31,7 +31,7 @@ from .errors import (
     RequestTimeoutError,
     ResponseError,
 )
-from .images import DEFAULT_INLINE_BUDGET, ImageInput, ImageLike, fit_inline_budget, to_image_input
+from .images import DEFAULT_INLINE_BUDGET, ImageInput, ImageLike, b64_size, fit_inline_budget, to_image_input
 from .models import check_options
 from .results import ImageResult
 from .wire import (
@@ -207,6 +207,12 @@ class Client:
                 "turns (no --multi-turn), which sends it re-encoded to fit."
             )
         inputs = fit_inline_budget(inputs, self.inline_budget - spent)
+        if turns and spent + sum(b64_size(item.data) for item in inputs if not item.is_url) > self.inline_budget:
+            raise InputError(
+                f"The earlier turns hold {spent / 1e6:.1f} MB of images and leave too little of the "
+                f"{self.inline_budget / 1e6:g} MB a request may carry for the other images; pass fewer "
+                "earlier turns or smaller images."
+            )
         if route == "chat":
             body, path = build_chat_body(prompt, model, inputs, ratio, size), CHAT_PATH
         else:

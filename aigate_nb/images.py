@@ -138,6 +138,8 @@ def to_image_input(source: Any) -> ImageInput:
     ``bytes``, a path (``str`` or ``Path``), an ``http(s)://`` URL (left for
     the gateway to fetch) or a ``data:`` URL.
     """
+    if isinstance(source, ImageInput):
+        return source
     if isinstance(source, ImageLike):
         mime, data = source._aigate_image_bytes()
         return ImageInput(mime, data, parent_id=getattr(source, "id", None))
@@ -207,7 +209,7 @@ def fit_inline_budget(inputs: list[ImageInput], budget: int = DEFAULT_INLINE_BUD
     share = budget // len(inline)
     out = []
     for item in inputs:
-        if item.is_url or (_b64_size(item.data) <= share and item.mime in ACCEPTED_INPUT_MIME):
+        if item.is_url or (b64_size(item.data) <= share and item.mime in ACCEPTED_INPUT_MIME):
             out.append(item)
             continue
         mime, data = _shrink(item.data, share)
@@ -215,7 +217,8 @@ def fit_inline_budget(inputs: list[ImageInput], budget: int = DEFAULT_INLINE_BUD
     return out
 
 
-def _b64_size(data: bytes) -> int:
+def b64_size(data: bytes) -> int:
+    """Characters of ``data`` as base64."""
     return (len(data) + 2) // 3 * 4
 
 
@@ -237,7 +240,7 @@ def _shrink(data: bytes, share: int) -> tuple[str, bytes]:
             image.save(buf, format="JPEG", quality=90)
             mime = "image/jpeg"
         encoded = buf.getvalue()
-        if _b64_size(encoded) <= share or long_edge <= 256:
+        if b64_size(encoded) <= share or long_edge <= 256:
             return mime, encoded
         long_edge = int(long_edge * 0.75)
         image = image.copy()

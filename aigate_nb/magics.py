@@ -390,7 +390,7 @@ class GeminiImageMagics(Magics):
             word = rest.pop(0)
             if word == "--clear":
                 clear = True
-            elif word == "--name" and rest:
+            elif word == "--name" and rest and not rest[0].startswith("--"):
                 name = rest.pop(0)
             elif word.startswith("--name="):
                 name = word.partition("=")[2]

@@ -96,6 +96,7 @@ class Panel:
     def __init__(self, session: Session | None = None) -> None:
         self.session = session if session is not None else current_session()
         self.selected: int | None = None
+        self._selected_id: str | None = None  # indices are reused after a clear; ids are not
         self.futures: list[Future] = []
         self._lock = threading.RLock()
         self._batch: _Batch | None = None
@@ -383,9 +384,7 @@ class Panel:
 
     def edit_selected(self) -> None:
         """What Edit does: the prompt, with the selected history entry as the source."""
-        if self.selected is None:
-            raise InputError("Select an image in the history first.")
-        entry = self.session.resolve_image(self.selected)
+        entry = self._selected_entry()
         multi_turn = self.multi_turn.value and not self.multi_turn.disabled
         request = replace(self._request((entry,)), multi_turn=multi_turn)
         self._start(request, f"Editing [{entry.index}]" + (" (multi-turn)" if multi_turn else ""))
@@ -481,7 +480,7 @@ class Panel:
 
     def _set_busy(self, busy: bool) -> None:
         self.generate_button.disabled = busy
-        self.edit_button.disabled = busy or self.selected is None
+        self.edit_button.disabled = busy or self._selected_id is None
         for widget in (self.stop_button, self.busy, self.elapsed):
             widget.layout.display = "" if busy else "none"
 
@@ -528,6 +527,8 @@ class Panel:
             self.older_button.disabled = self._page >= pages - 1
             self.newer_button.layout.display = self.older_button.layout.display = "" if pages > 1 else "none"
             self._refresh_sources(entries)
+            if self._selected_id is not None and all(entry.id != self._selected_id for entry in entries):
+                self._deselect()  # cleared, here or by another kernel
 
     def _fill_slot(self, slot: _Slot, entry) -> None:
         if entry is None:
@@ -540,7 +541,7 @@ class Panel:
         slot.index = entry.index
         slot.button.description = f"[{entry.index}]"
         slot.button.tooltip = _excerpt(entry.prompt, 200)
-        slot.button.button_style = "info" if entry.index == self.selected else ""
+        slot.button.button_style = "info" if entry.id == self._selected_id else ""
         slot.box.layout.display = ""
 
     def _turn_page(self, step: int) -> None:
@@ -556,8 +557,8 @@ class Panel:
         history = self.session.history
         with self._lock:
             entry = history.get(index)
-            mime, data, _ = make_preview(entry.path.read_bytes(), PREVIEW_EDGE)
-            self.selected = entry.index
+            mime, data, _ = make_preview(entry.data, PREVIEW_EDGE)
+            self.selected, self._selected_id = entry.index, entry.id
             self.preview.format = mime.split("/")[-1]
             self.preview.value = data
             self.details.value = _details_html(entry, history.lineage(entry))
@@ -572,30 +573,44 @@ class Panel:
             if self.multi_turn.disabled:
                 self.multi_turn.value = False
 
+    def _selected_entry(self):
+        """The selected history entry, found by its id (its number may have been reused after a clear)."""
+        if self._selected_id is None:
+            raise InputError("Select an image in the history first.")
+        try:
+            return self.session.history.get(self._selected_id)
+        except LookupError:
+            self._deselect()
+            raise InputError("The selected image is no longer in the history (it was cleared); select another.") from None
+
+    def _deselect(self) -> None:
+        self.selected = self._selected_id = None
+        self._detail_box.layout.display = "none"
+        self.placeholder.layout.display = ""
+        self.edit_button.disabled = True
+
     def save_selected(self) -> Path:
         """Save the selected entry's full-size image to the path in the box."""
-        if self.selected is None:
-            raise InputError("Select an image in the history first.")
+        entry = self._selected_entry()
         target = self.save_path.value.strip()
         if not target:
             raise InputError("Type a file name to save to, e.g. picture.png.")
-        path = self.session.history.get(self.selected).result().save(target)
-        self._show_status(f"Saved [{self.selected}] to {path}")
+        path = entry.result().save(target)
+        self._show_status(f"Saved [{entry.index}] to {path}")
         return path
 
     def new_cell(self) -> str:
         """Queue a ``%%gemini_image --edit N`` cell holding the selected entry's prompt."""
         from IPython import get_ipython
 
-        if self.selected is None:
-            raise InputError("Select an image in the history first.")
+        entry = self._selected_entry()
         shell = get_ipython()
         if shell is None:
             raise InputError("New cell needs a running IPython kernel.")
-        text = edit_cell_text(self.session.history.get(self.selected),
+        text = edit_cell_text(entry,
                               multi_turn=self.multi_turn.value and not self.multi_turn.disabled)
         shell.set_next_input(text)
-        self._show_status(f"A %%gemini_image --edit {self.selected} cell appears below the next cell you run.")
+        self._show_status(f"A %%gemini_image --edit {entry.index} cell appears below the next cell you run.")
         return text
 
     # -- status -----------------------------------------------------------------------------

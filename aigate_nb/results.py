@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from .config import display_path
 from .errors import InputError
 from .images import (
-    _b64_size,
+    b64_size,
     b64encode,
     convert_image,
     encode_data_url,
@@ -319,7 +319,7 @@ class ImageResult:
         count = len(self.originals)
         room = self.display_budget - overhead
         cached = self._previews
-        if cached is not None and cached[0] == edge and sum(_b64_size(p.data) for p in cached[1]) <= room:
+        if cached is not None and cached[0] == edge and sum(b64_size(p.data) for p in cached[1]) <= room:
             return cached[1]
         share = max(0, room - _BUDGET_SLACK) // count // 4 * 3
         previews = [Preview(*make_preview(item.data, edge, max_bytes=share)) for item in self.originals]

@@ -16,7 +16,7 @@ from .client import Client
 from .config import DEFAULT_BASE_URL, display_path, load_settings, mask_key
 from .errors import HistoryError, InputError, NotKeptError
 from .history import History, HistoryEntry
-from .images import ImageLike
+from .images import ImageLike, b64_size, b64encode, to_image_input
 from .models import check_options
 from .results import ImageResult
 from .wire import StoredImage, inline_size, model_turn, user_turn
@@ -169,9 +169,12 @@ class Session:
     def complete(self, request: Request) -> Request:
         """``request`` with this notebook's defaults where it says nothing."""
         d = self.defaults
+        model = request.model
+        if not model and request.multi_turn and request.images:
+            model = getattr(request.images[0], "model", None)  # a conversation goes on with its own model
         return replace(
             request,
-            model=request.model or d.model,
+            model=model or d.model,
             aspect_ratio=request.aspect_ratio or d.aspect_ratio,
             image_size=request.image_size or d.image_size,
             route=request.route or ("google" if request.multi_turn else d.route),
@@ -189,7 +192,10 @@ class Session:
                 )
             if not images:
                 raise InputError("A multi-turn edit continues an earlier result: name it with -e (an index such as -1).")
-            turns, parent = self.conversation(images.pop(0))
+            target = images.pop(0)
+            images = [to_image_input(item) for item in images]  # read once: their size shares the budget
+            extra = sum(b64_size(item.data) for item in images if not item.is_url)
+            turns, parent = self.conversation(target, model=request.model, reserve=extra)
         result = self.client.generate(
             request.prompt,
             model=request.model,
@@ -199,8 +205,8 @@ class Session:
             route=request.route,
             turns=turns,
         )
-        if parent is not None:
-            result.parent_id = parent
+        if request.multi_turn:
+            result.parent_id = parent  # the result continued, not whatever the other images came from
         try:
             self.history.append(result)
         except HistoryError as exc:
@@ -212,65 +218,101 @@ class Session:
             ) from None
         return result
 
-    def conversation(self, ref: Any) -> tuple[list[dict[str, Any]], str | None]:
+    def conversation(self, ref: Any, model: str | None = None, reserve: int = 0) -> tuple[list[dict[str, Any]], str | None]:
         """The earlier turns of a multi-turn edit of ``ref`` (a history entry or a result), and
         the id of the entry it continues.
 
         The turns are the prompts and the model's replies (with their thought signatures) along
-        ``ref``'s lineage, as far back as each step came by the Google route; the oldest
-        exchanges are left out where the images would not fit the inline budget.
+        ``ref``'s lineage, as far back as each step came by the Google route from the same
+        model; the first step's user turn also holds the image it edited, where that is in this
+        history. Where the images would pass the inline budget, less ``reserve`` (base64
+        characters of other input images; up to half the budget is kept for them), the image
+        of the first step and then the first steps are left out, with a warning.
         """
         chain = self._lineage_of(ref)
-        tail = []
-        for item in reversed(chain):
-            if not item.model_parts:
-                break
-            tail.append(item)
         last = chain[-1]
-        if not tail:
-            where = f"[{last.index}]" if getattr(last, "index", None) is not None else "That result"
+        where = f"[{last.index}]" if getattr(last, "index", None) is not None else "That result"
+        if not last.model_parts:
             raise InputError(
                 f"{where} came by the chat route, which keeps no model turn to continue; edit it "
                 "without --multi-turn, or make it with --route google first."
             )
-        turns: list[dict[str, Any]] = []
-        for item in reversed(tail):
-            turns += [user_turn(item.prompt), model_turn(item.model_parts, _images_of(item))]
-        budget = self.client.inline_budget
-        if inline_size(turns[-2:]) > budget:
+        if model and last.model != model:
             raise InputError(
-                f"The image to continue from is {inline_size(turns[-2:]) / 1e6:.1f} MB as base64, more than the "
+                f"{where} was made by {last.model}, and a conversation goes on with the model that made it "
+                "(another model cannot read its signed turns); leave out -m, or edit without --multi-turn."
+            )
+        tail = []
+        for item in reversed(chain):
+            if not item.model_parts or item.model != last.model:
+                break
+            tail.append(item)
+        tail.reverse()
+        replies = [model_turn(item.model_parts, _images_of(item)) for item in tail]
+        budget = self.client.inline_budget
+        if inline_size(replies[-1:]) > budget:
+            raise InputError(
+                f"The image to continue from is {inline_size(replies[-1:]) / 1e6:.1f} MB as base64, more than the "
                 f"{budget / 1e6:.3g} MB a request may carry; edit it without --multi-turn, which sends it "
                 "re-encoded to fit."
             )
-        dropped = 0
-        while inline_size(turns) > budget:
-            turns, dropped = turns[2:], dropped + 1
-        if dropped:
-            steps = "step was" if dropped == 1 else f"{dropped} steps were"
-            warnings.warn(
-                f"The conversation's first {steps} left out: with them its images would pass the "
-                f"{budget / 1e6:.3g} MB a request may carry.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        return turns, getattr(last, "id", None)
+        available = budget - min(reserve, budget // 2)
+        for start in range(len(tail)):
+            source = self._edited_image_part(tail[start])
+            for with_source in ((True, False) if source else (False,)):
+                first = user_turn(tail[start].prompt)
+                if with_source:
+                    first["parts"].append(source)
+                turns = [first, replies[start]]
+                for item, reply in zip(tail[start + 1:], replies[start + 1:]):
+                    turns += [user_turn(item.prompt), reply]
+                if inline_size(turns) <= available:
+                    if start:
+                        steps = "step was" if start == 1 else f"{start} steps were"
+                        warnings.warn(
+                            f"The conversation's first {steps} left out: with them its images would pass the "
+                            f"{budget / 1e6:.3g} MB a request may carry.",
+                            RuntimeWarning,
+                            stacklevel=3,
+                        )
+                    return turns, getattr(last, "id", None)
+        raise InputError(
+            f"The image to continue from and the other input images together pass the {budget / 1e6:.3g} MB "
+            "a request may carry; pass fewer or smaller images with -i, or edit without --multi-turn."
+        )
+
+    def _edited_image_part(self, item: Any) -> dict[str, Any] | None:
+        """The image ``item`` was made from, as a user part, if that is an entry of this history."""
+        parent = getattr(item, "parent", None) if isinstance(item, HistoryEntry) else item.parent_id
+        if not parent:
+            return None
+        try:
+            entry = self.history.get(parent)
+        except LookupError:
+            return None
+        return {"inlineData": {"mimeType": entry.mimes[0], "data": b64encode(entry.data)}}
 
     def _lineage_of(self, ref: Any) -> list[Any]:
         """``ref``'s chain of edits, first ancestor first: from this history where it is kept here."""
-        if isinstance(ref, (int, str)):
+        if isinstance(ref, int) and not isinstance(ref, bool):
             return self.history.lineage(ref)
-        if isinstance(ref, HistoryEntry) or (isinstance(ref, ImageResult) and ref.id is not None):
+        if isinstance(ref, str):
+            try:
+                return self.history.lineage(ref.strip())
+            except LookupError:
+                pass  # a path or URL: said below
+        elif isinstance(ref, HistoryEntry) or (isinstance(ref, ImageResult) and ref.id is not None):
             try:
                 entry = self.history.get(ref.id)
             except LookupError:
                 return [ref]  # from another history: its own turn only
             return self.history.lineage(entry)
-        if isinstance(ref, ImageResult):
+        elif isinstance(ref, ImageResult):
             return [ref]
+        what = repr(ref) if isinstance(ref, str) else f"a {type(ref).__name__}"
         raise InputError(
-            f"A multi-turn edit continues an earlier result, not {type(ref).__name__}; "
-            "pass -e with a history index such as -1 or a variable holding a result."
+            f"A multi-turn edit continues an earlier result, not {what}; pass -e with a history index "
+            "such as -1 or a variable holding a result (an ordinary edit takes any image)."
         )
 
     def submit(self, request: Request, count: int = 1) -> list[Future]:

@@ -506,6 +506,8 @@ def test_aigate_history_clear_empties_the_named_history_only(ip, capsys):
     assert [e.id for e in keep] == [kept.id] and kept.files[0].is_file()
     assert "takes --name NAME" in usage_error(ip, capsys, "%aigate history --clear --bogus")
     assert "takes --name NAME" in usage_error(ip, capsys, "%aigate history --name")
+    assert "takes --name NAME" in usage_error(ip, capsys, "%aigate history --name --clear")
+    assert [e.id for e in ip.run_line_magic("aigate", "history --name keep-me")] == [kept.id]
 
 
 def test_aigate_panel_shows_the_panel_of_this_session(ip):

@@ -113,6 +113,11 @@ def test_the_conversation_starts_after_the_last_chat_route_step(session, emu):
     session.run(Request("add steam", images=(google,), multi_turn=True))
     contents = sent_body(emu, "add steam")["contents"]
     assert [c["parts"][0].get("text") for c in contents[::2]] == ["make it porcelain", "add steam"]
+    # the first step's user turn holds the image it edited, as it was sent then
+    assert contents[0]["parts"][1]["inlineData"]["mimeType"] == chat.mime
+    sent = emu.attempts("add steam")[-1]
+    assert emu.attempts("make it porcelain")[-1].images[0].sha256 == chat.sha256
+    assert sent.images[0].sha256 == google.sha256  # the emulator edits the newest image of the conversation
 
 
 def test_a_chat_route_result_cannot_be_continued_and_says_what_to_do(session, emu):
@@ -161,3 +166,69 @@ def test_extra_images_ride_along_in_the_new_user_turn(session, emu, tmp_path):
     assert last["parts"][0] == {"text": "put this chair in it"} and "inlineData" in last["parts"][1]
     sources = {image.sha256 for image in emu.attempts("put this chair in it")[-1].images}
     assert hashlib.sha256(chair.read_bytes()).hexdigest() in sources
+
+
+def test_a_conversation_goes_on_with_the_model_that_made_it(session, emu):
+    older = session.run(Request("a bicycle", model="google/gemini-2.5-flash-image", route="google"))
+    newer = session.run(Request("paint it yellow", images=(older,), model=FLASH, route="google"))
+    # no -m: the conversation's own model; its steps by another model are not replayed
+    session.run(Request("add a basket", images=(newer,), multi_turn=True))
+    sent = emu.attempts("add a basket")[-1]
+    assert FLASH.split("/")[1] in sent.path
+    contents = sent.body["contents"]
+    assert [c["parts"][0].get("text") for c in contents[::2]] == ["paint it yellow", "add a basket"]
+    assert contents[0]["parts"][1]["inlineData"]  # the bicycle it edited rides in the first user turn
+    session.run(Request("add a bell", images=(older,), multi_turn=True))
+    assert "gemini-2.5-flash-image" in emu.attempts("add a bell")[-1].path
+    before = len(emu.requests)
+    with pytest.raises(InputError, match=r"\[0\] was made by google/gemini-2.5-flash-image.*leave out -m"):
+        session.run(Request("add a bell", images=(older,), model=FLASH, multi_turn=True))
+    assert len(emu.requests) == before
+
+
+def test_the_result_continued_is_the_parent_whatever_else_goes_along(session, emu):
+    chair = session.run(Request("a chair", model=FLASH, route="google"))
+    alone = session.client.generate("a bare room", model=FLASH, route="google")
+    made = session.run(Request("put the chair in the room", images=(alone, chair), multi_turn=True))
+    assert made.parent_id is None and made.parent_index is None  # continued a result outside the history
+    again = session.run(Request("paint the walls", images=(made,), multi_turn=True))
+    assert again.parent_index == made.index
+    contents = sent_body(emu, "paint the walls")["contents"]
+    assert contents[0]["parts"] == [{"text": "put the chair in the room"}]
+
+
+def test_other_images_keep_their_share_and_the_first_steps_give_way(session, emu, tmp_path):
+    first = session.run(Request("a red fox", model=FLASH, route="google"))
+    second = session.run(Request("make it night", images=(first,), multi_turn=True))
+    replies = [len(model_turn(r.model_parts, [(r.mime, r.data)])["parts"][-1]["inlineData"]["data"]) for r in (first, second)]
+    photo = tmp_path / "photo.png"
+    Image.effect_noise((160, 120), 60).convert("RGB").save(photo)
+    assert (photo.stat().st_size + 2) // 3 * 4 < min(replies)
+    # both steps would fill the budget, leaving the photo next to nothing: the first step gives way
+    session.client.inline_budget = sum(replies) + 1000
+    with pytest.warns(RuntimeWarning, match="first step was left out"):
+        session.run(Request("add this photo on the wall", images=(second, photo), multi_turn=True))
+    sent = emu.attempts("add this photo on the wall")[-1]
+    assert [c["parts"][0].get("text") for c in sent.body["contents"][::2]] == ["make it night", "add this photo on the wall"]
+    assert hashlib.sha256(photo.read_bytes()).hexdigest() in {image.sha256 for image in sent.images}  # sent as it is
+
+
+def test_a_file_is_not_a_conversation_and_says_so(session, emu, tmp_path):
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(png())
+    for ref in (str(photo), "https://example.com/cat.png", png()):
+        with pytest.raises(InputError, match="continues an earlier result, not"):
+            session.run(Request("add a hat", images=(ref,), multi_turn=True))
+    assert emu.requests == []
+
+
+def test_turns_that_leave_no_room_for_the_other_images_are_refused_before_sending(session, emu, tmp_path):
+    first = session.run(Request("a red fox", model=FLASH, route="google"))
+    turns, _ = session.conversation(first)
+    photo = tmp_path / "photo.png"
+    Image.effect_noise((600, 400), 60).convert("RGB").save(photo)
+    session.client.inline_budget = inline_size(turns) + 100
+    before = len(emu.requests)
+    with pytest.raises(InputError, match="leave too little"):
+        session.client.generate("add this photo", route="google", images=[photo], turns=turns)
+    assert len(emu.requests) == before

@@ -325,3 +325,21 @@ def test_defaults_set_elsewhere_show_in_the_panel(panel, session):
         "google/gemini-3-pro-image", "16:9", "2K")
     session.set_defaults(aspect_ratio=None, image_size=None)
     assert (panel.aspect_ratio.value, panel.image_size.value) == (MODEL_DEFAULT, MODEL_DEFAULT)
+
+
+def test_after_a_clear_the_selection_is_dropped_not_aimed_at_the_new_entry_of_that_number(panel, session, emu):
+    generate(panel, "an old lantern")
+    panel.select(0)
+    session.history.clear()
+    session.run(Request("a new kettle"))  # made by a cell after the clear: it is [0] now
+    panel.prompt.value = "light it"
+    panel.edit_button.click()
+    assert panel.status_is_error and "no longer in the history" in panel.status_text
+    assert emu.attempts("light it") == [] and panel.selected is None
+    assert panel.edit_button.disabled
+    panel.select(0)
+    panel.refresh()
+    assert panel.selected == 0  # still there: kept
+    session.history.clear()
+    panel.refresh()
+    assert panel.selected is None and panel._detail_box.layout.display == "none"
