@@ -15,12 +15,12 @@ a kernel killed mid-write loses at most the entry being written.
 from __future__ import annotations
 
 import bisect
+import errno
 import html
 import json
 import os
 import re
 import secrets
-import shutil
 import sys
 import threading
 import time
@@ -467,21 +467,23 @@ class History:
     # -- loading ----------------------------------------------------------------------------
 
     def _load(self) -> None:
-        try:
-            fd = os.open(self.index_path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise self._unreadable(exc) from None
-        try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_SH)  # no half-written line from a writer mid-append
-            with self._lock:
+        # self._lock first, then the file lock, in the order append and clear take them:
+        # the other order deadlocks a lookup against an append in this process.
+        with self._lock:
+            try:
+                fd = os.open(self.index_path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+            except FileNotFoundError:
+                return
+            except OSError as exc:
+                raise self._unreadable(exc) from None
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_SH)  # no half-written line from a writer mid-append
                 self._read_new_lines(fd)
-        except OSError as exc:  # opened but not readable: a folder where the index should be
-            raise self._unreadable(exc) from None
-        finally:
-            os.close(fd)
+            except OSError as exc:  # opened but not readable: a folder where the index should be
+                raise self._unreadable(exc) from None
+            finally:
+                os.close(fd)
 
     def _unreadable(self, exc: OSError) -> HistoryError:
         return HistoryError(
@@ -506,7 +508,8 @@ class History:
             return
         if stamp is None:  # the index is gone (the folder deleted by hand): so are its entries
             with self._lock:
-                self._forget()
+                if not self.index_path.exists():  # still gone: no append made it since the stat
+                    self._forget()
             return
         try:
             self._load()
@@ -536,9 +539,7 @@ class History:
             self._forget()
             for folder in ("images", "thumbs"):
                 try:
-                    shutil.rmtree(self.folder / folder)
-                except FileNotFoundError:
-                    pass
+                    _empty_folder(self.folder / folder)
                 except OSError as exc:
                     raise HistoryError(
                         f"The history is empty now, but some of its files in {self.folder / folder} "
@@ -710,6 +711,27 @@ def _relative_name(name: str) -> str:
     if not isinstance(name, str) or name.startswith(("/", "\\")) or ".." in re.split(r"[\\/]", name):
         raise ValueError("file outside the history folder")
     return name
+
+
+def _empty_folder(folder: Path) -> None:
+    """Remove ``folder`` and its files. A file another kernel writes meanwhile (an append that
+    takes the index lock after this clear) stays, and so does the folder holding it."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            os.unlink(folder / name)
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(folder)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        if exc.errno != errno.ENOTEMPTY:
+            raise
 
 
 def _stamp(status: os.stat_result) -> tuple[int, int, int]:

@@ -512,3 +512,48 @@ def test_lookups_see_what_another_kernel_appended_or_cleared_without_a_refresh(t
         held.image  # an entry kept in a variable says why, in one line
     kernel_a.append(result_of(5))
     assert [e.prompt for e in kernel_b] == ["fox number 5"]
+
+
+def test_lookups_while_appending_in_the_same_process_never_deadlock(tmp_path):
+    # A panel's worker appends while its refresh looks the history up: both take the history's
+    # thread lock and the index's file lock, and must take them in one order.
+    history = History("busy", root=tmp_path)
+    stop, errors = threading.Event(), []
+
+    def look() -> None:
+        try:
+            while not stop.is_set():
+                len(history)
+                list(history)
+                if len(history):
+                    history.get(-1)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    lookers = [threading.Thread(target=look, daemon=True) for _ in range(2)]
+    for thread in lookers:
+        thread.start()
+    writers = [threading.Thread(target=lambda: [history.append(result_of(n)) for n in range(150)], daemon=True)
+               for _ in range(2)]
+    for thread in writers:
+        thread.start()
+    deadline = time.monotonic() + 30  # they take about a second
+    for thread in writers:
+        thread.join(timeout=max(0.1, deadline - time.monotonic()))
+    stop.set()
+    for thread in lookers:
+        thread.join(timeout=max(0.1, deadline - time.monotonic()))
+    assert not any(t.is_alive() for t in writers + lookers), "a lookup and an append deadlocked"
+    assert errors == [] and [e.index for e in history] == list(range(300))
+
+
+def test_a_history_folder_deleted_by_hand_is_seen_as_empty(tmp_path):
+    import shutil
+
+    history = History("nb", root=tmp_path)
+    entry = history.append(result_of(1))
+    shutil.rmtree(history.folder)
+    assert len(history) == 0
+    with pytest.raises(HistoryError, match="is gone"):
+        entry.images
+    assert history.append(result_of(2)).index == 0
