@@ -122,3 +122,8 @@ def check_options(
             "pass fewer images."
         )
     return ratio, size
+
+
+def same_model(a: str, b: str) -> bool:
+    """The same model, however spelt: ``google/gemini-3-pro-image`` is ``gemini-3-pro-image``."""
+    return a.strip().removeprefix("google/") == b.strip().removeprefix("google/")

@@ -21,7 +21,7 @@ import ipywidgets as w
 
 from .errors import AigateError, InputError, NotKeptError
 from .images import make_preview, sniff_mime
-from .models import ALL_SIZES, BASE_RATIOS, EXTRA_RATIOS, spec_for
+from .models import ALL_SIZES, BASE_RATIOS, EXTRA_RATIOS, same_model, spec_for
 from .session import Request, Session, current_session
 
 #: Thumbnails shown per gallery page; the widgets are made once and reused.
@@ -97,6 +97,7 @@ class Panel:
         self.session = session if session is not None else current_session()
         self.selected: int | None = None
         self._selected_id: str | None = None  # indices are reused after a clear; ids are not
+        self._source_ids: dict[int, str] = {}  # the Source list's numbers, as shown, and their entries
         self.futures: list[Future] = []
         self._lock = threading.RLock()
         self._batch: _Batch | None = None
@@ -356,7 +357,12 @@ class Panel:
         if self._upload is not None:
             options.append((f"Uploaded: {self._upload[0]}", UPLOADED))
         options += [(f"[{e.index}] {_excerpt(e.prompt, 48)}", e.index) for e in reversed(entries)]
-        _set_options(self.source, options, keep=self.source.value)
+        ids = {e.index: e.id for e in entries}
+        keep = self.source.value
+        if isinstance(keep, int) and self._source_ids.get(keep) != ids.get(keep):
+            keep = NO_SOURCE  # that number is another image now (the history was cleared)
+        self._source_ids = ids
+        _set_options(self.source, options, keep=keep)
 
     def _source_images(self) -> tuple:
         value = self.source.value
@@ -364,7 +370,11 @@ class Panel:
             return ()
         if value == UPLOADED:
             return (self._upload[1],)
-        return (self.session.resolve_image(value),)
+        try:
+            return (self.session.history.get(self._source_ids[value]),)  # by id: numbers are reused after a clear
+        except LookupError:
+            self._refresh_sources()
+            raise InputError("The chosen source image is no longer in the history (it was cleared); choose another.") from None
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -386,7 +396,11 @@ class Panel:
         """What Edit does: the prompt, with the selected history entry as the source."""
         entry = self._selected_entry()
         multi_turn = self.multi_turn.value and not self.multi_turn.disabled
-        request = replace(self._request((entry,)), multi_turn=multi_turn)
+        request = self._request((entry,))
+        if multi_turn:  # a conversation goes on with the model that made it
+            request = replace(request, multi_turn=True, model=None)
+            if not same_model(entry.model, self.model.value):  # the ratio and size lists were for another model
+                request = replace(request, aspect_ratio=None, image_size=None)
         self._start(request, f"Editing [{entry.index}]" + (" (multi-turn)" if multi_turn else ""))
 
     def _start(self, request: Request, what: str) -> None:

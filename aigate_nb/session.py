@@ -17,7 +17,7 @@ from .config import DEFAULT_BASE_URL, display_path, load_settings, mask_key
 from .errors import HistoryError, InputError, NotKeptError
 from .history import History, HistoryEntry
 from .images import ImageLike, b64_size, b64encode, to_image_input
-from .models import check_options
+from .models import check_options, same_model
 from .results import ImageResult
 from .wire import StoredImage, inline_size, model_turn, user_turn
 
@@ -167,18 +167,35 @@ class Session:
     # -- requests ---------------------------------------------------------------------------
 
     def complete(self, request: Request) -> Request:
-        """``request`` with this notebook's defaults where it says nothing."""
+        """``request`` with this notebook's defaults where it says nothing.
+
+        A multi-turn edit with no model goes on with the model that made the result it
+        continues. The default ratio and size were chosen for the default model: for another
+        model each is used only where that model takes it, and otherwise the model decides.
+        """
         d = self.defaults
         model = request.model
         if not model and request.multi_turn and request.images:
-            model = getattr(request.images[0], "model", None)  # a conversation goes on with its own model
+            model = self._continued_model(request.images[0])
+        model = model or d.model
+        ratio, size = d.aspect_ratio, d.image_size
+        if not same_model(model, d.model):
+            ratio, size = _if_taken(model, ratio=ratio), _if_taken(model, size=size)
         return replace(
             request,
-            model=model or d.model,
-            aspect_ratio=request.aspect_ratio or d.aspect_ratio,
-            image_size=request.image_size or d.image_size,
+            model=model,
+            aspect_ratio=request.aspect_ratio or ratio,
+            image_size=request.image_size or size,
             route=request.route or ("google" if request.multi_turn else d.route),
         )
+
+    def _continued_model(self, ref: Any) -> str | None:
+        if isinstance(ref, (int, str)) and not isinstance(ref, bool):
+            try:
+                ref = self.history.get(ref)
+            except LookupError:
+                return None  # a path or URL: conversation() says why it cannot be continued
+        return getattr(ref, "model", None)
 
     def run(self, request: Request) -> ImageResult:
         """Send one request with the defaults filled in; the result joins the history."""
@@ -237,49 +254,61 @@ class Session:
                 f"{where} came by the chat route, which keeps no model turn to continue; edit it "
                 "without --multi-turn, or make it with --route google first."
             )
-        if model and last.model != model:
+        if model and not same_model(last.model, model):
             raise InputError(
                 f"{where} was made by {last.model}, and a conversation goes on with the model that made it "
                 "(another model cannot read its signed turns); leave out -m, or edit without --multi-turn."
             )
+        budget = self.client.inline_budget
+        available = budget - min(reserve, budget // 2)
+        # Newest first, so that a long chain of large images is read only as far as it is sent.
+        steps: list[Any] = []
+        replies: list[dict[str, Any]] = []
+        size = 0
+        left_out = 0
         tail = []
         for item in reversed(chain):
-            if not item.model_parts or item.model != last.model:
+            if not item.model_parts or not same_model(item.model, last.model):
                 break
             tail.append(item)
-        tail.reverse()
-        replies = [model_turn(item.model_parts, _images_of(item)) for item in tail]
-        budget = self.client.inline_budget
-        if inline_size(replies[-1:]) > budget:
+        for position, item in enumerate(tail):
+            reply = model_turn(item.model_parts, _images_of(item))
+            if steps and size + inline_size([reply]) > available:
+                left_out = len(tail) - position
+                break
+            steps.insert(0, item)
+            replies.insert(0, reply)
+            size += inline_size([reply])
+        if size > budget:
             raise InputError(
-                f"The image to continue from is {inline_size(replies[-1:]) / 1e6:.1f} MB as base64, more than the "
+                f"The image to continue from is {size / 1e6:.1f} MB as base64, more than the "
                 f"{budget / 1e6:.3g} MB a request may carry; edit it without --multi-turn, which sends it "
                 "re-encoded to fit."
             )
-        available = budget - min(reserve, budget // 2)
-        for start in range(len(tail)):
-            source = self._edited_image_part(tail[start])
-            for with_source in ((True, False) if source else (False,)):
-                first = user_turn(tail[start].prompt)
-                if with_source:
-                    first["parts"].append(source)
-                turns = [first, replies[start]]
-                for item, reply in zip(tail[start + 1:], replies[start + 1:]):
-                    turns += [user_turn(item.prompt), reply]
-                if inline_size(turns) <= available:
-                    if start:
-                        steps = "step was" if start == 1 else f"{start} steps were"
-                        warnings.warn(
-                            f"The conversation's first {steps} left out: with them its images would pass the "
-                            f"{budget / 1e6:.3g} MB a request may carry.",
-                            RuntimeWarning,
-                            stacklevel=3,
-                        )
-                    return turns, getattr(last, "id", None)
-        raise InputError(
-            f"The image to continue from and the other input images together pass the {budget / 1e6:.3g} MB "
-            "a request may carry; pass fewer or smaller images with -i, or edit without --multi-turn."
-        )
+        if size > available:
+            raise InputError(
+                f"The image to continue from and the other input images together pass the {budget / 1e6:.3g} MB "
+                "a request may carry; pass fewer or smaller images with -i, or edit without --multi-turn."
+            )
+        turns: list[dict[str, Any]] = []
+        for item, reply in zip(steps, replies):
+            turns += [user_turn(item.prompt), reply]
+        source = None if left_out else self._edited_image_part(steps[0])
+        if source is not None and size + inline_size([{"parts": [source]}]) <= available:
+            turns[0]["parts"].append(source)
+            source = None
+        if left_out or source is not None:
+            if left_out:
+                steps_word = "step was" if left_out == 1 else f"{left_out} steps were"
+                what = f"The conversation's first {steps_word} left out"
+            else:
+                what = "The image the conversation's first step edited was left out"
+            warnings.warn(
+                f"{what}: with them its images would pass the {budget / 1e6:.3g} MB a request may carry.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return turns, getattr(last, "id", None)
 
     def _edited_image_part(self, item: Any) -> dict[str, Any] | None:
         """The image ``item`` was made from, as a user part, if that is an entry of this history."""
@@ -288,9 +317,10 @@ class Session:
             return None
         try:
             entry = self.history.get(parent)
-        except LookupError:
-            return None
-        return {"inlineData": {"mimeType": entry.mimes[0], "data": b64encode(entry.data)}}
+            data = entry.data
+        except (LookupError, HistoryError):
+            return None  # not in this history, or its file is gone: the step goes without it
+        return {"inlineData": {"mimeType": entry.mimes[0], "data": b64encode(data)}}
 
     def _lineage_of(self, ref: Any) -> list[Any]:
         """``ref``'s chain of edits, first ancestor first: from this history where it is kept here."""
@@ -328,6 +358,15 @@ class Session:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self.client.close()
+
+
+def _if_taken(model: str, ratio: str | None = None, size: str | None = None) -> str | None:
+    """``ratio`` or ``size`` if ``model`` takes it, else None."""
+    try:
+        check_options(model, ratio, size, 0)
+    except InputError:
+        return None
+    return ratio or size
 
 
 def _images_of(item: Any) -> list[tuple[str, bytes]]:

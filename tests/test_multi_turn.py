@@ -232,3 +232,31 @@ def test_turns_that_leave_no_room_for_the_other_images_are_refused_before_sendin
     with pytest.raises(InputError, match="leave too little"):
         session.client.generate("add this photo", route="google", images=[photo], turns=turns)
     assert len(emu.requests) == before
+
+
+def test_an_index_or_id_continues_with_the_entrys_model_and_not_the_defaults_for_another(session, emu):
+    session.set_defaults(model="google/gemini-3-pro-image", image_size="2K")
+    older = session.run(Request("a bicycle", model="google/gemini-2.5-flash-image", route="google"))
+    for ref in (-1, str(older.index), older.id):
+        made = session.run(Request(f"add a bell {ref}", images=(ref,), multi_turn=True))
+        sent = emu.attempts(f"add a bell {ref}")[-1]
+        assert "gemini-2.5-flash-image" in sent.path and made.model == "google/gemini-2.5-flash-image"
+        assert "imageConfig" not in sent.body["generationConfig"]  # 2K was the default of another model
+    # however it is spelt, the model that made it may be named
+    session.run(Request("add a lamp", images=(older,), model="gemini-2.5-flash-image", multi_turn=True))
+
+
+def test_the_edited_image_is_left_out_with_a_warning_or_quietly_when_its_file_is_gone(session, emu):
+    first = session.run(Request("a red fox", model=FLASH, route="google", ))
+    chat_step = session.run(Request("a blue fox", model=FLASH, route="chat"))
+    step = session.run(Request("give it a hat", images=(chat_step,), route="google"))
+    reply = len(model_turn(step.model_parts, [(step.mime, step.data)])["parts"][-1]["inlineData"]["data"])
+    session.client.inline_budget = reply + 1000  # the step, not the blue fox it edited
+    with pytest.warns(RuntimeWarning, match="The image the conversation's first step edited was left out"):
+        session.run(Request("make the hat red", images=(step,), multi_turn=True))
+    assert sent_body(emu, "make the hat red")["contents"][0]["parts"] == [{"text": "give it a hat"}]
+    session.client.inline_budget = 18_000_000
+    chat_step.files[0].unlink()  # deleted by hand
+    session.run(Request("make the hat green", images=(step,), multi_turn=True))
+    assert sent_body(emu, "make the hat green")["contents"][0]["parts"] == [{"text": "give it a hat"}]
+    assert first.index == 0

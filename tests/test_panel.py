@@ -327,11 +327,18 @@ def test_defaults_set_elsewhere_show_in_the_panel(panel, session):
     assert (panel.aspect_ratio.value, panel.image_size.value) == (MODEL_DEFAULT, MODEL_DEFAULT)
 
 
-def test_after_a_clear_the_selection_is_dropped_not_aimed_at_the_new_entry_of_that_number(panel, session, emu):
+def test_after_a_clear_the_selection_is_dropped_not_aimed_at_the_new_entry_of_that_number(panel, session, emu, tmp_path):
     generate(panel, "an old lantern")
     panel.select(0)
     session.history.clear()
     session.run(Request("a new kettle"))  # made by a cell after the clear: it is [0] now
+    panel.save_path.value = str(tmp_path / "lantern.png")
+    panel.save_button.click()
+    assert panel.status_is_error and "no longer in the history" in panel.status_text
+    assert not (tmp_path / "lantern.png").exists()  # the kettle is not saved under the lantern's name
+    panel.select(0)
+    session.history.clear()
+    session.run(Request("a new kettle"))
     panel.prompt.value = "light it"
     panel.edit_button.click()
     assert panel.status_is_error and "no longer in the history" in panel.status_text
@@ -343,3 +350,31 @@ def test_after_a_clear_the_selection_is_dropped_not_aimed_at_the_new_entry_of_th
     session.history.clear()
     panel.refresh()
     assert panel.selected is None and panel._detail_box.layout.display == "none"
+
+
+def test_multi_turn_goes_on_with_the_entrys_model_whatever_the_model_list_shows(panel, session, emu):
+    session.run(Request("a kite", model="google/gemini-2.5-flash-image", route="google"))
+    panel.refresh()
+    assert panel.model.value == DEFAULT_MODEL
+    panel.select(0)
+    panel.multi_turn.value = True
+    panel.prompt.value = "give it a long tail"
+    panel.edit_button.click()
+    panel.wait(20)
+    assert not panel.status_is_error, panel.status_text
+    assert "gemini-2.5-flash-image" in emu.attempts("give it a long tail")[-1].path
+
+
+def test_a_source_chosen_before_a_clear_is_not_swapped_for_the_new_entry_of_that_number(panel, session, emu):
+    generate(panel, "an old lantern")
+    panel.source.value = 0
+    session.history.clear()
+    session.run(Request("a new kettle"))  # [0] again, made by a cell; the list still shows the lantern
+    panel.prompt.value = "light it"
+    panel.generate_button.click()
+    assert panel.status_is_error and "no longer in the history" in panel.status_text
+    assert emu.attempts("light it") == []
+    assert panel.source.value == NO_SOURCE and ("[0] a new kettle", 0) in panel.source.options
+    panel.source.value = 0
+    generate(panel, "polish it")
+    assert emu.attempts("polish it")[-1].images[0].sha256 == session.history[0].sha256s[0]
