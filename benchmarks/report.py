@@ -58,7 +58,8 @@ def markdown(rows: list[Row], env: dict[str, Any], notes: list[str]) -> str:
         f"{env['cpus']} CPUs; {packages}.",
         "",
         f"Every time is the fastest of {settings['repeats']} interleaved runs "
-        f"({settings['concurrency_repeats']} for concurrency), and every ratio compares "
+        f"({settings['concurrency_repeats']} for concurrency, five times as many for replies under 4 MB), "
+        "and every ratio compares "
         "times measured in the same run, against the emulator on loopback serving fixed replies "
         "(photo-like noise, so PNGs weigh what photos do). A ratio below 1 means aigate_nb takes less time.",
         "",
