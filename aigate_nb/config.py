@@ -40,6 +40,22 @@ def mask_key(key: str | None) -> str:
     return f"{prefix}...{key[-4:]}"
 
 
+def check_api_key(key: str | None) -> str | None:
+    """``key`` without the whitespace around it (a key read from a file often ends in a
+    newline); a key that still cannot go in an HTTP header is refused without showing it."""
+    if key is None:
+        return None
+    if not isinstance(key, str):
+        raise ConfigurationError(f"The API key must be text, not {type(key).__name__}.")
+    key = key.strip()
+    if not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
+        raise ConfigurationError(
+            "The API key holds a space, a line break or a character outside plain ASCII (often a dash or "
+            "quote changed by copying); copy the key again from the gateway's dashboard."
+        )
+    return key or None
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
     """``KEY=value`` lines of a ``.env`` file; comments, ``export`` and quotes allowed."""
     values: dict[str, str] = {}
@@ -53,8 +69,8 @@ def read_dotenv(path: Path) -> dict[str, str]:
             continue
         name, _, value = line.removeprefix("export ").partition("=")
         value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
+        if value[:1] in ("'", '"') and value.find(value[0], 1) > 0:
+            value = value[1:value.find(value[0], 1)]  # what follows the closing quote is a comment
         elif " #" in value:
             value = value.split(" #", 1)[0].rstrip()
         values[name.strip()] = value
@@ -101,7 +117,7 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
     """
     env = dict(read_dotenv(dotenv if dotenv is not None else Path.cwd() / ".env"))
     env.update(os.environ if environ is None else environ)
-    key = env.get("AIGATE_API_KEY") or None
+    key = (env.get("AIGATE_API_KEY") or "").strip() or None  # a key from a secret file may end in a newline
     base = env.get("AIGATE_BASE_URL") or None
     return Settings(
         api_key=key,

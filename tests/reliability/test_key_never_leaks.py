@@ -10,7 +10,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import secrets
+import signal
+import threading
 import warnings
 
 import nbformat
@@ -20,7 +23,7 @@ from nbclient import NotebookClient
 from aigate_nb.client import Client
 from aigate_nb.config import load_settings, mask_key
 from aigate_nb.emulator import Emulator
-from aigate_nb.errors import AigateError
+from aigate_nb.errors import AigateError, ConfigurationError
 from aigate_nb.history import History
 from aigate_nb.session import Request, Session
 
@@ -122,6 +125,47 @@ def test_a_verbose_traceback_of_a_failed_call_does_not_show_the_key(shell, emu, 
         shell.run_line_magic("xmode", "Context")
         shell.user_ns.pop("url")
         shell.user_ns.pop("c").close()
+
+
+def test_interrupting_a_slow_call_under_a_verbose_traceback_does_not_show_the_key(shell, capsys):
+    # Verbose tracebacks show the locals of every frame; those of the request's frames hold the
+    # Authorization header, so the interrupt is raised afresh where none does.
+    with Emulator(api_key=TEST_KEY, latency=5) as slow:
+        shell.user_ns.update(url=slow.url, key=TEST_KEY)
+        shell.run_cell("from aigate_nb import Client\nc = Client(api_key=key, base_url=url)\ndel key")
+        shell.run_line_magic("xmode", "Verbose")
+        capsys.readouterr()
+        timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+        try:
+            timer.start()
+            shell.run_cell("c.generate('a slow picture')")
+        finally:
+            timer.cancel()
+            shell.run_line_magic("xmode", "Context")
+            shell.user_ns.pop("url")
+            shell.user_ns.pop("c").close()
+        out, err = capsys.readouterr()
+    assert "KeyboardInterrupt" in out + err and "Interrupted while waiting for the gateway" in out + err
+    assert not [needle for needle in LEAK_NEEDLES if needle in out + err]
+
+
+@pytest.mark.parametrize("key", ["sk-ab\u2013cdefghijkl", "sk-abc defghijkl", "sk-abc\tdefghijkl"])
+def test_a_key_that_cannot_go_in_a_header_is_refused_without_showing_it(key, emu):
+    with pytest.raises(ConfigurationError) as info:
+        Client(api_key=key, base_url=emu.url)
+    assert "copy the key again" in str(info.value) and key[3:] not in str(info.value)
+    assert emu.requests == []
+
+
+def test_a_key_read_from_a_file_with_its_newline_works(emu, tmp_path, monkeypatch):
+    monkeypatch.setenv("AIGATE_API_KEY", TEST_KEY + "\n")
+    client = Client(base_url=emu.url)
+    assert client.generate("a key with a newline", image_size="512").data
+    client.close()
+    (tmp_path / ".env").write_text(f'AIGATE_API_KEY="{TEST_KEY}"   # my key\n')
+    monkeypatch.delenv("AIGATE_API_KEY")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().api_key == TEST_KEY
 
 
 # -- plain http:// ------------------------------------------------------------------------------
