@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import difflib
 import inspect
+import os
 import shlex
 import string
 import sys
@@ -22,13 +23,15 @@ from typing import Any, Callable, Mapping
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
+from IPython.utils.process import arg_split
 from traitlets import Unicode, observe
 
 from .config import is_shared_emulator
 from .errors import AigateError, NotKeptError
 from .history import History
+from .images import mime_for_suffix
 from .results import ImageResult
 from .session import Defaults, Request, Session, current_session
 from .text import one_line
@@ -243,6 +246,8 @@ class GeminiImageMagics(Magics):
             raise UsageError(f"--as {args.as_name!r} is not a variable name; use letters, digits and _.")
         if not 1 <= args.n <= MAX_VARIANTS:
             raise UsageError(f"-n {args.n}: ask for 1 to {MAX_VARIANTS} variants.")
+        if args.out:
+            _check_out(args.out)
         if args.multi_turn and args.edit is None:
             raise UsageError("--multi-turn continues an earlier result: name it with -e, e.g. -e -1 --multi-turn.")
         if args.multi_turn and args.route == "chat":
@@ -272,7 +277,9 @@ class GeminiImageMagics(Magics):
 
     def _parse(self, line: str) -> Any:
         try:
-            return parse_argstring(self.gemini_image, line)
+            # Quotes group words as in a shell and are not part of the value: -i 'my photo.png'.
+            words = [_unquote(word) for word in arg_split(line, strict=True)]
+            return self.gemini_image.parser.parse_args(words)
         except ValueError as exc:  # an unclosed quote
             raise UsageError(f"%%gemini_image: {exc} in the options line; close the quote.") from None
         except UsageError as exc:
@@ -438,6 +445,13 @@ def _no_arguments(command: str, words: list[str]) -> None:
         raise UsageError(f"%aigate {command} takes no arguments, not {' '.join(words)!r}.")
 
 
+def _unquote(word: str) -> str:
+    """``word`` without one pair of matching quotes around it."""
+    if len(word) >= 2 and word[0] == word[-1] and word[0] in "'\"":
+        return word[1:-1]
+    return word
+
+
 def _status_label(request: Request, session: Session, count: int) -> str:
     request = session.complete(request)
     parts = [request.model] + [value for value in (request.aspect_ratio, request.image_size) if value]
@@ -482,17 +496,34 @@ def _history_order(result: ImageResult) -> int:
 def _save(results: list[ImageResult], out: str) -> None:
     """``-o PATH``: each result's full-size file, numbered when there are several."""
     path = Path(out).expanduser()
-    targets = [path] if len(results) == 1 else [
-        path.with_name(f"{path.stem}-{k}{path.suffix}") for k in range(1, len(results) + 1)
-    ]
+    if _is_folder(out):  # each result names its own file in it
+        targets = [os.path.join(path, "")] * len(results)  # the trailing separator says: a folder
+    else:
+        targets = [path] if len(results) == 1 else [
+            path.with_name(f"{path.stem}-{k}{path.suffix}") for k in range(1, len(results) + 1)
+        ]
     for result, target in zip(results, targets):
+        where = f" It is in the history as [{result.index}]." if result.index is not None else ""
         try:
             result.save(target)
         except AigateError as exc:
-            raise _usage_error(exc) from None
+            raise UsageError(f"{one_line(str(exc))}{where}") from None
         except OSError as exc:
-            where = f" It is in the history as [{result.index}]." if result.index is not None else ""
             raise UsageError(f"Cannot save to {target}: {exc.strerror or exc}.{where}") from None
+
+
+def _is_folder(out: str) -> bool:
+    return out.endswith(("/", os.sep)) or Path(out).expanduser().is_dir()
+
+
+def _check_out(out: str) -> None:
+    """``-o PATH`` is checked before anything is sent: a result is not made to be lost."""
+    suffix = Path(out).suffix
+    if not _is_folder(out) and suffix and mime_for_suffix(suffix) is None:
+        raise UsageError(
+            f"-o {out}: cannot tell which format '{suffix}' is; use .png, .jpg or .webp, or leave the "
+            "suffix out to keep the original format."
+        )
 
 
 # -- the extension --------------------------------------------------------------------------

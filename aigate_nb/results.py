@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import html
 import io
+import os
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,12 +157,16 @@ class ImageResult:
 
         The original bytes are written as they are, unless the suffix asks for
         another format (``.png`` for a JPEG reply), which Pillow converts; no
-        suffix keeps the original format and adds its extension. PNG files
+        suffix keeps the original format and adds its extension; a folder (one
+        that exists, or a path ending in ``/``) gets ``image-<n>`` in it. PNG files
         carry the prompt, model, ratio, size and parent as text chunks. With
         several images, ``index`` (from 0) picks one; without it every image
         is saved as ``name-1.ext``, ``name-2.ext``, ... and the list returned.
         """
+        into_folder = str(path).endswith(("/", os.sep))
         path = Path(path).expanduser()
+        if into_folder or path.is_dir():  # a folder: the file goes in it, named after the result
+            path = path / (f"image-{self.index}" if self.index is not None else f"image-{self.sha256[:12]}")
         count = len(self.originals)
         if index is not None:
             if not -count <= index < count:

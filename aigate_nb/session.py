@@ -114,6 +114,10 @@ class Session:
         unknown = set(changes) - {"model", "aspect_ratio", "image_size", "route"}
         if unknown:
             raise InputError(f"Unknown setting {sorted(unknown)[0]!r}; the settings are model, aspect_ratio, image_size and route.")
+        if "model" in changes and not changes["model"]:
+            changes["model"] = load_settings().model  # "default": AIGATE_MODEL, else the built-in default
+        if "route" in changes and not changes["route"]:
+            changes["route"] = "chat"
         merged = replace(self.defaults, **changes)
         if merged.route not in ("chat", "google"):
             raise InputError(f"route {merged.route!r} is not one of 'chat' or 'google'.")

@@ -228,6 +228,31 @@ def test_out_with_variants_numbers_the_files(ip, tmp_path):
     assert sorted(p.name for p in tmp_path.glob("v-*.png")) == ["v-1.png", "v-2.png"]
 
 
+def test_quoted_option_values_lose_their_quotes_as_in_a_shell(ip, emu, tmp_path):
+    photo = png_file(tmp_path / "my photo.png")
+    result = gemini(ip, f"-a '16:9' -i '{photo}' -o \"{tmp_path / 'out dir' / 'my result.png'}\"", "frame it")
+    assert result.aspect_ratio == "16:9"
+    assert emu.requests[-1].images[0].sha256 == hashlib.sha256(photo.read_bytes()).hexdigest()
+    assert (tmp_path / "out dir" / "my result.png").is_file()
+
+
+def test_an_out_path_with_an_unknown_suffix_is_refused_before_sending(ip, emu, capsys, tmp_path):
+    before = len(emu.requests)
+    message = usage_error(ip, capsys, f"%%gemini_image -o {tmp_path / 'result.jpeg2'} --as kept\na red kite")
+    assert "cannot tell which format '.jpeg2' is" in message
+    assert len(emu.requests) == before and "kept" not in ip.user_ns
+
+
+def test_out_into_a_folder_names_each_file_after_its_result(ip, tmp_path):
+    folder = tmp_path / "picks"
+    folder.mkdir()
+    one = gemini(ip, f"-o {folder}", "a pear")
+    several = gemini(ip, f"-n 2 -o {tmp_path / 'new'}/", "two plums")
+    assert (folder / f"image-{one.index}.png").is_file()
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == sorted(f"image-{r.index}.png" for r in several)
+    assert not (tmp_path / "picks.png").exists()
+
+
 def test_as_binds_the_result_to_a_variable(ip):
     result = gemini(ip, "--as fox", "a fox")
     assert ip.user_ns["fox"] is result
@@ -473,6 +498,17 @@ def test_aigate_config_shows_the_settings_with_the_key_masked(ip, emu, capsys):
     assert TEST_KEY not in out
     assert "sk-...8c0e" in out
     assert emu.url in out and "google/gemini-3.1-flash-image-preview" in out
+
+
+def test_aigate_config_default_puts_the_model_and_route_back(ip, capsys):
+    ip.run_line_magic("aigate", "config model=google/gemini-3-pro-image route=google")
+    for word in ("default", "none", ""):
+        ip.run_line_magic("aigate", f"config model={word} route={word}")
+        defaults = current_session().defaults
+        assert (defaults.model, defaults.route) == ("google/gemini-3.1-flash-image-preview", "chat")
+        ip.run_line_magic("aigate", "config model=google/gemini-3-pro-image")
+    ip.run_line_magic("config", "GeminiImageMagics.model = None")
+    assert current_session().defaults.model == "google/gemini-3.1-flash-image-preview"
 
 
 def test_aigate_config_with_a_bad_setting_says_which(ip, capsys):
