@@ -176,10 +176,18 @@ class HistoryEntry:
         )
 
     def _repr_mimebundle_(self, include=None, exclude=None):
+        if not self.path.is_file():
+            return {"text/plain": self._gone()}, {}
         return self.result()._repr_mimebundle_(include, exclude)
 
     def _ipython_display_(self) -> None:
+        if not self.path.is_file():
+            print(self._gone())
+            return
         self.result()._ipython_display_()
+
+    def _gone(self) -> str:
+        return f"[{self.index}] {clip(self.prompt, 60)}: its image file {self.path} is gone (deleted or moved)."
 
     def __repr__(self) -> str:
         width, height = self.size
@@ -676,10 +684,16 @@ class History:
         for entry in entries:
             parent = f"<br/>from [{entry.parent_index}]" if entry.parent_index is not None else ""
             prompt = clip(entry.prompt, 60)
+            try:
+                picture = (
+                    f'<img src="data:image/jpeg;base64,{b64encode(self.thumbnail(entry))}" '
+                    f'style="max-width:{THUMBNAIL_EDGE}px;max-height:{THUMBNAIL_EDGE}px"/>'
+                )
+            except HistoryError:  # its file was deleted while the kernel ran: the others still show
+                picture = '<div style="padding:8px;border:1px dashed #999;font-size:smaller">image file gone</div>'
             figure = (
                 f'<figure style="margin:0;width:{THUMBNAIL_EDGE}px" title="{html.escape(entry.prompt)}">'
-                f'<img src="data:image/jpeg;base64,{b64encode(self.thumbnail(entry))}" '
-                f'style="max-width:{THUMBNAIL_EDGE}px;max-height:{THUMBNAIL_EDGE}px"/>'
+                f"{picture}"
                 f'<figcaption style="font-size:smaller">[{entry.index}] {html.escape(prompt)}{parent}</figcaption>'
                 "</figure>"
             )

@@ -9,6 +9,7 @@ widget is made on the thread that builds the panel.
 from __future__ import annotations
 
 import html
+import io
 import threading
 import time
 from concurrent.futures import CancelledError, Future
@@ -19,7 +20,7 @@ from urllib.parse import urlsplit
 
 import ipywidgets as w
 
-from .errors import AigateError, InputError, NotKeptError
+from .errors import AigateError, HistoryError, InputError, NotKeptError
 from .images import make_preview, sniff_mime
 from .models import ALL_SIZES, BASE_RATIOS, EXTRA_RATIOS, same_model, spec_for
 from .session import Request, Session, current_session
@@ -550,7 +551,10 @@ class Panel:
             slot.box.layout.display = "none"
             return
         if slot.entry_id != entry.id:
-            slot.image.value = self.session.history.thumbnail(entry)
+            try:
+                slot.image.value = self.session.history.thumbnail(entry)
+            except HistoryError:  # its file was deleted while the kernel ran
+                slot.image.value = _missing_thumbnail()
             slot.entry_id = entry.id
         slot.index = entry.index
         slot.button.description = f"[{entry.index}]"
@@ -641,6 +645,15 @@ class Panel:
         kind = "aigate-status aigate-error" if error else "aigate-status"
         mark = "⚠ " if error else ""
         self.status.value = f'<div class="{kind}" title="{html.escape(text)}">{mark}{html.escape(text)}</div>'
+
+
+def _missing_thumbnail() -> bytes:
+    """A grey square for an entry whose image file is gone."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (96, 96), (200, 200, 200)).save(buf, format="JPEG")
+    return buf.getvalue()
 
 
 def edit_cell_text(entry, multi_turn: bool = False) -> str:

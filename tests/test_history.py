@@ -557,3 +557,14 @@ def test_a_history_folder_deleted_by_hand_is_seen_as_empty(tmp_path):
     with pytest.raises(HistoryError, match="is gone"):
         entry.images
     assert history.append(result_of(2)).index == 0
+
+
+def test_an_image_file_deleted_while_the_kernel_runs_leaves_the_gallery_and_the_rest_working(tmp_path):
+    history = History("nb", root=tmp_path)
+    kept, lost = history.append(result_of(1)), history.append(result_of(2))
+    lost.path.unlink()
+    gallery = history._repr_html_()
+    assert "image file gone" in gallery and gallery.count("<img ") == 1
+    data, _ = lost._repr_mimebundle_()
+    assert data == {"text/plain": f"[1] fox number 2: its image file {lost.path} is gone (deleted or moved)."}
+    assert kept._repr_mimebundle_()[0]["text/plain"].startswith("[0]")

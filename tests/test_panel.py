@@ -378,3 +378,17 @@ def test_a_source_chosen_before_a_clear_is_not_swapped_for_the_new_entry_of_that
     panel.source.value = 0
     generate(panel, "polish it")
     assert emu.attempts("polish it")[-1].images[0].sha256 == session.history[0].sha256s[0]
+
+
+def test_the_panel_opens_and_works_when_an_image_file_was_deleted(session, emu):
+    session.run(Request("a kept pear"))
+    session.run(Request("a lost plum"))
+    session.history[1].path.unlink()
+    panel = Panel(session)
+    panel.wait(10)
+    assert visible_slots(panel)[:2] == ["[1]", "[0]"]
+    panel._guarded_select(1)  # as a click on its thumbnail does
+    assert panel.status_is_error and "is gone" in panel.status_text
+    panel._guarded_select(0)
+    assert panel.selected == 0 and panel.preview.value
+    panel.close()
