@@ -193,6 +193,12 @@ class Client:
         """
         if not isinstance(prompt, str) or not prompt.strip():
             raise InputError("The prompt is empty; write what the image should show.")
+        try:
+            prompt.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InputError(
+                "The prompt holds a broken character (half of a surrogate pair, often from pasting); retype it."
+            ) from None
         if route not in ROUTES:
             raise InputError(f"route {route!r} is not one of 'chat' or 'google'.")
         model = (model or self.model).strip()
@@ -353,7 +359,7 @@ class Client:
         wait = retry.get_retry_after(response.raw)
         error = error_from_body(response.status_code, self._scrub(text), retry_after=wait, attempts=attempts)
         if isinstance(error, RateLimitError) and wait is not None and wait > self.max_retry_after:
-            error.message += f"; the gateway asks to wait {wait:.0f} s before trying again"
+            error.message = f"{error.message.rstrip('.; ')}; the gateway asks to wait {wait:.0f} s before trying again."
         return error
 
     def _timeout_error(self) -> RequestTimeoutError:

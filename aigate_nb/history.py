@@ -288,7 +288,10 @@ class History:
             with self._lock:
                 return self._entries[i]
         if not isinstance(i, int) or isinstance(i, bool):
-            raise HistoryError(f"History entries are looked up by index (0, 3, -1) or id, not by {type(i).__name__}.")
+            raise HistoryError(
+                f"history[...] takes an index (0, 3, -1) or a slice, not a {type(i).__name__}; "
+                "history.get(...) also takes an entry's id."
+            )
         with self._lock:
             if i < 0:
                 if -i <= len(self._entries):
@@ -804,6 +807,9 @@ class _CurrentHistoryModule(type(sys)):
 
     def _repr_html_(self) -> str:
         return _current()._repr_html_()
+
+    def __repr__(self) -> str:
+        return repr(_current())
 
 
 def __getattr__(name: str) -> Any:

@@ -267,7 +267,9 @@ class GeminiImageMagics(Magics):
             futures = session.submit(request, count=args.n)
         except (AigateError, LookupError) as exc:
             raise _usage_error(exc) from None
-        results = self._wait(futures, _status_label(request, session, args.n))
+        skipped = " and ".join(option for option, given in (("-o", args.out), ("--as", args.as_name)) if given)
+        results = self._wait(futures, _status_label(request, session, args.n),
+                             f", but {skipped} will not be applied" if skipped else "")
         value: ImageResult | Variants = results[0] if args.n == 1 else Variants(sorted(results, key=_history_order))
         if args.out:
             _save(results, args.out)
@@ -286,7 +288,7 @@ class GeminiImageMagics(Magics):
             options = list(self.gemini_image.parser._option_string_actions)
             raise UsageError(_explain_parse_error(str(exc), options)) from None
 
-    def _wait(self, futures: list[concurrent.futures.Future], label: str) -> list[ImageResult]:
+    def _wait(self, futures: list[concurrent.futures.Future], label: str, unapplied: str = "") -> list[ImageResult]:
         """Wait for the requests with one status line updating in place, then
         return the results; the status line is left empty for the result below it.
 
@@ -307,7 +309,7 @@ class GeminiImageMagics(Magics):
             )
             raise UsageError(
                 f"Stopped waiting after {time.monotonic() - started:.0f} s; {which} will still join "
-                "the history (%aigate history)."
+                f"the history (%aigate history){unapplied}."
             ) from None
         finally:
             status.clear()

@@ -13,6 +13,10 @@ class Variants(list):
     its caption; together they take no more room in the notebook than one result.
     """
 
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """The captions, one per line: IPython's list printer would win over the bundle's text."""
+        printer.text("\n".join(result.caption() for result in self))
+
     def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict[str, Any], dict[str, Any]]:
         figures = []
         for result in self:

@@ -283,6 +283,7 @@ def test_a_retry_after_beyond_the_cap_is_reported_not_waited(emu, slept):
         c.generate("come back in an hour")
     assert slept == [] and len(generate_records(emu)) == 1
     assert info.value.retry_after == 3600 and "wait 3600 s" in str(info.value)
+    assert ".;" not in str(info.value) and str(info.value).count("..") == 0
 
 
 def test_backoff_grows_between_retries_without_retry_after(emu, slept):
@@ -308,3 +309,9 @@ def test_nothing_listening_is_a_connection_error():
 def test_results_from_the_emulator_say_so(client):
     assert client.generate("labelled").emulated is True
     assert client.emulated is True
+
+
+def test_a_prompt_with_a_broken_character_is_refused_before_sending(client, emu):
+    with pytest.raises(InputError, match="broken character"):
+        client.generate("a cat \udc80 on a mat")
+    assert emu.requests == []

@@ -419,6 +419,9 @@ def test_aigate_nb_history_is_the_current_notebooks_history(tmp_path):
         assert [entry.index for entry in h.lineage(-1)] == [0, 1]
         assert h.History is History and h.folder == tmp_path / "current"
         assert "fox number 2" in h._repr_html_()
+        assert repr(h) == repr(session.history) and str(h).startswith("<History 'current'")
+        with pytest.raises(HistoryError, match=r"history\.get\(\.\.\.\) also takes an entry's id"):
+            session.history["abc"]
         with pytest.raises(AttributeError):
             h._private
     finally:

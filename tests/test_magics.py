@@ -403,7 +403,9 @@ def test_one_status_line_updates_while_waiting_then_empties(slow_ip, recorder):
 
 
 def test_status_line_counts_variants(slow_ip, recorder):
-    gemini(slow_ip, "-n 2", "two slow ones")
+    variants = gemini(slow_ip, "-n 2", "two slow ones")
+    text = slow_ip.display_formatter.format(variants)[0]["text/plain"]
+    assert text == "\n".join(result.caption() for result in variants)  # not the list's repr
     assert recorder.messages[0]["data"]["text/plain"].startswith("Generating 2 variants with ")
     assert "0 of 2 done" in recorder.messages[0]["data"]["text/plain"]
 
@@ -422,9 +424,10 @@ def test_interrupt_stops_waiting_and_the_result_still_joins_the_history(slow_ip,
     recorder.on_update = interrupt
     history = current_session().history
     before = len(history)
-    message = usage_error(slow_ip, capsys, "%%gemini_image\nan interrupted owl")
+    message = usage_error(slow_ip, capsys, "%%gemini_image --as owl\nan interrupted owl")
     assert message.startswith("Stopped waiting after ")
     assert "goes on in the background" in message and "%aigate history" in message
+    assert message.endswith("but --as will not be applied.") and "owl" not in slow_ip.user_ns
     assert recorder.messages[-1]["data"]["text/plain"] == ""
     entry = wait_for(lambda: len(history) > before and history[-1], timeout=15)
     assert entry.prompt == "an interrupted owl"
