@@ -132,8 +132,8 @@ class Client:
             self.base_url = DEFAULT_BASE_URL
         self.model = model or settings.model
         self.timeout = _check_timeout(timeout)
-        if max_retries < 0:
-            raise ConfigurationError("max_retries must be 0 or more.")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError(f"max_retries must be a whole number, 0 or more, not {max_retries!r}.")
         self.max_retries = max_retries
         self.max_retry_after = max_retry_after
         self.inline_budget = inline_budget
@@ -201,6 +201,8 @@ class Client:
             ) from None
         if route not in ROUTES:
             raise InputError(f"route {route!r} is not one of 'chat' or 'google'.")
+        if model is not None and not isinstance(model, str):
+            raise InputError(f"model must be a model id (text), not {type(model).__name__}; see Client().models().")
         model = (model or self.model).strip()
         if not model:
             raise InputError("The model id is empty; see Client().models() for the ids.")
@@ -435,7 +437,10 @@ def _as_list(images: Iterable[Any] | Any) -> list[Any]:
         return []
     if isinstance(images, (str, bytes, bytearray, Path, ImageLike)) or hasattr(images, "getpixel"):
         return [images]
-    return list(images)
+    try:
+        return list(images)
+    except TypeError:
+        return [images]  # not a collection: to_image_input says what it cannot use
 
 
 def _parent_of(inputs: list[ImageInput]) -> str | None:

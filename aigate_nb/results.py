@@ -163,6 +163,8 @@ class ImageResult:
         several images, ``index`` (from 0) picks one; without it every image
         is saved as ``name-1.ext``, ``name-2.ext``, ... and the list returned.
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise InputError(f"save() takes a file or folder path, not {type(path).__name__}; e.g. save('picture.png').")
         into_folder = str(path).endswith(("/", os.sep))
         path = Path(path).expanduser()
         if into_folder or path.is_dir():  # a folder: the file goes in it, named after the result

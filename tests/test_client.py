@@ -315,3 +315,23 @@ def test_a_prompt_with_a_broken_character_is_refused_before_sending(client, emu)
     with pytest.raises(InputError, match="broken character"):
         client.generate("a cat \udc80 on a mat")
     assert emu.requests == []
+
+
+@pytest.mark.parametrize("options,message", [
+    ({"model": 3}, "model must be a model id"),
+    ({"images": 3}, "Cannot use a int as an image"),
+])
+def test_arguments_of_the_wrong_type_get_one_clear_error_before_sending(client, emu, options, message):
+    with pytest.raises(InputError, match=message):
+        client.generate("a cat", **options)
+    assert emu.requests == []
+
+
+def test_a_retry_count_that_is_not_a_number_is_refused(emu):
+    with pytest.raises(ConfigurationError, match="max_retries must be a whole number"):
+        Client(api_key=TEST_KEY, base_url=emu.url, max_retries="2")
+
+
+def test_save_without_a_path_says_what_it_takes(client):
+    with pytest.raises(InputError, match="save\\(\\) takes a file or folder path"):
+        client.generate("a cat").save(None)
