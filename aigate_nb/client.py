@@ -228,13 +228,7 @@ class Client:
         else:
             body, path = build_google_body(prompt, inputs, ratio, size, turns), google_path(model)
         started = time.perf_counter()
-        try:
-            raw = self._request("POST", path, body)
-        except KeyboardInterrupt:
-            # Raised afresh here, where no local holds the key: a verbose traceback shows the
-            # locals of every frame, and those of the request's frames hold the Authorization header.
-            raise KeyboardInterrupt("Interrupted while waiting for the gateway.") from None
-        data, payloads = self._load_reply(raw, route)
+        data, payloads = self._load_reply(self._request("POST", path, body), route)
         reply = parse_chat_reply(data, payloads) if route == "chat" else parse_google_reply(data, payloads)
         return _readable(ImageResult(
             originals=reply.images,
@@ -254,11 +248,7 @@ class Client:
 
     def models(self, image_only: bool = False) -> list[str]:
         """The model ids of ``GET /v1/models``; with ``image_only``, those that make images."""
-        try:
-            raw = self._request("GET", MODELS_PATH)
-        except KeyboardInterrupt:
-            raise KeyboardInterrupt("Interrupted while waiting for the gateway.") from None  # see generate
-        return parse_model_ids(self._parse_json(raw), image_only=image_only)
+        return parse_model_ids(self._parse_json(self._request("GET", MODELS_PATH)), image_only=image_only)
 
     @property
     def emulated(self) -> bool:
@@ -280,6 +270,15 @@ class Client:
     # -- the one place that sends ---------------------------------------------------------
 
     def _request(self, method: str, path: str, body: dict | None = None) -> bytes:
+        """``_send``, with an interrupt raised afresh here, where no local holds the key: a
+        verbose traceback shows the locals of every frame, and those of ``_send`` and the
+        libraries below it hold the Authorization header."""
+        try:
+            return self._send(method, path, body)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt("Interrupted while waiting for the gateway.") from None
+
+    def _send(self, method: str, path: str, body: dict | None = None) -> bytes:
         """Send, retrying under one ``GatewayRetry`` budget, and return the reply's body.
 
         The loop is ours rather than the adapter's because a body that breaks

@@ -32,7 +32,7 @@ from .config import is_shared_emulator
 from .errors import AigateError, NotKeptError
 from .history import History
 from .images import mime_for_suffix
-from .results import ImageResult
+from .results import ImageResult, names_a_folder
 from .session import Defaults, Request, Session, current_session
 from .text import one_line
 from .variants import Variants
@@ -498,7 +498,7 @@ def _history_order(result: ImageResult) -> int:
 def _save(results: list[ImageResult], out: str) -> None:
     """``-o PATH``: each result's full-size file, numbered when there are several."""
     path = Path(out).expanduser()
-    if _is_folder(out):  # each result names its own file in it
+    if names_a_folder(out):  # each result names its own file in it
         targets = [os.path.join(path, "")] * len(results)  # the trailing separator says: a folder
     else:
         targets = [path] if len(results) == 1 else [
@@ -514,14 +514,10 @@ def _save(results: list[ImageResult], out: str) -> None:
             raise UsageError(f"Cannot save to {target}: {exc.strerror or exc}.{where}") from None
 
 
-def _is_folder(out: str) -> bool:
-    return out.endswith(("/", os.sep)) or Path(out).expanduser().is_dir()
-
-
 def _check_out(out: str) -> None:
     """``-o PATH`` is checked before anything is sent: a result is not made to be lost."""
     suffix = Path(out).suffix
-    if not _is_folder(out) and suffix and mime_for_suffix(suffix) is None:
+    if not names_a_folder(out) and suffix and mime_for_suffix(suffix) is None:
         raise UsageError(
             f"-o {out}: cannot tell which format '{suffix}' is; use .png, .jpg or .webp, or leave the "
             "suffix out to keep the original format."

@@ -396,7 +396,7 @@ class Panel:
     def edit_selected(self) -> None:
         """What Edit does: the prompt, with the selected history entry as the source."""
         entry = self._selected_entry()
-        multi_turn = self.multi_turn.value and not self.multi_turn.disabled
+        multi_turn = self._multi_turn_chosen
         request = self._request((entry,))
         if multi_turn:  # a conversation goes on with the model that made it
             request = replace(request, multi_turn=True, model=None)
@@ -591,6 +591,11 @@ class Panel:
             if self.multi_turn.disabled:
                 self.multi_turn.value = False
 
+    @property
+    def _multi_turn_chosen(self) -> bool:
+        """Multi-turn is ticked, and offered for the selected image."""
+        return self.multi_turn.value and not self.multi_turn.disabled
+
     def _selected_entry(self):
         """The selected history entry, found by its id (its number may have been reused after a clear)."""
         if self._selected_id is None:
@@ -625,8 +630,7 @@ class Panel:
         shell = get_ipython()
         if shell is None:
             raise InputError("New cell needs a running IPython kernel.")
-        text = edit_cell_text(entry,
-                              multi_turn=self.multi_turn.value and not self.multi_turn.disabled)
+        text = edit_cell_text(entry, multi_turn=self._multi_turn_chosen)
         shell.set_next_input(text)
         self._show_status(f"A %%gemini_image --edit {entry.index} cell appears below the next cell you run.")
         return text

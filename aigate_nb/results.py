@@ -8,8 +8,8 @@ from __future__ import annotations
 import hashlib
 import html
 import io
-import os
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -165,9 +165,9 @@ class ImageResult:
         """
         if not isinstance(path, (str, os.PathLike)):
             raise InputError(f"save() takes a file or folder path, not {type(path).__name__}; e.g. save('picture.png').")
-        into_folder = str(path).endswith(("/", os.sep))
+        folder = names_a_folder(path)
         path = Path(path).expanduser()
-        if into_folder or path.is_dir():  # a folder: the file goes in it, named after the result
+        if folder:  # the file goes in it, named after the result
             path = path / (f"image-{self.index}" if self.index is not None else f"image-{self.sha256[:12]}")
         count = len(self.originals)
         if index is not None:
@@ -361,3 +361,8 @@ def _stored_size(value: Any) -> int:
     (nbformat stores multi-line text as a list of lines)."""
     text = json.dumps(value, ensure_ascii=False)
     return len(text.encode("utf-8")) + 16 * text.count("\\n")
+
+
+def names_a_folder(path: str | os.PathLike) -> bool:
+    """True for a folder that exists, or a path ending in a separator (one to be made)."""
+    return os.fspath(path).endswith(("/", os.sep)) or Path(path).expanduser().is_dir()
