@@ -312,12 +312,12 @@ class History:
             ref = ref.id
         if isinstance(ref, str):
             text = ref.strip()
+            with self._lock:
+                if text in self._by_id:  # first: an id may be all digits (secrets.token_hex)
+                    return self._by_id[text]
             if re.fullmatch(r"[+-]?\d+", text):
                 return self[int(text)]
-            with self._lock:
-                if text in self._by_id:
-                    return self._by_id[text]
-                raise HistoryError(f"No history entry with id {text!r}; {self._what_exists()}")
+            raise HistoryError(f"No history entry with id {text!r}; {self._what_exists()}")
         return self[ref]
 
     def lineage(self, ref: int | str | HistoryEntry) -> list[HistoryEntry]:

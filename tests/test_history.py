@@ -571,3 +571,14 @@ def test_an_image_file_deleted_while_the_kernel_runs_leaves_the_gallery_and_the_
     data, _ = lost._repr_mimebundle_()
     assert data == {"text/plain": f"[1] fox number 2: its image file {lost.path} is gone (deleted or moved)."}
     assert kept._repr_mimebundle_()[0]["text/plain"].startswith("[0]")
+
+
+def test_an_id_of_digits_only_is_found_as_an_id_not_read_as_an_index(history, monkeypatch):
+    # secrets.token_hex(6) is all digits about once in 300 entries.
+    history.append(result_of(0))
+    monkeypatch.setattr("aigate_nb.history.secrets.token_hex", lambda n: "914806887131")
+    entry = history.append(result_of(1))
+    assert entry.id == "914806887131"
+    assert history.get("914806887131") is entry and history.get(entry) is entry
+    assert [e.index for e in history.lineage(entry)] == [1]
+    assert history.get("1") is entry and history.get("0").prompt == "fox number 0"
