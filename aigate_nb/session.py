@@ -155,7 +155,7 @@ class Session:
             return self.history.get(ref) if isinstance(ref, int) else ref
         text = ref.strip()
         if _is_int(text):
-            return self.history.get(int(text))
+            return self.history.get(text)  # an index, or an id that is all digits
         if user_ns is not None and text.isidentifier() and text in user_ns:
             return user_ns[text]
         if text.isidentifier() and not _looks_like_path(text):

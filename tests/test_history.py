@@ -582,3 +582,11 @@ def test_an_id_of_digits_only_is_found_as_an_id_not_read_as_an_index(history, mo
     assert history.get("914806887131") is entry and history.get(entry) is entry
     assert [e.index for e in history.lineage(entry)] == [1]
     assert history.get("1") is entry and history.get("0").prompt == "fox number 0"
+    from aigate_nb.session import Session
+
+    class NoClient:
+        model = FLASH
+
+    session = Session(client=NoClient(), history=history)
+    assert session.resolve_image("914806887131") is entry  # -e with an id of digits
+    assert session.resolve_image("-1") is entry and session.resolve_image("0").index == 0
