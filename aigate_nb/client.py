@@ -1,45 +1,34 @@
-"""The request layer: one ``requests.Session`` per client, retries with backoff,
-timeouts long enough for 4K images, and typed errors. No IPython here.
+"""The request layer: checks what is asked for, prepares the request (``PreparedRequest``),
+hands it to a transport (``HTTPTransport``: the session, retries and timeouts) and turns the
+reply into an ``ImageResult`` or a typed error. No IPython here.
 """
 
 from __future__ import annotations
 
-import http.client
 import json
-import math
-import random
-import threading
 import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-import requests
-import urllib3
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import InvalidHeader
-from urllib3.util.retry import Retry
-
-from . import __version__
-from .config import DEFAULT_BASE_URL, check_api_key, is_loopback, is_shared_emulator, load_settings, mask_key, normalise_base_url, shared_emulator_url
-from .errors import (
-    ConfigurationError,
-    GatewayConnectionError,
-    GatewayError,
-    InputError,
-    RateLimitError,
-    RequestTimeoutError,
-    ResponseError,
-)
+from .config import DEFAULT_BASE_URL, check_api_key, is_loopback, load_settings, mask_key, shared_emulator_url
+from .errors import ConfigurationError, InputError, ResponseError
 from .images import DEFAULT_INLINE_BUDGET, ImageInput, ImageLike, b64_size, fit_inline_budget, to_image_input
 from .models import check_options
+from .prepared import PreparedRequest, endpoint_of, image_hash, request_hash
 from .results import ImageResult
+from .transport import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_RETRY_AFTER,
+    DEFAULT_RETRY_BACKOFF,
+    DEFAULT_TIMEOUT,
+    HTTPTransport,
+)
 from .wire import (
     CHAT_PATH,
     MODELS_PATH,
     build_chat_body,
     build_google_body,
-    error_from_body,
     google_path,
     inline_size,
     load_reply,
@@ -48,51 +37,7 @@ from .wire import (
     parse_model_ids,
 )
 
-RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-#: Keys shorter than this are not searched for in messages (see ``Client._scrub``).
-SCRUB_MIN_LENGTH = 8
 ROUTES = ("chat", "google")
-#: Header with which the built-in emulator marks its replies.
-EMULATOR_HEADER = "X-Aigate-Emulator"
-
-
-class GatewayRetry(Retry):
-    """urllib3's ``Retry`` with the conventions of the official SDKs: the first
-    retry waits too (0.5 s, doubling, at most 8 s, less up to a quarter of
-    jitter), and ``retry-after-ms`` is honoured before ``Retry-After``.
-    """
-
-    def get_backoff_time(self) -> float:
-        errors = len(self.history)
-        if errors == 0:
-            return 0.0
-        delay = min(self.backoff_max, self.backoff_factor * 2 ** (errors - 1))
-        return delay * (1 - 0.25 * random.random())
-
-    def get_retry_after(self, response) -> float | None:
-        millis = response.headers.get("retry-after-ms")
-        if millis:
-            try:
-                seconds = float(millis) / 1000
-            except ValueError:
-                seconds = math.nan
-            if math.isfinite(seconds):
-                return max(0.0, seconds)
-        try:
-            return super().get_retry_after(response)
-        except InvalidHeader:
-            return None  # unreadable: as if there were no header, so the backoff applies
-
-    def parse_retry_after(self, retry_after: str) -> float:
-        """Seconds, fractions too (gateways send ``0.5``; urllib3 takes whole seconds only
-        and raises on anything else), or an HTTP date."""
-        try:
-            seconds = float(retry_after)
-        except ValueError:
-            return super().parse_retry_after(retry_after)
-        if not math.isfinite(seconds):
-            raise InvalidHeader(f"Invalid Retry-After header: {retry_after}")
-        return min(max(seconds, 0.0), self.retry_after_max)
 
 
 class Client:
@@ -105,6 +50,11 @@ class Client:
     take minutes. ``max_retries`` counts retries after the first attempt, on
     408, 409, 429, 5xx and dropped connections. ``headers`` are sent with every
     request (the emulator's fault injection uses them).
+
+    ``transport`` sends the requests instead of an ``HTTPTransport`` made from
+    those arguments: a recorder or a replay cache sits there. The key, base URL,
+    timeout, retries and headers are then the transport's own; passing
+    ``api_key``, ``base_url`` or ``headers`` as well is refused.
     """
 
     def __init__(
@@ -113,53 +63,41 @@ class Client:
         base_url: str | None = None,
         *,
         model: str | None = None,
-        timeout: float | tuple[float, float] = (10.0, 600.0),
-        max_retries: int = 2,
-        retry_backoff: float = 0.5,
-        max_retry_after: float = 60.0,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         inline_budget: int = DEFAULT_INLINE_BUDGET,
         headers: Mapping[str, str] | None = None,
+        transport: HTTPTransport | None = None,
     ) -> None:
         settings = load_settings()
-        self._api_key = check_api_key(api_key if api_key is not None else settings.api_key)
-        if base_url is not None:
-            self.base_url = normalise_base_url(base_url)
-        elif settings.base_url is not None:
-            self.base_url = settings.base_url
-        elif self._api_key is None:
-            self.base_url = shared_emulator_url()
-        else:
-            self.base_url = DEFAULT_BASE_URL
+        if transport is None:
+            key = check_api_key(api_key if api_key is not None else settings.api_key)
+            try:
+                transport = HTTPTransport(
+                    _base_url_for(key, base_url, settings.base_url),
+                    key,
+                    timeout=timeout,
+                    max_retries=max_retries,
+                    retry_backoff=retry_backoff,
+                    max_retry_after=max_retry_after,
+                    headers=headers,
+                )
+            except Exception as exc:  # whatever the transport refuses: a base URL, a timeout, headers, ...
+                # Raised afresh from here: a verbose traceback shows every frame's arguments, and
+                # the transport's include the key, even one read from the environment.
+                raise exc.with_traceback(None) from None
+        elif not isinstance(transport, HTTPTransport):
+            raise ConfigurationError(f"transport must be an HTTPTransport, not {type(transport).__name__}.")
+        elif api_key is not None or base_url is not None or headers:
+            raise ConfigurationError(
+                "A client with a transport sends with the transport's key, base URL and headers; "
+                "give them to the transport: HTTPTransport(base_url, api_key, headers=...)."
+            )
+        self._transport = transport
         self.model = model or settings.model
-        self.timeout = _check_timeout(timeout)
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ConfigurationError(f"max_retries must be a whole number, 0 or more, not {max_retries!r}.")
-        self.max_retries = max_retries
-        self.max_retry_after = max_retry_after
         self.inline_budget = inline_budget
-        self._retry = GatewayRetry(
-            total=max_retries,
-            connect=max_retries,
-            read=max_retries,
-            status=max_retries,
-            other=0,
-            redirect=0,
-            allowed_methods=None,  # POST too: the SDKs retry generation requests
-            status_forcelist=RETRY_STATUSES,
-            backoff_factor=retry_backoff,
-            backoff_max=8.0,
-            raise_on_status=False,
-        )
-        self._session = requests.Session()
-        self._session.trust_env = not is_loopback(self.base_url)  # never route loopback through a proxy
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._session.headers.update({"User-Agent": f"aigate_nb/{__version__}", "Accept": "application/json"})
-        if headers:
-            self._session.headers.update(headers)
-        self._emulated_seen = is_shared_emulator(self.base_url)
-        self._lock = threading.Lock()
         if self._api_key and self.base_url.startswith("http://") and not is_loopback(self.base_url):
             warnings.warn(
                 f"The base URL {self.base_url} is plain http://: your key would travel unencrypted. "
@@ -190,6 +128,28 @@ class Client:
         ``wire.user_turn`` and ``wire.model_turn`` in alternation, sent as they
         are before this prompt: a multi-turn edit. ``Session`` builds them from a
         result's lineage (``%%gemini_image -e REF --multi-turn``).
+
+        The same as ``send(prepare(...))``.
+        """
+        return self.send(self.prepare(
+            prompt, model=model, images=images, aspect_ratio=aspect_ratio, image_size=image_size, route=route,
+            turns=turns,
+        ))
+
+    def prepare(
+        self,
+        prompt: str,
+        *,
+        model: str | None = None,
+        images: Iterable[Any] | Any = (),
+        aspect_ratio: str | None = None,
+        image_size: str | None = None,
+        route: str = "chat",
+        turns: Iterable[dict[str, Any]] = (),
+    ) -> PreparedRequest:
+        """Check a request as ``generate`` does and build it, sending nothing.
+
+        Raises ``InputError`` for anything ``generate`` would refuse before sending.
         """
         if not isinstance(prompt, str) or not prompt.strip():
             raise InputError("The prompt is empty; write what the image should show.")
@@ -209,6 +169,7 @@ class Client:
         turns = _check_turns(turns, route)
         inputs = [to_image_input(item) for item in _as_list(images)]
         ratio, size = check_options(model, aspect_ratio, image_size, len(inputs))
+        image_hashes = tuple(image_hash(item) for item in inputs)  # as given: re-encoding below is ours
         spent = inline_size(turns)
         if spent > self.inline_budget:
             raise InputError(
@@ -227,36 +188,80 @@ class Client:
             body, path = build_chat_body(prompt, model, inputs, ratio, size), CHAT_PATH
         else:
             body, path = build_google_body(prompt, inputs, ratio, size, turns), google_path(model)
-        started = time.perf_counter()
-        data, payloads = self._load_reply(self._request("POST", path, body), route)
-        reply = parse_chat_reply(data, payloads) if route == "chat" else parse_google_reply(data, payloads)
-        return _readable(ImageResult(
-            originals=reply.images,
-            prompt=prompt,
+        endpoint = endpoint_of(self.base_url, self.emulated)
+        return PreparedRequest(
+            method="POST",
+            path=path,
+            body=body,
+            route=route,
             model=model,
+            prompt=prompt,
             aspect_ratio=ratio,
             image_size=size,
+            parent_id=_parent_of(inputs),
+            endpoint=endpoint,
+            image_hashes=image_hashes,
+            request_hash=request_hash(
+                route=route, endpoint=endpoint, model=model, prompt=prompt, aspect_ratio=ratio, image_size=size,
+                image_hashes=image_hashes, turns=turns,
+            ),
+        )
+
+    def send(self, prepared: PreparedRequest) -> ImageResult:
+        """Send a request made by ``prepare`` and return its result, or raise a typed error."""
+        started = time.perf_counter()
+        raw = self._transport.send(prepared.method, prepared.path, prepared.body)
+        data, payloads = self._load_reply(raw, prepared.route)
+        reply = parse_chat_reply(data, payloads) if prepared.route == "chat" else parse_google_reply(data, payloads)
+        return _readable(ImageResult(
+            originals=reply.images,
+            prompt=prepared.prompt,
+            model=prepared.model,
+            aspect_ratio=prepared.aspect_ratio,
+            image_size=prepared.image_size,
             text=reply.text,
             finish_reason=reply.finish_reason,
             usage=reply.usage,
-            route=route,
+            route=prepared.route,
             elapsed=time.perf_counter() - started,
             emulated=self.emulated,
             model_parts=reply.model_parts,
-            parent_id=_parent_of(inputs),
+            parent_id=prepared.parent_id,
         ))
 
     def models(self, image_only: bool = False) -> list[str]:
         """The model ids of ``GET /v1/models``; with ``image_only``, those that make images."""
-        return parse_model_ids(self._parse_json(self._request("GET", MODELS_PATH)), image_only=image_only)
+        return parse_model_ids(self._parse_json(self._transport.send("GET", MODELS_PATH)), image_only=image_only)
 
     @property
     def emulated(self) -> bool:
         """True when the other end is the built-in emulator (it marks its replies)."""
-        return self._emulated_seen
+        return self._transport.emulated
+
+    # The connection settings are the transport's; the client shows them as it always has.
+
+    @property
+    def base_url(self) -> str:
+        return self._transport.base_url
+
+    @property
+    def timeout(self) -> float | tuple[float, float]:
+        return self._transport.timeout
+
+    @property
+    def max_retries(self) -> int:
+        return self._transport.max_retries
+
+    @property
+    def max_retry_after(self) -> float:
+        return self._transport.max_retry_after
+
+    @property
+    def _api_key(self) -> str | None:
+        return self._transport._api_key
 
     def close(self) -> None:
-        self._session.close()
+        self._transport.close()
 
     def __enter__(self) -> "Client":
         return self
@@ -267,108 +272,7 @@ class Client:
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r}, model={self.model!r}, api_key={mask_key(self._api_key)!r})"
 
-    # -- the one place that sends ---------------------------------------------------------
-
-    def _request(self, method: str, path: str, body: dict | None = None) -> bytes:
-        """``_send``, with an interrupt raised afresh here, where no local holds the key: a
-        verbose traceback shows the locals of every frame, and those of ``_send`` and the
-        libraries below it hold the Authorization header."""
-        try:
-            return self._send(method, path, body)
-        except KeyboardInterrupt:
-            raise KeyboardInterrupt("Interrupted while waiting for the gateway.") from None
-
-    def _send(self, method: str, path: str, body: dict | None = None) -> bytes:
-        """Send, retrying under one ``GatewayRetry`` budget, and return the reply's body.
-
-        The loop is ours rather than the adapter's because a body that breaks
-        off after the headers (a truncated 4K reply) must be retried under the
-        same budget, and urllib3 has handed the response over by then.
-        """
-        url = self.base_url + path
-        payload = json.dumps(body).encode("utf-8") if body is not None else None
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        retry = self._retry.new()
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                response = self._session.request(
-                    method, url, data=payload, headers=headers, timeout=self.timeout, stream=True
-                )
-            except requests.exceptions.ConnectionError as exc:  # ConnectTimeout included: retried
-                retry = self._next_or_raise(retry, method, url, exc, attempts)
-                continue
-            except requests.exceptions.Timeout:
-                raise self._timeout_error() from None
-            except requests.exceptions.RequestException as exc:
-                raise GatewayConnectionError(self._scrub(f"The request to {url} failed: {exc}")) from None
-            if response.headers.get(EMULATOR_HEADER):
-                self._emulated_seen = True
-            if response.status_code >= 400:
-                if self._should_retry(retry, method, response):
-                    _drain(response)
-                    retry = retry.increment(method, url, response=response.raw)
-                    retry.sleep(response.raw)
-                    continue
-                raise self._status_error(response, retry, attempts)
-            try:
-                raw = response.raw.read(decode_content=True)
-            except urllib3.exceptions.ReadTimeoutError:
-                response.close()
-                raise self._timeout_error() from None
-            except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
-                response.close()
-                retry = self._next_or_raise(retry, method, url, exc, attempts, mid_body=True)
-                continue
-            return raw
-
-    def _should_retry(self, retry: GatewayRetry, method: str, response: requests.Response) -> bool:
-        if response.status_code not in RETRY_STATUSES or retry.total is not None and retry.total <= 0:
-            return False
-        wait = retry.get_retry_after(response.raw)
-        if wait is not None and wait > self.max_retry_after:
-            return False  # the caller is told how long to wait instead of a silent long block
-        return retry.is_retry(method, response.status_code, has_retry_after=wait is not None)
-
-    def _next_or_raise(
-        self, retry: GatewayRetry, method: str, url: str, exc: Exception, attempts: int, mid_body: bool = False
-    ) -> GatewayRetry:
-        reason = _urllib3_reason(exc)
-        try:
-            retry = retry.increment(method, url, error=reason)
-        except (urllib3.exceptions.MaxRetryError, urllib3.exceptions.ProtocolError, type(reason)):
-            where = "while the reply was arriving" if mid_body else f"to {self.base_url}"
-            raise GatewayConnectionError(
-                self._scrub(
-                    f"The connection {where} failed after {attempts} attempt{'s' if attempts > 1 else ''} "
-                    f"({_short_reason(reason)}); check AIGATE_BASE_URL and the network, then run it again."
-                )
-            ) from None
-        retry.sleep()
-        return retry
-
-    def _status_error(self, response: requests.Response, retry: GatewayRetry, attempts: int) -> GatewayError:
-        try:
-            text = response.raw.read(decode_content=True, amt=1 << 20).decode("utf-8", "replace")
-        except (urllib3.exceptions.HTTPError, OSError):
-            text = ""
-        finally:
-            response.close()
-        wait = retry.get_retry_after(response.raw)
-        error = error_from_body(response.status_code, self._scrub(text), retry_after=wait, attempts=attempts)
-        if isinstance(error, RateLimitError) and wait is not None and wait > self.max_retry_after:
-            error.message = f"{error.message.rstrip('.; ')}; the gateway asks to wait {wait:.0f} s before trying again."
-        return error
-
-    def _timeout_error(self) -> RequestTimeoutError:
-        read = self.timeout[1] if isinstance(self.timeout, tuple) else self.timeout
-        return RequestTimeoutError(
-            f"No complete answer within {read:g} s from {self.base_url}; large images (4K) can take "
-            "minutes: raise the read timeout, e.g. Client(timeout=(10, 900)), or ask for a smaller size."
-        )
+    # -- reading replies --------------------------------------------------------------------
 
     def _parse_json(self, raw: bytes) -> Any:
         try:
@@ -386,34 +290,23 @@ class Client:
     def _not_json(self, raw: bytes) -> ResponseError:
         head = raw[:80].decode("utf-8", "replace")
         return ResponseError(
-            self._scrub(
+            self._transport.scrub(
                 f"The gateway's reply is not valid JSON ({len(raw)} bytes, starting {head!r}); "
                 "it may have been cut off: run the request again."
             )
         )
 
-    def _scrub(self, text: str) -> str:
-        """Never let the key out, even if an upstream message echoes it. (A key of a few
-        letters, as tests use, is no secret: masking it would garble every message.)"""
-        if self._api_key and len(self._api_key) >= SCRUB_MIN_LENGTH and self._api_key in text:
-            text = text.replace(self._api_key, mask_key(self._api_key))
-        return text
 
-
-def _drain(response: requests.Response) -> None:
-    """Read a small error body so that the connection goes back to the pool, not closed."""
-    try:
-        response.content
-    except requests.exceptions.RequestException:
-        pass
-    response.close()
-
-
-def _check_timeout(timeout: float | tuple[float, float]) -> float | tuple[float, float]:
-    values = timeout if isinstance(timeout, tuple) else (timeout,)
-    if not all(isinstance(v, (int, float)) and v > 0 for v in values) or len(values) not in (1, 2):
-        raise ConfigurationError("timeout must be seconds (> 0) or a (connect, read) pair of them.")
-    return timeout
+def _base_url_for(api_key: str | None, base_url: str | None, env_base_url: str | None) -> str:
+    """The argument (the transport checks it), else ``AIGATE_BASE_URL``, else the built-in
+    emulator when there is no key (started here, once per process), else the gateway."""
+    if base_url is not None:
+        return base_url
+    if env_base_url is not None:
+        return env_base_url
+    if api_key is None:
+        return shared_emulator_url()
+    return DEFAULT_BASE_URL
 
 
 def _check_turns(turns: Iterable[dict[str, Any]], route: str) -> list[dict[str, Any]]:
@@ -457,20 +350,3 @@ def _readable(result: ImageResult) -> ImageResult:
             f"The gateway sent an image that cannot be read ({type(exc).__name__}); run the request again."
         ) from None
     return result
-
-
-def _urllib3_reason(exc: Exception) -> Exception:
-    """The urllib3 error inside a requests exception, which ``Retry`` classifies."""
-    inner = exc.args[0] if exc.args and isinstance(exc.args[0], Exception) else exc
-    return getattr(inner, "reason", None) or inner
-
-
-def _short_reason(reason: Exception) -> str:
-    text = str(reason)
-    if "Connection refused" in text:
-        return "connection refused"
-    if "reset" in text.lower():
-        return "connection reset"
-    if "IncompleteRead" in text or "incomplete" in text.lower():
-        return "the reply was cut off"
-    return text.split(": ", 1)[-1][:120]

@@ -4,11 +4,15 @@ attempts counted on the emulator's side."""
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import hashlib
 import io
 import json
+import random
 
 import pytest
+from IPython.core.ultratb import VerboseTB
 from PIL import Image
 
 from aigate_nb.client import Client
@@ -24,6 +28,9 @@ from aigate_nb.errors import (
     ResponseError,
     ServerError,
 )
+from aigate_nb.prepared import request_hash
+from aigate_nb.transport import HTTPTransport
+from aigate_nb.wire import model_turn, user_turn
 from support import TEST_KEY
 
 FLASH = "google/gemini-3.1-flash-image-preview"
@@ -195,6 +202,20 @@ def test_the_key_is_sent_only_in_the_authorization_header(client, emu):
     assert TEST_KEY not in repr(client) and "sk-...4f6a8c0e"[-4:] in repr(client)
 
 
+@pytest.mark.parametrize("setting,message", [
+    ({"base_url": "gateway.example.org"}, "no http:// or https:// scheme"),
+    ({"timeout": -1}, "timeout must be seconds"),
+    ({"max_retries": "2"}, "max_retries must be a whole number"),
+])
+def test_a_refused_setting_shows_no_key_from_the_environment_in_a_verbose_traceback(monkeypatch, setting, message):
+    # A verbose traceback (%xmode Verbose) shows the arguments of every frame; the transport takes the key as one.
+    monkeypatch.setenv("AIGATE_API_KEY", TEST_KEY)
+    with pytest.raises(ConfigurationError, match=message) as info:
+        Client(**{"base_url": "http://127.0.0.1:9", **setting})
+    traceback = VerboseTB(theme_name="nocolor").text(info.type, info.value, info.tb)
+    assert message in traceback and TEST_KEY not in traceback
+
+
 def test_plain_http_to_another_host_with_a_key_warns():
     with pytest.warns(UserWarning, match="unencrypted"):
         Client(api_key="sk-abcdefghijkl", base_url="http://gateway.example.org")
@@ -335,3 +356,195 @@ def test_a_retry_count_that_is_not_a_number_is_refused(emu):
 def test_save_without_a_path_says_what_it_takes(client):
     with pytest.raises(InputError, match="save\\(\\) takes a file or folder path"):
         client.generate("a cat").save(None)
+
+
+# -- preparing apart from sending ---------------------------------------------------------------
+
+def png_bytes(colour=(10, 120, 200), size=(300, 200)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+A_CONVERSATION = [user_turn("a fox"), model_turn([{"text": "Here is a fox.", "thoughtSignature": "c2ln"}], [])]
+
+
+class RecordingTransport(HTTPTransport):
+    """Sends as usual and keeps what it was asked to send."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent: list[tuple[str, str, dict | None]] = []
+
+    def send(self, method: str, path: str, body: dict | None = None) -> bytes:
+        self.sent.append((method, path, body))
+        return super().send(method, path, body)
+
+
+def test_prepare_builds_the_request_and_sends_nothing(client, emu):
+    client.models()
+    before = len(emu.requests)
+    chat = client.prepare("a red kite", model=PRO, aspect_ratio="3:2", image_size="1k")
+    google = client.prepare("make it night", images=[png_bytes()], route="google", turns=A_CONVERSATION)
+    assert len(emu.requests) == before
+    assert (chat.method, chat.path, chat.route, chat.image_size) == ("POST", "/v1/chat/completions", "chat", "1K")
+    assert chat.body["image_config"] == {"aspect_ratio": "3:2", "image_size": "1K"}
+    assert google.path == f"/v1beta/models/{FLASH}:generateContent"
+    assert google.body["contents"][:2] == A_CONVERSATION and google.endpoint == "emulator"
+
+
+def test_send_of_a_prepared_request_gives_what_generate_gives(client, emu):
+    first = client.generate("add a lighthouse", model=FLASH, aspect_ratio="16:9", image_size="512")
+    options = dict(model=FLASH, images=[first], aspect_ratio="4:3", image_size="512", route="google")
+    sent = client.send(client.prepare("make it stormy", **options))
+    generated = client.generate("make it stormy", **options)
+    assert sent.sha256 == generated.sha256 != first.sha256
+    assert (sent.prompt, sent.model, sent.aspect_ratio, sent.image_size, sent.route, sent.text, sent.parent_id) == (
+        generated.prompt, generated.model, generated.aspect_ratio, generated.image_size, generated.route,
+        generated.text, generated.parent_id,
+    )
+    assert sent.emulated and generated.emulated
+    assert generate_records(emu)[-2].body == generate_records(emu)[-1].body
+
+
+def test_a_client_sends_through_the_transport_it_is_given(emu):
+    transport = RecordingTransport(emu.url, TEST_KEY, timeout=(5, 30))
+    with Client(transport=transport, model=FLASH) as c:
+        result = c.generate("a recorded kite", image_size="512")
+        ids = c.models()
+        assert c.base_url == emu.url and c.emulated and TEST_KEY not in repr(c) + repr(transport)
+    assert [(method, path) for method, path, _ in transport.sent] == [("POST", "/v1/chat/completions"),
+                                                                       ("GET", "/v1/models")]
+    assert transport.sent[0][2]["messages"] == [{"role": "user", "content": "a recorded kite"}]
+    assert result.data and FLASH in ids
+    assert [r.prompt for r in generate_records(emu)] == ["a recorded kite"]
+
+
+def test_a_transport_and_a_key_or_base_url_for_the_client_as_well_are_refused(emu):
+    transport = HTTPTransport(emu.url, TEST_KEY)
+    for extra in ({"api_key": "sk-another-0123456789"}, {"base_url": emu.url}, {"headers": {"X-Trace": "1"}}):
+        with pytest.raises(ConfigurationError, match="give them to the transport") as info:
+            Client(transport=transport, **extra)
+        assert "sk-another" not in str(info.value)
+    transport.close()
+
+
+def test_a_prepared_request_cannot_be_changed_and_its_repr_leaves_out_the_body(client):
+    prepared = client.prepare("a small boat", images=[png_bytes()])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        prepared.prompt = "a large boat"
+    assert "a small boat" in repr(prepared) and "base64" not in repr(prepared)
+    assert hash(prepared) == hash(client.prepare("a small boat", images=[png_bytes()]))
+
+
+# -- the request hash ------------------------------------------------------------------------
+
+BASE_REQUEST = dict(model=FLASH, aspect_ratio="1:1", image_size="1K", route="google")
+
+
+def test_the_request_hash_leaves_out_the_key_the_headers_and_the_base_url(client):
+    elsewhere = Client(api_key="sk-other-0123456789abcdef", base_url="http://localhost:9/v1",
+                       headers={"X-Emulator-Fault": "500", "X-Trace": "on"})
+    with elsewhere:
+        here = client.prepare("a red kite", images=[png_bytes()], **BASE_REQUEST)
+        there = elsewhere.prepare("a red kite", images=[png_bytes()], **BASE_REQUEST)
+    assert here.request_hash == there.request_hash and here.endpoint == there.endpoint == "emulator"
+    assert TEST_KEY not in repr(here) + json.dumps(here.body)
+
+
+def test_the_request_hash_tells_the_gateway_from_an_emulator(client):
+    with Client(api_key=TEST_KEY, base_url="https://gateway.example.org") as gateway:  # prepared, never sent
+        remote = gateway.prepare("a red kite", **BASE_REQUEST)
+    local = client.prepare("a red kite", **BASE_REQUEST)
+    assert (remote.endpoint, local.endpoint) == ("gateway", "emulator")
+    assert remote.request_hash != local.request_hash
+
+
+@pytest.mark.parametrize("change", [
+    {"prompt": "a blue kite"},
+    {"model": PRO},
+    {"aspect_ratio": "16:9"},
+    {"image_size": "2K"},
+    {"route": "chat"},
+    {"images": [png_bytes(colour=(200, 120, 10))]},
+    {"turns": A_CONVERSATION},
+], ids=lambda change: next(iter(change)))
+def test_the_request_hash_changes_with_everything_that_changes_the_picture(client, change):
+    request = {"prompt": "a red kite", "images": [png_bytes()], **BASE_REQUEST}
+    base = client.prepare(**request)
+    changed = client.prepare(**{**request, **change})
+    assert changed.request_hash != base.request_hash
+
+
+def test_the_request_hash_follows_the_conversation_but_not_the_order_of_its_keys(client):
+    other = [user_turn("a wolf"), A_CONVERSATION[1]]
+    reordered = [{"parts": turn["parts"], "role": turn["role"]} for turn in A_CONVERSATION]
+    hashes = [client.prepare("make it night", route="google", turns=turns).request_hash
+              for turns in (A_CONVERSATION, other, reordered)]
+    assert hashes[0] != hashes[1] and hashes[0] == hashes[2]
+
+
+def test_the_request_hash_is_the_same_with_or_without_the_google_prefix(client):
+    prefixed = client.prepare("a red kite", model="google/gemini-3-pro-image")
+    bare = client.prepare("a red kite", model="gemini-3-pro-image")
+    assert prefixed.body["model"] != bare.body["model"]
+    assert prefixed.request_hash == bare.request_hash
+
+
+def test_an_image_hashes_as_its_bytes_whether_given_as_bytes_a_path_or_a_data_url(client, tmp_path):
+    png = png_bytes()
+    path = tmp_path / "in.png"
+    path.write_bytes(png)
+    data_url = "data:image/png;base64," + base64.b64encode(png).decode()
+    prepared = [client.prepare("make it night", images=[source]) for source in (png, path, str(path), data_url)]
+    assert {p.image_hashes for p in prepared} == {(hashlib.sha256(png).hexdigest(),)}
+    assert len({p.request_hash for p in prepared}) == 1
+
+
+def test_a_pil_image_hashes_as_pillows_png_of_it_so_only_a_pillow_png_matches_its_file(client):
+    # A PIL image has no bytes of its own: it is sent, and hashed, as the PNG Pillow writes of it.
+    # That is the file's bytes only when the file is such a PNG; a JPEG's picture hashes differently.
+    png = png_bytes()
+    buf = io.BytesIO()
+    Image.new("RGB", (300, 200), (10, 120, 200)).save(buf, format="JPEG")
+    jpeg = buf.getvalue()
+    [from_png] = client.prepare("make it night", images=[Image.open(io.BytesIO(png))]).image_hashes
+    [from_jpeg] = client.prepare("make it night", images=[Image.open(io.BytesIO(jpeg))]).image_hashes
+    assert from_png == hashlib.sha256(png).hexdigest()
+    assert from_jpeg != hashlib.sha256(jpeg).hexdigest()
+
+
+def test_an_image_url_hashes_as_its_text_and_a_kept_result_as_its_original_bytes(client):
+    url = "https://example.org/cat.jpg"
+    kept = dataclasses.replace(client.generate("a cat", image_size="512"), id="0123456789ab")  # as in a history
+    prepared = client.prepare("make it night", images=[url, kept])
+    assert prepared.image_hashes == (hashlib.sha256(url.encode()).hexdigest(), kept.sha256)
+    assert prepared.parent_id == "0123456789ab"
+
+
+def test_image_hashes_are_of_the_images_as_given_not_as_re_encoded_to_fit(client):
+    noise = Image.frombytes("RGB", (256, 256), random.Random(7).randbytes(256 * 256 * 3))
+    buf = io.BytesIO()
+    noise.save(buf, format="PNG")
+    client.inline_budget = 60_000
+    prepared = client.prepare("make it night", images=[buf.getvalue()])
+    sent = prepared.body["messages"][0]["content"][1]["image_url"]["url"]
+    assert sent.startswith("data:image/jpeg;base64,")  # re-encoded to fit the budget
+    assert prepared.image_hashes == (hashlib.sha256(buf.getvalue()).hexdigest(),)
+
+
+def test_the_request_hash_can_be_computed_from_plain_values(client):
+    prepared = client.prepare("make it night", model=PRO, images=[png_bytes()], aspect_ratio="16:9",
+                              image_size="2k", route="google", turns=A_CONVERSATION)
+    assert prepared.request_hash == request_hash(
+        route="google", endpoint="emulator", model="gemini-3-pro-image", prompt="make it night",
+        aspect_ratio="16x9", image_size="2K", image_hashes=prepared.image_hashes, turns=A_CONVERSATION,
+    )
+
+
+def test_the_request_hash_of_a_known_request_never_changes():
+    # A replay cache on disk files its replies under these hashes: a change here orphans them.
+    assert request_hash(
+        route="chat", endpoint="gateway", model="google/gemini-3-pro-image", prompt="a red kite",
+        aspect_ratio="3:2", image_size="1K", image_hashes=[hashlib.sha256(b"an image").hexdigest()],
+    ) == "c386b7733ff883ae624ab244ba64df3918a219671d22f9fb8c93f5c17b631400"

@@ -1,0 +1,92 @@
+"""A request made ready to send, and the hash of what it asks for: the key on which a replay
+cache or a recorder files it. Plain data and pure functions; nothing here sends or reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Literal, Mapping
+
+from .config import is_loopback, is_shared_emulator
+from .images import ImageInput
+from .models import normalise_ratio, normalise_size
+
+Endpoint = Literal["emulator", "gateway"]
+
+#: Part of every hash: raised when what is hashed changes, so that no old hash matches a new one.
+HASH_VERSION = 1
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """A checked request, ready for ``Client.send``.
+
+    ``method``, ``path`` and ``body`` (the JSON to send; not to be changed) are what goes on
+    the wire; the other fields say what was asked for. ``endpoint`` is the kind of server it
+    is for (``endpoint_of``); ``image_hashes`` are the ``image_hash`` of each input image in
+    order, as given, before any re-encoding to fit the inline budget; ``request_hash`` is
+    the ``request_hash`` of them all and of the earlier turns: the same hash, the same picture
+    asked for. Neither the key nor the base URL is held, so neither is hashed.
+    """
+
+    method: str
+    path: str
+    body: dict[str, Any] = field(repr=False, hash=False)  # an edit's body holds megabytes of base64
+    route: str
+    model: str
+    prompt: str
+    aspect_ratio: str | None
+    image_size: str | None
+    parent_id: str | None
+    endpoint: Endpoint
+    image_hashes: tuple[str, ...]
+    request_hash: str
+
+
+def endpoint_of(base_url: str, emulated: bool = False) -> Endpoint:
+    """``"emulator"`` when the other end is known to be one (``emulated``), is the built-in
+    emulator of this process or is on loopback; ``"gateway"`` otherwise. The emulator draws
+    placeholders, so its picture and the gateway's for the same request are not the same."""
+    return "emulator" if emulated or is_shared_emulator(base_url) or is_loopback(base_url) else "gateway"
+
+
+def image_hash(item: ImageInput) -> str:
+    """sha256 hex of an input image's bytes; of the URL's text for a URL the gateway fetches."""
+    # surrogatepass: a URL is sent as JSON, which escapes a broken character, so it must hash too
+    return hashlib.sha256(item.url.encode("utf-8", "surrogatepass") if item.is_url else item.data).hexdigest()
+
+
+def request_hash(
+    *,
+    route: str,
+    endpoint: Endpoint,
+    model: str,
+    prompt: str,
+    aspect_ratio: str | None = None,
+    image_size: str | None = None,
+    image_hashes: Iterable[str] = (),
+    turns: Iterable[Mapping[str, Any]] = (),
+) -> str:
+    """sha256 hex of everything that changes the picture: the route, the endpoint's kind, the
+    model (``google/X`` is ``X``), the prompt, the ratio and size (``16x9`` is ``16:9``), the
+    input images' hashes in order and the earlier turns of a multi-turn edit.
+
+    The same values give the same hash in any process and on any machine, so a replay cache
+    can compute it from what it has. The key, the headers and the base URL are not inputs.
+    """
+    # Turns are hashed apart so the recipe stays small; sort_keys makes dict order irrelevant.
+    conversation = json.dumps(list(turns), sort_keys=True, separators=(",", ":"))
+    recipe = {
+        "version": HASH_VERSION,
+        "route": route,
+        "endpoint": endpoint,
+        "model": model.strip().removeprefix("google/"),  # as models.same_model compares ids
+        "prompt": prompt,
+        "aspect_ratio": normalise_ratio(aspect_ratio),
+        "image_size": normalise_size(image_size),
+        "image_hashes": list(image_hashes),
+        "turns": hashlib.sha256(conversation.encode("ascii")).hexdigest(),
+    }
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode("ascii")).hexdigest()

@@ -1,0 +1,287 @@
+"""Sending one request and getting its reply's bytes: the ``requests.Session``, retries with
+backoff, timeouts and the errors of a failed exchange. The one object that holds the key.
+
+``Client`` prepares requests and reads replies; a transport is where a replay cache or a
+recorder can sit between the two (subclass ``HTTPTransport`` and override ``send``).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import math
+import random
+from typing import Mapping
+
+import requests
+import urllib3
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import InvalidHeader
+from urllib3.util.retry import Retry
+
+from . import __version__
+from .config import check_api_key, is_loopback, is_shared_emulator, mask_key, normalise_base_url
+from .errors import ConfigurationError, GatewayConnectionError, GatewayError, RateLimitError, RequestTimeoutError
+from .wire import error_from_body
+
+RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+#: Keys shorter than this are not searched for in messages (see ``HTTPTransport.scrub``).
+SCRUB_MIN_LENGTH = 8
+#: Header with which the built-in emulator marks its replies.
+EMULATOR_HEADER = "X-Aigate-Emulator"
+#: ``(connect, read)`` seconds: a 4K image can take minutes.
+DEFAULT_TIMEOUT = (10.0, 600.0)
+DEFAULT_MAX_RETRIES = 2
+DEFAULT_RETRY_BACKOFF = 0.5
+DEFAULT_MAX_RETRY_AFTER = 60.0
+
+
+class GatewayRetry(Retry):
+    """urllib3's ``Retry`` with the conventions of the official SDKs: the first
+    retry waits too (0.5 s, doubling, at most 8 s, less up to a quarter of
+    jitter), and ``retry-after-ms`` is honoured before ``Retry-After``.
+    """
+
+    def get_backoff_time(self) -> float:
+        errors = len(self.history)
+        if errors == 0:
+            return 0.0
+        delay = min(self.backoff_max, self.backoff_factor * 2 ** (errors - 1))
+        return delay * (1 - 0.25 * random.random())
+
+    def get_retry_after(self, response) -> float | None:
+        millis = response.headers.get("retry-after-ms")
+        if millis:
+            try:
+                seconds = float(millis) / 1000
+            except ValueError:
+                seconds = math.nan
+            if math.isfinite(seconds):
+                return max(0.0, seconds)
+        try:
+            return super().get_retry_after(response)
+        except InvalidHeader:
+            return None  # unreadable: as if there were no header, so the backoff applies
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        """Seconds, fractions too (gateways send ``0.5``; urllib3 takes whole seconds only
+        and raises on anything else), or an HTTP date."""
+        try:
+            seconds = float(retry_after)
+        except ValueError:
+            return super().parse_retry_after(retry_after)
+        if not math.isfinite(seconds):
+            raise InvalidHeader(f"Invalid Retry-After header: {retry_after}")
+        return min(max(seconds, 0.0), self.retry_after_max)
+
+
+class HTTPTransport:
+    """Sends requests to ``base_url`` (the gateway or an emulator) and returns the replies' bytes.
+
+    ``timeout`` is seconds, or a ``(connect, read)`` pair. ``max_retries`` counts
+    retries after the first attempt, on 408, 409, 429, 5xx and dropped connections;
+    a ``Retry-After`` longer than ``max_retry_after`` seconds is reported instead of
+    waited. ``headers`` are sent with every request (the emulator's fault injection
+    uses them). The key goes in the Authorization header and nowhere else.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        retry_backoff: float = DEFAULT_RETRY_BACKOFF,
+        max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self._api_key = check_api_key(api_key)
+        self.base_url = normalise_base_url(base_url)
+        self.timeout = _check_timeout(timeout)
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError(f"max_retries must be a whole number, 0 or more, not {max_retries!r}.")
+        self.max_retries = max_retries
+        self.max_retry_after = max_retry_after
+        self._retry = GatewayRetry(
+            total=max_retries,
+            connect=max_retries,
+            read=max_retries,
+            status=max_retries,
+            other=0,
+            redirect=0,
+            allowed_methods=None,  # POST too: the SDKs retry generation requests
+            status_forcelist=RETRY_STATUSES,
+            backoff_factor=retry_backoff,
+            backoff_max=8.0,
+            raise_on_status=False,
+        )
+        self._session = requests.Session()
+        self._session.trust_env = not is_loopback(self.base_url)  # never route loopback through a proxy
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=32, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.headers.update({"User-Agent": f"aigate_nb/{__version__}", "Accept": "application/json"})
+        if headers:
+            self._session.headers.update(headers)
+        self._emulated_seen = is_shared_emulator(self.base_url)
+
+    @property
+    def emulated(self) -> bool:
+        """True when the other end is the built-in emulator: the one this process started,
+        or any that has marked a reply so far."""
+        return self._emulated_seen
+
+    def send(self, method: str, path: str, body: dict | None = None) -> bytes:
+        """Send ``body`` (as JSON) to ``base_url + path`` and return the reply's body.
+
+        An interrupt is raised afresh here, where no local holds the key: a verbose
+        traceback shows the locals of every frame, and those of ``_send`` and the
+        libraries below it hold the Authorization header.
+        """
+        try:
+            return self._send(method, path, body)
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt("Interrupted while waiting for the gateway.") from None
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the key masked, for messages that may echo it (an upstream error body).
+        A key of a few letters, as tests use, is no secret: masking it would garble every message."""
+        if self._api_key and len(self._api_key) >= SCRUB_MIN_LENGTH and self._api_key in text:
+            text = text.replace(self._api_key, mask_key(self._api_key))
+        return text
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(base_url={self.base_url!r}, api_key={mask_key(self._api_key)!r})"
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _send(self, method: str, path: str, body: dict | None = None) -> bytes:
+        """Send, retrying under one ``GatewayRetry`` budget, and return the reply's body.
+
+        The loop is ours rather than the adapter's because a body that breaks
+        off after the headers (a truncated 4K reply) must be retried under the
+        same budget, and urllib3 has handed the response over by then.
+        """
+        url = self.base_url + path
+        payload = json.dumps(body).encode("utf-8") if body is not None else None
+        headers = {"Content-Type": "application/json"} if payload is not None else {}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        retry = self._retry.new()
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                response = self._session.request(
+                    method, url, data=payload, headers=headers, timeout=self.timeout, stream=True
+                )
+            except requests.exceptions.ConnectionError as exc:  # ConnectTimeout included: retried
+                retry = self._next_or_raise(retry, method, url, exc, attempts)
+                continue
+            except requests.exceptions.Timeout:
+                raise self._timeout_error() from None
+            except requests.exceptions.RequestException as exc:
+                raise GatewayConnectionError(self.scrub(f"The request to {url} failed: {exc}")) from None
+            if response.headers.get(EMULATOR_HEADER):
+                self._emulated_seen = True
+            if response.status_code >= 400:
+                if self._should_retry(retry, method, response):
+                    _drain(response)
+                    retry = retry.increment(method, url, response=response.raw)
+                    retry.sleep(response.raw)
+                    continue
+                raise self._status_error(response, retry, attempts)
+            try:
+                raw = response.raw.read(decode_content=True)
+            except urllib3.exceptions.ReadTimeoutError:
+                response.close()
+                raise self._timeout_error() from None
+            except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+                response.close()
+                retry = self._next_or_raise(retry, method, url, exc, attempts, mid_body=True)
+                continue
+            return raw
+
+    def _should_retry(self, retry: GatewayRetry, method: str, response: requests.Response) -> bool:
+        if response.status_code not in RETRY_STATUSES or retry.total is not None and retry.total <= 0:
+            return False
+        wait = retry.get_retry_after(response.raw)
+        if wait is not None and wait > self.max_retry_after:
+            return False  # the caller is told how long to wait instead of a silent long block
+        return retry.is_retry(method, response.status_code, has_retry_after=wait is not None)
+
+    def _next_or_raise(
+        self, retry: GatewayRetry, method: str, url: str, exc: Exception, attempts: int, mid_body: bool = False
+    ) -> GatewayRetry:
+        reason = _urllib3_reason(exc)
+        try:
+            retry = retry.increment(method, url, error=reason)
+        except (urllib3.exceptions.MaxRetryError, urllib3.exceptions.ProtocolError, type(reason)):
+            where = "while the reply was arriving" if mid_body else f"to {self.base_url}"
+            raise GatewayConnectionError(
+                self.scrub(
+                    f"The connection {where} failed after {attempts} attempt{'s' if attempts > 1 else ''} "
+                    f"({_short_reason(reason)}); check AIGATE_BASE_URL and the network, then run it again."
+                )
+            ) from None
+        retry.sleep()
+        return retry
+
+    def _status_error(self, response: requests.Response, retry: GatewayRetry, attempts: int) -> GatewayError:
+        try:
+            text = response.raw.read(decode_content=True, amt=1 << 20).decode("utf-8", "replace")
+        except (urllib3.exceptions.HTTPError, OSError):
+            text = ""
+        finally:
+            response.close()
+        wait = retry.get_retry_after(response.raw)
+        error = error_from_body(response.status_code, self.scrub(text), retry_after=wait, attempts=attempts)
+        if isinstance(error, RateLimitError) and wait is not None and wait > self.max_retry_after:
+            error.message = (
+                f"{error.message.rstrip('.; ')}; the gateway asks to wait {wait:.0f} s before trying again."
+            )
+        return error
+
+    def _timeout_error(self) -> RequestTimeoutError:
+        read = self.timeout[1] if isinstance(self.timeout, tuple) else self.timeout
+        return RequestTimeoutError(
+            f"No complete answer within {read:g} s from {self.base_url}; large images (4K) can take "
+            "minutes: raise the read timeout, e.g. Client(timeout=(10, 900)), or ask for a smaller size."
+        )
+
+
+def _drain(response: requests.Response) -> None:
+    """Read a small error body so that the connection goes back to the pool, not closed."""
+    try:
+        response.content
+    except requests.exceptions.RequestException:
+        pass
+    response.close()
+
+
+def _check_timeout(timeout: float | tuple[float, float]) -> float | tuple[float, float]:
+    values = timeout if isinstance(timeout, tuple) else (timeout,)
+    if not all(isinstance(v, (int, float)) and v > 0 for v in values) or len(values) not in (1, 2):
+        raise ConfigurationError("timeout must be seconds (> 0) or a (connect, read) pair of them.")
+    return timeout
+
+
+def _urllib3_reason(exc: Exception) -> Exception:
+    """The urllib3 error inside a requests exception, which ``Retry`` classifies."""
+    inner = exc.args[0] if exc.args and isinstance(exc.args[0], Exception) else exc
+    return getattr(inner, "reason", None) or inner
+
+
+def _short_reason(reason: Exception) -> str:
+    text = str(reason)
+    if "Connection refused" in text:
+        return "connection refused"
+    if "reset" in text.lower():
+        return "connection reset"
+    if "IncompleteRead" in text or "incomplete" in text.lower():
+        return "the reply was cut off"
+    return text.split(": ", 1)[-1][:120]
