@@ -31,6 +31,8 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "Client": "aigate_nb.client",
+    "History": "aigate_nb.store",
+    "HistoryEntry": "aigate_nb.store",
     "ImageResult": "aigate_nb.results",
 }
 
@@ -42,6 +44,8 @@ __all__ = [
     "ConfigurationError",
     "GatewayConnectionError",
     "GatewayError",
+    "History",
+    "HistoryEntry",
     "HistoryError",
     "ImageResult",
     "InputError",
@@ -69,8 +73,10 @@ def unload_ipython_extension(ip: Any) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    if name == "history":  # the module, which is also the current notebook's History
-        return importlib.import_module("aigate_nb.history")
+    if name == "history":  # the current notebook's History, looked up on each access
+        from .session import current_session
+
+        return current_session().history
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'aigate_nb' has no attribute {name!r}")

@@ -37,7 +37,7 @@ class GatewayError(AigateError):
     """The gateway answered with an HTTP error status.
 
     ``status`` is the HTTP status, ``message`` the gateway's own words, ``code``
-    and ``kind`` whatever code and type/status the error body carried, and
+    and ``error_type`` whatever code and type/status the error body carried, and
     ``attempts`` how many times the request was sent in all.
     """
 
@@ -47,14 +47,14 @@ class GatewayError(AigateError):
         *,
         status: int | None = None,
         code: str | None = None,
-        kind: str | None = None,
+        error_type: str | None = None,
         attempts: int = 1,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
-        self.kind = kind
+        self.error_type = error_type
         self.attempts = attempts
 
     def __str__(self) -> str:
@@ -131,9 +131,9 @@ class NoImageError(AigateError):
         self.block_reason = block_reason
         self.text = text
         self.finish_message = finish_message
-        super().__init__(self._describe())
+        super().__init__(self._message())
 
-    def _describe(self) -> str:
+    def _message(self) -> str:
         if self.block_reason:
             head = f"The prompt was blocked ({self.block_reason}); rephrase it and try again."
         elif self.finish_reason and self.finish_reason.upper() not in ("STOP", "FINISH_REASON_UNSPECIFIED"):

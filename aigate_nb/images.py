@@ -1,5 +1,6 @@
-"""Everything about image bytes: what may be passed as an image, data URLs,
-base64, previews for display and the inline budget for uploads.
+"""Everything about image bytes: the containers that hold them (as received, or in
+a file), what may be passed as an image, data URLs, base64, previews for display
+and the inline budget for uploads.
 
 Pillow does every pixel operation; bytes that need no change pass untouched.
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from .errors import InputError, ResponseError
+from .errors import HistoryError, InputError, ResponseError
 
 try:  # SIMD base64: tens of times faster on multi-megabyte 4K replies.
     import pybase64 as _b64
@@ -36,6 +37,41 @@ _EXTENSIONS = {
     "image/heic": ".heic",
     "image/heif": ".heif",
 }
+
+
+@dataclass(frozen=True)
+class ReplyImage:
+    """One image of a reply, exactly as the gateway sent it."""
+
+    mime: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """An image whose original bytes are in a file, read when asked.
+
+    Results kept in the history point at their files instead of holding the
+    bytes, so fifty 4K results held by IPython's ``Out`` cost no memory.
+    """
+
+    mime: str
+    path: Path
+
+    @property
+    def data(self) -> bytes:
+        try:
+            return self.path.read_bytes()
+        except FileNotFoundError:
+            raise HistoryError(
+                f"The full-size image {self.path} is gone (its history was cleared, or the file was "
+                "moved or deleted); run the request again to make it anew."
+            ) from None
+        except OSError as exc:
+            raise HistoryError(
+                f"The full-size image {self.path} cannot be read ({exc.strerror or exc}); "
+                "check the file and its folder's permissions."
+            ) from None
 
 
 @runtime_checkable

@@ -10,13 +10,17 @@ import html
 import io
 import json
 import os
-from dataclasses import dataclass, field
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
 from .config import display_path
 from .errors import InputError
 from .images import (
+    ReplyImage,
+    StoredImage,
     b64_size,
     b64encode,
     convert_image,
@@ -28,7 +32,6 @@ from .images import (
     png_with_text,
 )
 from .text import clip
-from .wire import ReplyImage
 
 #: Longest model text shown under a result, and longest prompt kept in the output's metadata;
 #: both keep a displayed result within its budget whatever was typed or answered.
@@ -39,6 +42,8 @@ METADATA_PROMPT_LIMIT = 8000
 _BUDGET_SLACK = 2048
 #: The HTML around each preview of a multi-image result, generously.
 _HTML_PER_IMAGE = 400
+#: The layout of a history index line, written as its "v".
+RECORD_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -50,14 +55,31 @@ class Preview:
     size: tuple[int, int]
 
 
+def kept(default: Any = MISSING, *, key: str | None = None, read: Callable[[Any], Any] | None = None,
+         factory: Callable[[], Any] | None = None) -> Any:
+    """A field of ``ImageResult`` that the history keeps in the entry's index line, under
+    ``key`` (default: the field's name), read back through ``read`` (``str``, ``float``...).
+    A field without a default must be in every line; the others may be absent (older lines)."""
+    metadata = {"kept": key, "read": read}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    if default is MISSING:
+        return field(metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass(eq=False)
 class ImageResult:
     """The outcome of one request: the images as sent, and how they were asked for.
 
-    ``originals`` are the reply's images, bytes untouched; ``.images`` and
-    ``.image`` decode them with Pillow on first use. ``id``, ``index`` and
-    ``files`` are set once the result is in a history; ``parent_id`` (and
-    ``parent_index`` when the parent is in the same history) name the entry it
+    This is the record of a result, defined once: the history keeps every field made
+    with ``kept()`` in the entry's index line (``to_record``/``from_record``), and a
+    history entry reads its fields from the result it wraps.
+
+    ``originals`` are the reply's images, bytes untouched (or, once kept, their files);
+    ``.images`` and ``.image`` decode them with Pillow on first use. ``id``, ``index``,
+    ``created`` and ``files`` are set once the result is in a history; ``parent_id``
+    (and ``parent_index`` when the parent is in the same history) name the entry it
     was edited from.
 
     Display: ``preview_long_edge`` (pixels) and ``display_budget`` (bytes the
@@ -68,36 +90,79 @@ class ImageResult:
     preview_long_edge: ClassVar[int] = 1024
     display_budget: ClassVar[int] = 250_000
 
-    originals: list[ReplyImage]
-    prompt: str
-    model: str
-    aspect_ratio: str | None = None
-    image_size: str | None = None
-    text: str | None = None
-    finish_reason: str | None = None
-    usage: dict[str, Any] = field(default_factory=dict)
-    route: str = "chat"
-    elapsed: float = 0.0
-    emulated: bool = False
-    model_parts: list[dict[str, Any]] | None = None
-    parent_id: str | None = None
-    id: str | None = None
-    index: int | None = None
-    parent_index: int | None = None
+    originals: list[ReplyImage | StoredImage]
+    prompt: str = kept(read=str)
+    model: str = kept(read=str)
+    aspect_ratio: str | None = kept(None)
+    image_size: str | None = kept(None)
+    text: str | None = kept(None)
+    finish_reason: str | None = kept(None)
+    usage: dict[str, Any] = kept(factory=dict)
+    route: str = kept("chat", read=str)
+    elapsed: float = kept(0.0, read=float)
+    emulated: bool = kept(False, read=bool)
+    model_parts: list[dict[str, Any]] | None = kept(None)
+    parent_id: str | None = kept(None, key="parent")
+    id: str | None = kept(None)
+    index: int | None = kept(None)
+    parent_index: int | None = kept(None)
+    created: str | None = kept(None)
     files: list[Path] = field(default_factory=list)
-    _decoded: list | None = field(default=None, repr=False)
+    _pixels: list | None = field(default=None, repr=False)
     _sizes: list[tuple[int, int]] | None = field(default=None, repr=False)
     _sha256s: list[str] | None = field(default=None, repr=False)
     _previews: tuple[int, list[Preview]] | None = field(default=None, repr=False)
+
+    # -- the record the history keeps ----------------------------------------------------------
+
+    def to_record(self, files: list[str]) -> dict[str, Any]:
+        """The index line of this result, its images being ``files`` (relative to the history's folder)."""
+        record: dict[str, Any] = {"v": RECORD_VERSION}
+        for item in _kept_fields():
+            record[item.metadata["kept"] or item.name] = getattr(self, item.name)
+        record.update(
+            files=list(files),
+            mimes=self.mimes,
+            sha256s=self.sha256s,
+            sizes=[list(size) for size in self.sizes],
+        )
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any], folder: Path) -> ImageResult:
+        """The result an index line describes, its images read from their files in ``folder``
+        when asked. Raises ``ValueError``, ``KeyError`` or ``TypeError`` on a damaged line."""
+        files = [folder / relative_file_name(name) for name in record["files"]]
+        mimes, sha256s, sizes = record["mimes"], record["sha256s"], record["sizes"]
+        if not files or not len(mimes) == len(sha256s) == len(sizes) == len(files):
+            raise ValueError("inconsistent entry")
+        values: dict[str, Any] = {}
+        for item in _kept_fields():
+            key = item.metadata["kept"] or item.name
+            required = item.default is MISSING and item.default_factory is MISSING
+            value = record[key] if required else record.get(key)
+            if value is None and not required:
+                value = item.default_factory() if item.default_factory is not MISSING else item.default
+            read = item.metadata["read"]
+            values[item.name] = read(value) if read is not None and value is not None else value
+        if not (isinstance(values["index"], int) and values["index"] >= 0 and isinstance(values["id"], str)):
+            raise ValueError("not an entry")
+        return cls(
+            originals=[StoredImage(str(mime), path) for mime, path in zip(mimes, files)],
+            files=files,
+            _sizes=[(int(width), int(height)) for width, height in sizes],
+            _sha256s=[str(digest) for digest in sha256s],
+            **values,
+        )
 
     # -- pixels and bytes -------------------------------------------------------------------
 
     @property
     def images(self) -> list:
         """Every image of the reply as a ``PIL.Image.Image``, in order."""
-        if self._decoded is None:
-            self._decoded = [open_image(item.data) for item in self.originals]
-        return self._decoded
+        if self._pixels is None:
+            self._pixels = [open_image(item.data) for item in self.originals]
+        return self._pixels
 
     @property
     def image(self):
@@ -107,6 +172,10 @@ class ImageResult:
     @property
     def mime(self) -> str:
         return self.originals[0].mime
+
+    @property
+    def mimes(self) -> list[str]:
+        return [item.mime for item in self.originals]
 
     @property
     def data(self) -> bytes:
@@ -164,7 +233,9 @@ class ImageResult:
         is saved as ``name-1.ext``, ``name-2.ext``, ... and the list returned.
         """
         if not isinstance(path, (str, os.PathLike)):
-            raise InputError(f"save() takes a file or folder path, not {type(path).__name__}; e.g. save('picture.png').")
+            raise InputError(
+                f"save() takes a file or folder path, not {type(path).__name__}; e.g. save('picture.png')."
+            )
         folder = names_a_folder(path)
         path = Path(path).expanduser()
         if folder:  # the file goes in it, named after the result
@@ -213,12 +284,13 @@ class ImageResult:
     def caption(self) -> str:
         """The plain-text caption: deterministic except the ``in 1.23 s`` part.
 
-        ``[3] google/gemini-3.1-flash-image-preview | 16:9 | 1K | 1376x768 PNG | sha256 1a2b3c4d5e6f | in 1.23 s | edited from [1] (emulator)``
+        ``[3] google/gemini-3.1-flash-image-preview | 16:9 | 1K | 1376x768 PNG | sha256 1a2b3c4d5e6f | in 1.23 s |
+        edited from [1] (emulator)`` (one line)
         """
         parts = [self.model]
         parts += [value for value in (self.aspect_ratio, self.image_size) if value]
         if len(self.originals) == 1:
-            parts.append(self._describe(0))
+            parts.append(self._image_summary(0))
         else:
             parts.append(f"{len(self.originals)} images")
         parts.append(f"in {self.elapsed:.2f} s")
@@ -233,12 +305,12 @@ class ImageResult:
             line += " (emulator)"
         lines = [line]
         if len(self.originals) > 1:
-            lines += [f"  {k + 1}: {self._describe(k)}" for k in range(len(self.originals))]
+            lines += [f"  {k + 1}: {self._image_summary(k)}" for k in range(len(self.originals))]
         if self.text:
             lines.append(clip(self.text.strip(), CAPTION_TEXT_LIMIT))
         return "\n".join(lines)
 
-    def _describe(self, k: int) -> str:
+    def _image_summary(self, k: int) -> str:
         width, height = self.sizes[k]
         kind = self.originals[k].mime.split("/")[-1].upper()
         return f"{width}x{height} {kind} | sha256 {self.sha256s[k][:12]}"
@@ -299,7 +371,8 @@ class ImageResult:
 
     def caption_html(self) -> str:
         """The caption as a small block of HTML, shown under a single image."""
-        return f'<pre class="aigate-caption" style="margin:0;white-space:pre-wrap;font-size:smaller">{html.escape(self.caption())}</pre>'
+        style = "margin:0;white-space:pre-wrap;font-size:smaller"
+        return f'<pre class="aigate-caption" style="{style}">{html.escape(self.caption())}</pre>'
 
     def _ipython_display_(self) -> None:
         """The preview, then the caption under it as an output of its own.
@@ -366,3 +439,14 @@ def _stored_size(value: Any) -> int:
 def names_a_folder(path: str | os.PathLike) -> bool:
     """True for a folder that exists, or a path ending in a separator (one to be made)."""
     return os.fspath(path).endswith(("/", os.sep)) or Path(path).expanduser().is_dir()
+
+
+def _kept_fields() -> list[Field]:
+    return [item for item in fields(ImageResult) if "kept" in item.metadata]
+
+
+def relative_file_name(name: str) -> str:
+    """An index line's file name, which must stay inside the history folder."""
+    if not isinstance(name, str) or name.startswith(("/", "\\")) or ".." in re.split(r"[\\/]", name):
+        raise ValueError("file outside the history folder")
+    return name

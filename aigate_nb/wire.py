@@ -7,22 +7,21 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from .errors import (
     AuthenticationError,
     BadRequestError,
     GatewayError,
-    HistoryError,
     InputError,
     NoImageError,
     RateLimitError,
     ResponseError,
     ServerError,
 )
-from .images import ImageInput, b64decode, b64encode, decode_data_url, split_data_url
+from .images import ImageInput, ReplyImage, b64decode, b64encode, decode_data_url, split_data_url
 from .text import one_line
 
 CHAT_PATH = "/v1/chat/completions"
@@ -31,41 +30,6 @@ MODELS_PATH = "/v1/models"
 
 def google_path(model: str) -> str:
     return f"/v1beta/models/{model}:generateContent"
-
-
-@dataclass(frozen=True)
-class ReplyImage:
-    """One image of a reply, exactly as the gateway sent it."""
-
-    mime: str
-    data: bytes
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    """An image whose original bytes are in a file, read when asked.
-
-    Results kept in the history point at their files instead of holding the
-    bytes, so fifty 4K results held by IPython's ``Out`` cost no memory.
-    """
-
-    mime: str
-    path: Path
-
-    @property
-    def data(self) -> bytes:
-        try:
-            return self.path.read_bytes()
-        except FileNotFoundError:
-            raise HistoryError(
-                f"The full-size image {self.path} is gone (its history was cleared, or the file was "
-                "moved or deleted); run the request again to make it anew."
-            ) from None
-        except OSError as exc:
-            raise HistoryError(
-                f"The full-size image {self.path} cannot be read ({exc.strerror or exc}); "
-                "check the file and its folder's permissions."
-            ) from None
 
 
 @dataclass
@@ -173,7 +137,9 @@ def model_turn(parts: Sequence[dict[str, Any]], images: Sequence[tuple[str, byte
         if isinstance(inline, dict) and "imageIndex" in inline:
             index = inline["imageIndex"]
             if not isinstance(index, int) or not 0 <= index < len(images):
-                raise InputError("An earlier result's model parts do not match its images, so its turn cannot be sent back.")
+                raise InputError(
+                    "An earlier result's model parts do not match its images, so its turn cannot be sent back."
+                )
             mime, data = images[index]
             part = {**part, "inlineData": {"mimeType": inline.get("mimeType") or mime, "data": b64encode(data)}}
         out.append(part)
@@ -316,14 +282,14 @@ def _markers_only_at(data: Any, token: str, allowed: Callable[[tuple], bool]) ->
     return True
 
 
-def _decoded(payload: str, payloads: Mapping[str, bytes] | None) -> bytes:
+def _payload_bytes(payload: str, payloads: Mapping[str, bytes] | None) -> bytes:
     data = payloads.get(payload) if payloads else None
     return b64decode(payload) if data is None else data
 
 
 def _data_url_image(url: str, payloads: Mapping[str, bytes] | None) -> ReplyImage:
     mime, payload = split_data_url(url)
-    return ReplyImage(mime, _decoded(payload, payloads))
+    return ReplyImage(mime, _payload_bytes(payload, payloads))
 
 
 # -- replies ----------------------------------------------------------------------------------
@@ -333,7 +299,9 @@ _MARKDOWN_DATA_URL = re.compile(r"!\[[^\]]*\]\((data:image/[a-z+.-]+;base64,[A-Z
 
 def _require_dict(data: Any) -> dict:
     if not isinstance(data, dict):
-        raise ResponseError(f"The gateway's reply is a JSON {type(data).__name__}, not an object; run the request again.")
+        raise ResponseError(
+            f"The gateway's reply is a JSON {type(data).__name__}, not an object; run the request again."
+        )
     return data
 
 
@@ -466,7 +434,7 @@ def parse_google_reply(data: Any, payloads: Mapping[str, bytes] | None = None) -
             stored = {k: v for k, v in part.items() if k not in ("inlineData", "inline_data")}
             stored["inlineData"] = {"mimeType": mime, "imageIndex": len(images)}
             model_parts.append(stored)
-            images.append(ReplyImage(mime, _decoded(payload, payloads)))
+            images.append(ReplyImage(mime, _payload_bytes(payload, payloads)))
         elif isinstance(part.get("text"), str):
             texts.append(part["text"])
             model_parts.append(dict(part))
@@ -510,19 +478,19 @@ _TAGS = re.compile(r"<[^>]+>")
 
 
 def _message_of(error: Any) -> tuple[str | None, str | None, str | None]:
-    """(message, code, kind) from an ``error`` member in any of the known shapes."""
+    """(message, code, error_type) from an ``error`` member in any of the known shapes."""
     if isinstance(error, str):
         return error, None, None
     if not isinstance(error, dict):
         return None, None, None
     message = error.get("message") or error.get("detail")
     code = error.get("code")
-    kind = error.get("status") or error.get("type")
+    error_type = error.get("status") or error.get("type")
     for detail in _list(error.get("details")):
         if isinstance(detail, dict) and detail.get("reason"):
             code = code if isinstance(code, str) else detail["reason"]
     message = _unwrap_nested(message) if isinstance(message, str) else None
-    return message, (str(code) if code is not None else None), (str(kind) if kind else None)
+    return message, (str(code) if code is not None else None), (str(error_type) if error_type else None)
 
 
 def _unwrap_nested(message: str) -> str:
@@ -541,8 +509,8 @@ def _unwrap_nested(message: str) -> str:
     return message
 
 
-def describe_error_body(status: int, text: str) -> tuple[str, str | None, str | None]:
-    """The gateway's own message, code and kind from an error body of any shape."""
+def read_error_body(status: int, text: str) -> tuple[str, str | None, str | None]:
+    """The gateway's own message, code and error type from an error body of any shape."""
     try:
         data = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: nested deeper than json follows
@@ -550,9 +518,9 @@ def describe_error_body(status: int, text: str) -> tuple[str, str | None, str | 
     if isinstance(data, list) and data and isinstance(data[0], dict):
         data = data[0]
     if isinstance(data, dict):
-        message, code, kind = _message_of(data.get("error", data))
+        message, code, error_type = _message_of(data.get("error", data))
         if message:
-            return one_line(message, MESSAGE_LIMIT), code, kind
+            return one_line(message, MESSAGE_LIMIT), code, error_type
     stripped = text.strip()
     if stripped.startswith("<") or "<html" in stripped[:500].lower():
         title = _TITLE.search(stripped)
@@ -573,9 +541,10 @@ MESSAGE_LIMIT = 500
 
 def error_from_body(status: int, text: str, *, retry_after: float | None = None, attempts: int = 1) -> GatewayError:
     """The typed error for an HTTP error status and its body."""
-    message, code, kind = describe_error_body(status, text)
-    common = {"status": status or None, "code": code, "kind": kind, "attempts": attempts}
-    if status in (401, 403) or kind in ("UNAUTHENTICATED", "PERMISSION_DENIED", "authentication_error") or code == "API_KEY_INVALID":
+    message, code, error_type = read_error_body(status, text)
+    common = {"status": status or None, "code": code, "error_type": error_type, "attempts": attempts}
+    refused = code == "API_KEY_INVALID" or error_type in ("UNAUTHENTICATED", "PERMISSION_DENIED", "authentication_error")
+    if status in (401, 403) or refused:
         return AuthenticationError(message, **common)
     if status == 429:
         return RateLimitError(message, retry_after=retry_after, **common)

@@ -18,10 +18,10 @@ import requests
 from PIL import Image
 
 from aigate_nb import Client
-from aigate_nb.history import History
 from aigate_nb.images import DEFAULT_INLINE_BUDGET, fit_inline_budget, to_image_input
-from aigate_nb.models import check_options
+from aigate_nb.models import normalise_options
 from aigate_nb.session import Request, Session
+from aigate_nb.store import History
 from aigate_nb.wire import build_chat_body
 
 from . import contenders
@@ -116,7 +116,7 @@ def display(url: str, payloads: list[Payload], repeats: int, folder: Path) -> li
             Image.open(io.BytesIO(data)).load()
 
         def bundle() -> None:  # a fresh copy each time: a result keeps what it has computed
-            dataclasses.replace(result, _decoded=None, _sizes=None, _sha256s=None, _previews=None)._repr_mimebundle_()
+            dataclasses.replace(result, _pixels=None, _sizes=None, _sha256s=None, _previews=None)._repr_mimebundle_()
 
         best = {name: min(times) for name, times in sample_times({"decode": decode, "bundle": bundle}, repeats).items()}
         shown, metadata = result._repr_mimebundle_()
@@ -271,7 +271,7 @@ def upload(url: str, photos: list[Path], reply: Payload, repeats: int) -> list[R
 
         def prepare() -> bytes:
             inputs = [to_image_input(photo)]
-            ratio, size = check_options(MODEL, RATIO, reply.tier, len(inputs))
+            ratio, size = normalise_options(MODEL, RATIO, reply.tier, len(inputs))
             inputs = fit_inline_budget(inputs, client.inline_budget)
             return json.dumps(build_chat_body(reply.prompt, MODEL, inputs, ratio, size)).encode("utf-8")
 

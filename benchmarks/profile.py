@@ -38,5 +38,5 @@ def profile(url: str, payload: Payload, folder: Path, runs: int = 5) -> list[Pat
                lambda route=route: client.generate(payload.prompt, aspect_ratio=RATIO, image_size=payload.tier, route=route))
     result = client.generate(payload.prompt, aspect_ratio=RATIO, image_size=payload.tier)
     record(f"display-{payload.tier}-{payload.format}".lower(), lambda: dataclasses.replace(
-        result, _decoded=None, _sizes=None, _sha256s=None, _previews=None)._repr_mimebundle_())
+        result, _pixels=None, _sizes=None, _sha256s=None, _previews=None)._repr_mimebundle_())
     return written

@@ -5,6 +5,7 @@ editing from an earlier entry."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import io
 import json
@@ -21,12 +22,12 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from support import wait_for
 
 from aigate_nb.errors import HistoryError
-from aigate_nb.history import History, HistoryEntry, notebook_name
+from aigate_nb.images import ReplyImage, StoredImage
 from aigate_nb.results import ImageResult
-from aigate_nb.wire import ReplyImage, StoredImage
+from aigate_nb.store import History, HistoryEntry, notebook_name
+from support import wait_for
 
 FLASH = "google/gemini-3.1-flash-image-preview"
 REPO = Path(__file__).resolve().parent.parent
@@ -97,7 +98,7 @@ def test_entries_survive_a_new_history_object(tmp_path):
     again = History("nb", root=tmp_path)
     assert len(again) == 2
     for old, new in zip(kept, again):
-        assert vars(new) == vars(old)
+        assert _kept_fields(new) == _kept_fields(old)
     entry = again[0]
     assert (entry.aspect_ratio, entry.image_size, entry.text, entry.route) == ("16:9", "2K", "Here.", "google")
     assert entry.model_parts == parts and entry.emulated and entry.elapsed == 1.25
@@ -124,9 +125,32 @@ def test_append_tells_the_result_where_it_is(history):
     assert len(history) == 1
 
 
+def _kept_fields(entry) -> dict:
+    """Every field of the result an entry wraps, its images as their files."""
+    return {item.name: getattr(entry, item.name) for item in dataclasses.fields(ImageResult) if item.name[0] != "_"}
+
+
+def test_a_new_field_of_the_record_is_kept_and_read_back_by_the_history(history, tmp_path):
+    entry = history.append(result_of(0, usage={"promptTokenCount": 7}))
+    line = json.loads((history.folder / "index.jsonl").read_text().splitlines()[0])
+    assert {item.metadata["kept"] or item.name for item in dataclasses.fields(ImageResult) if "kept" in item.metadata} <= set(line)
+    assert line["usage"] == {"promptTokenCount": 7} and line["parent"] is None and line["created"] == entry.created
+    assert History(history.name, root=history.folder.parent)[0].usage == {"promptTokenCount": 7}
+
+
+def test_an_entry_is_read_only_and_reads_its_fields_from_its_result(history):
+    entry = history.append(result_of(0))
+    with pytest.raises(AttributeError, match="read-only"):
+        entry.prompt = "changed"
+    assert entry.parent is entry.parent_id is None and entry.mimes == ["image/png"]
+    assert entry.result() is not entry.result() and entry.result().id == entry.id
+
+
 def test_entries_keep_no_pixels_in_memory(history):
     entry = history.append(result_of())
-    assert not any(isinstance(v, (bytes, bytearray)) or hasattr(v, "getpixel") for v in vars(entry).values())
+    kept = entry._kept
+    assert kept._pixels is None and all(isinstance(item, StoredImage) for item in kept.originals)
+    assert not any(isinstance(v, (bytes, bytearray)) or hasattr(v, "getpixel") for v in vars(kept).values())
     assert entry.image.size == (64, 48)
     assert entry.image is not entry.image  # opened from the file each time
     assert entry._aigate_image_bytes() == ("image/png", png((0, 7, 7)))
@@ -210,7 +234,7 @@ def test_a_writer_killed_mid_append_loses_at_most_that_entry(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO))
     index = tmp_path / "crash" / "index.jsonl"
     rng = random.Random(1234)
-    for round_ in range(5):
+    for _round in range(5):
         before = len(_complete_lines(index)) if index.exists() else 0
         writer = subprocess.Popen(
             [sys.executable, str(APPEND_LOOP), str(tmp_path), "crash"],
@@ -272,7 +296,7 @@ def test_a_second_history_on_the_same_notebook_continues_the_numbering(tmp_path)
     assert kernel_b.append(result_of(1)).index == 1
     assert kernel_a.append(result_of(2)).index == 2
     assert [e.prompt for e in kernel_a] == ["fox number 0", "fox number 1", "fox number 2"]
-    kernel_b.refresh()
+    kernel_b.reload()
     assert [e.index for e in kernel_b] == [0, 1, 2]
 
 
@@ -357,7 +381,7 @@ def test_gallery_shows_small_thumbnails_newest_first(history, monkeypatch):
     def no_more_thumbnails(*args, **kwargs):
         raise AssertionError("thumbnails should come from the cache")
 
-    monkeypatch.setattr("aigate_nb.history.make_thumbnail", no_more_thumbnails)
+    monkeypatch.setattr("aigate_nb.store.make_thumbnail", no_more_thumbnails)
     assert history._repr_html_() == page
 
 
@@ -417,7 +441,7 @@ def test_aigate_nb_history_is_the_current_notebooks_history(tmp_path):
         assert len(h) == 2 and h[-1].prompt == "fox number 2"
         assert [entry.index for entry in h] == [0, 1]
         assert [entry.index for entry in h.lineage(-1)] == [0, 1]
-        assert h.History is History and h.folder == tmp_path / "current"
+        assert h is session.history and h.folder == tmp_path / "current"
         assert "fox number 2" in h._repr_html_()
         assert repr(h) == repr(session.history) and str(h).startswith("<History 'current'")
         with pytest.raises(HistoryError, match=r"history\.get\(\.\.\.\) also takes an entry's id"):
@@ -457,14 +481,14 @@ def test_a_second_kernel_notices_the_clear_and_numbers_from_zero(tmp_path):
     kernel_a, kernel_b = History("nb", root=tmp_path), History("nb", root=tmp_path)
     for n in range(3):
         kernel_a.append(result_of(n))
-    kernel_b.refresh()
+    kernel_b.reload()
     assert len(kernel_b) == 3
     kernel_a.clear()
     kernel_a.append(result_of(7))
     kernel_a.append(result_of(8))
     kernel_a.append(result_of(9))
     kernel_a.append(result_of(10))  # the index is longer again than kernel_b read it
-    kernel_b.refresh()
+    kernel_b.reload()
     assert [(e.index, e.prompt) for e in kernel_b] == [(i, f"fox number {n}") for i, n in enumerate(range(7, 11))]
     assert kernel_b.append(result_of(11)).index == 4
 
@@ -576,7 +600,7 @@ def test_an_image_file_deleted_while_the_kernel_runs_leaves_the_gallery_and_the_
 def test_an_id_of_digits_only_is_found_as_an_id_not_read_as_an_index(history, monkeypatch):
     # secrets.token_hex(6) is all digits about once in 300 entries.
     history.append(result_of(0))
-    monkeypatch.setattr("aigate_nb.history.secrets.token_hex", lambda n: "914806887131")
+    monkeypatch.setattr("aigate_nb.store.secrets.token_hex", lambda n: "914806887131")
     entry = history.append(result_of(1))
     assert entry.id == "914806887131"
     assert history.get("914806887131") is entry and history.get(entry) is entry

@@ -15,9 +15,9 @@ from PIL import Image
 
 from aigate_nb import images as images_module
 from aigate_nb.errors import InputError
-from aigate_nb.history import History
+from aigate_nb.images import ReplyImage
 from aigate_nb.results import ImageResult
-from aigate_nb.wire import ReplyImage
+from aigate_nb.store import History
 
 FLASH = "google/gemini-3.1-flash-image-preview"
 BUDGET = 250_000
@@ -187,7 +187,7 @@ def test_include_and_exclude_limit_the_mime_types():
 def test_nothing_is_decoded_until_pixels_are_asked_for():
     result = result_of(plain_png())
     result._repr_mimebundle_()
-    assert result._decoded is None
+    assert result._pixels is None
     assert result.image.size == (64, 48)
     assert result.images[0] is result.image
 

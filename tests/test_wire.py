@@ -24,11 +24,11 @@ from aigate_nb.images import ImageInput
 from aigate_nb.wire import (
     build_chat_body,
     build_google_body,
-    describe_error_body,
     error_from_body,
     parse_chat_reply,
     parse_google_reply,
     parse_model_ids,
+    read_error_body,
 )
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"png-bytes"
@@ -240,7 +240,7 @@ def test_openai_style_error_body_gives_the_gateways_message_and_code():
     body = json.dumps({"error": {"message": "bad ratio", "type": "invalid_request_error", "param": "image_config.aspect_ratio", "code": "invalid_value"}})
     error = error_from_body(400, body)
     assert isinstance(error, BadRequestError)
-    assert (error.message, error.code, error.kind, error.status) == ("bad ratio", "invalid_value", "invalid_request_error", 400)
+    assert (error.message, error.code, error.error_type, error.status) == ("bad ratio", "invalid_value", "invalid_request_error", 400)
     assert str(error) == "HTTP 400: bad ratio"
 
 
@@ -249,17 +249,17 @@ def test_google_style_error_body_gives_status_and_reason():
                                  "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]}})
     error = error_from_body(400, body)
     assert isinstance(error, AuthenticationError)
-    assert error.kind == "INVALID_ARGUMENT" and error.message == "API key not valid."
+    assert error.error_type == "INVALID_ARGUMENT" and error.message == "API key not valid."
 
 
 def test_nested_upstream_error_is_unwrapped():
     inner = json.dumps({"error": {"code": 503, "message": "The model is overloaded.", "status": "UNAVAILABLE"}})
     body = json.dumps({"error": {"message": f"upstream returned error: 503 {inner}", "type": None, "code": "500"}})
-    assert describe_error_body(500, body)[0] == "The model is overloaded."
+    assert read_error_body(500, body)[0] == "The model is overloaded."
 
 
 def test_error_as_a_plain_string_is_read():
-    assert describe_error_body(400, json.dumps({"error": "model not found"}))[0] == "model not found"
+    assert read_error_body(400, json.dumps({"error": "model not found"}))[0] == "model not found"
 
 
 def test_html_502_page_is_summarised_in_one_line():

@@ -9,19 +9,19 @@ import dataclasses
 import json
 import threading
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.error import UsageError
 
 from aigate_nb.client import Client
 from aigate_nb.errors import AigateError
-from aigate_nb.history import History
 from aigate_nb.session import Session, set_current_session
-
+from aigate_nb.store import History
 from support import TEST_KEY
 
 #: What counts as the key leaking: the whole key, the key without its prefix, or a run
@@ -142,7 +142,7 @@ class FrontEnds:
         session = Session(Client(**options), History(name=name, root=self.tmp_path / "history"))
         session.set_defaults(image_size=SMALL)
         self.sessions.append(session)
-        self.evidence.add(session, session.client, session.history, session.describe())
+        self.evidence.add(session, session.client, session.history, session.settings())
         return session
 
     def run(self, front_end: str, session: Session, prompt: str, route: str = "chat", line: str = "",
@@ -329,7 +329,7 @@ class ScriptedGateway:
     def url(self) -> str:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
-    def __enter__(self) -> "ScriptedGateway":
+    def __enter__(self) -> ScriptedGateway:
         self._thread.start()
         return self
 

@@ -14,10 +14,9 @@ from PIL import Image
 
 from aigate_nb.client import Client
 from aigate_nb.errors import ConfigurationError, HistoryError, NotKeptError
-from aigate_nb.history import History
 from aigate_nb.images import DEFAULT_INLINE_BUDGET
 from aigate_nb.session import Request
-
+from aigate_nb.store import History
 from harness import post_attempts
 from support import TEST_KEY
 

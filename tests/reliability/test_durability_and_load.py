@@ -24,10 +24,9 @@ import pytest
 
 from aigate_nb.client import Client
 from aigate_nb.emulator import Emulator
-from aigate_nb.history import History
 from aigate_nb.results import ImageResult
 from aigate_nb.session import Request, Session
-
+from aigate_nb.store import History
 from support import TEST_KEY, wait_for
 
 REPO = Path(__file__).resolve().parents[2]

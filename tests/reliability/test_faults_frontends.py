@@ -19,7 +19,6 @@ from PIL import Image
 
 from aigate_nb.client import Client
 from aigate_nb.errors import ResponseError, ServerError
-
 from harness import Reply, ScriptedGateway, chat_reply_with, history_state, post_attempts
 from support import TEST_KEY
 

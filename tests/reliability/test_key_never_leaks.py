@@ -24,9 +24,8 @@ from aigate_nb.client import Client
 from aigate_nb.config import load_settings, mask_key
 from aigate_nb.emulator import Emulator
 from aigate_nb.errors import AigateError, ConfigurationError
-from aigate_nb.history import History
 from aigate_nb.session import Request, Session
-
+from aigate_nb.store import History
 from harness import LEAK_NEEDLES, Evidence, search_for_key, texts_of
 from support import TEST_KEY
 
@@ -98,13 +97,13 @@ def test_no_object_a_user_can_print_shows_the_key(emu, tmp_path):
         with pytest.raises(AigateError) as info:
             call()
         errors.append(info.value)
-    things = [client, session, session.defaults, session.describe(), result, result._repr_mimebundle_(),
+    things = [client, session, session.defaults, session.settings(), result, result._repr_mimebundle_(),
               result.caption(), entry, entry._repr_mimebundle_(), session.history, session.history._repr_html_(),
               panel, panel.header.value, panel.details.value, panel.status.value, load_settings(), emu, *errors]
     shown = [(type(thing).__name__, text) for thing in things for text in texts_of(thing)]
     leaks = [name for name, text in shown for needle in LEAK_NEEDLES if needle in text]
     assert not leaks
-    assert mask_key(TEST_KEY) in repr(client) and mask_key(TEST_KEY) in session.describe()["api_key"]
+    assert mask_key(TEST_KEY) in repr(client) and mask_key(TEST_KEY) in session.settings()["api_key"]
     panel.close()
     session.close()
 

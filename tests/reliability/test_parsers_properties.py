@@ -255,4 +255,4 @@ def test_an_error_body_of_any_bytes_gives_one_typed_error(status, raw):
     assert isinstance(error, GatewayError) and error.status == status
     text = str(error)
     assert text.startswith(f"HTTP {status}: ")
-    assert isinstance(error.code, (str, type(None))) and isinstance(error.kind, (str, type(None)))
+    assert isinstance(error.code, (str, type(None))) and isinstance(error.error_type, (str, type(None)))

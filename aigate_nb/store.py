@@ -21,21 +21,20 @@ import json
 import os
 import re
 import secrets
-import sys
 import threading
 import time
 import warnings
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from .errors import HistoryError
-from .images import b64encode, extension_for, make_thumbnail, open_image
+from .images import ReplyImage, b64encode, extension_for, make_thumbnail, open_image
 from .results import ImageResult
 from .text import clip
-from .wire import ReplyImage, StoredImage
 
 try:
     import fcntl
@@ -93,45 +92,40 @@ def _notebook_stem(path: str) -> str:
     return base.rsplit(".", 1)[0] if "." in base[1:] else base
 
 
-@dataclass(frozen=True, eq=False, repr=False)
 class HistoryEntry:
     """One result as the history keeps it: metadata in memory, pixels on disk.
 
-    ``files`` are the full-size images in their original format; ``parent``
-    is the id of the entry this one was edited from (``parent_index`` its
-    index, when it is in the same history). ``model_parts`` are the reply's
-    model parts (with any ``thoughtSignature``) for replaying a conversation.
+    Every field of the result it wraps reads through (``entry.prompt``,
+    ``entry.model``, ``entry.usage``, ...; see ``ImageResult``), read-only;
+    ``parent`` is ``parent_id``, the id of the entry this one was edited from.
+    ``files`` are the full-size images in their original format;
+    ``model_parts`` are the reply's model parts (with any ``thoughtSignature``)
+    for continuing a conversation. Pixels are decoded on each access: an entry
+    holds no image in memory.
     """
 
-    index: int
-    id: str
-    prompt: str
-    model: str
-    aspect_ratio: str | None
-    image_size: str | None
-    parent: str | None
-    created: str
-    text: str | None
-    route: str
-    files: list[Path]
-    mimes: list[str]
-    sha256s: list[str]
-    sizes: list[tuple[int, int]]
-    elapsed: float
-    emulated: bool
-    model_parts: list[dict[str, Any]] | None = None
-    parent_index: int | None = None
-    finish_reason: str | None = None
-    usage: dict[str, Any] = field(default_factory=dict)
+    __slots__ = ("_kept",)
+
+    def __init__(self, result: ImageResult) -> None:
+        object.__setattr__(self, "_kept", result)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._kept, name)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"A history entry is read-only; {name!r} cannot be set.")
+
+    @property
+    def parent(self) -> str | None:
+        """The id of the entry this one was edited from (``parent_id``)."""
+        return self._kept.parent_id
 
     @property
     def path(self) -> Path:
         """The first image's full-size file."""
-        return self.files[0]
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.sizes[0]
+        return self._kept.files[0]
 
     @property
     def image(self):
@@ -140,39 +134,18 @@ class HistoryEntry:
 
     @property
     def images(self) -> list:
-        return [open_image(StoredImage(mime, path).data) for mime, path in zip(self.mimes, self.files)]
-
-    @property
-    def data(self) -> bytes:
-        """The first image's original full-size bytes, read from its file."""
-        return StoredImage(self.mimes[0], self.path).data
+        return [open_image(item.data) for item in self._kept.originals]
 
     def _aigate_image_bytes(self) -> tuple[str, bytes]:
         """The first image's original full-size bytes, as stored."""
-        return self.mimes[0], self.data
+        return self._kept.mime, self._kept.data
 
     def result(self) -> ImageResult:
-        """An ``ImageResult`` rebuilt from the files, displayed as the original was."""
-        return ImageResult(
-            originals=[StoredImage(mime, path) for mime, path in zip(self.mimes, self.files)],
-            prompt=self.prompt,
-            model=self.model,
-            aspect_ratio=self.aspect_ratio,
-            image_size=self.image_size,
-            text=self.text,
-            finish_reason=self.finish_reason,
-            usage=dict(self.usage),
-            route=self.route,
-            elapsed=self.elapsed,
-            emulated=self.emulated,
-            model_parts=self.model_parts,
-            parent_id=self.parent,
-            id=self.id,
-            index=self.index,
-            parent_index=self.parent_index,
-            files=list(self.files),
-            _sizes=list(self.sizes),
-            _sha256s=list(self.sha256s),
+        """An ``ImageResult`` of its own, read from the files, displayed as the original was."""
+        kept = self._kept
+        return replace(
+            kept, originals=list(kept.originals), files=list(kept.files), usage=dict(kept.usage),
+            _pixels=None, _previews=None,
         )
 
     def _repr_mimebundle_(self, include=None, exclude=None):
@@ -223,7 +196,7 @@ class History:
         self.folder = Path(os.path.abspath(os.path.expanduser(os.fspath(root)))) / self.name
         self._lock = threading.RLock()
         self._forget()
-        self._load()
+        self._read_index()
         self._sweep_temporary_files()
 
     def _sweep_temporary_files(self) -> None:
@@ -234,7 +207,8 @@ class History:
             try:
                 with os.scandir(folder) as found:
                     stale = [item.path for item in found
-                             if item.name.startswith(".") and item.name.endswith(".tmp") and item.stat().st_mtime < cutoff]
+                             if item.name.startswith(".") and item.name.endswith(".tmp")
+                             and item.stat().st_mtime < cutoff]
             except OSError:
                 continue  # nothing there, or unreadable: leftovers do no harm
             for path in stale:
@@ -258,11 +232,8 @@ class History:
         self._warned: set[int] = set()  # offsets of damaged lines already reported
 
     @classmethod
-    def for_notebook(cls, user_ns: Mapping[str, Any] | None = None, root: str | os.PathLike | None = None) -> "History":
-        """The history of the notebook this kernel runs (from ``user_ns``, or the running IPython's)."""
-        if user_ns is None and "IPython" in sys.modules:
-            shell = sys.modules["IPython"].get_ipython()
-            user_ns = getattr(shell, "user_ns", None)
+    def for_notebook(cls, user_ns: Mapping[str, Any] | None, root: str | os.PathLike | None = None) -> History:
+        """The history of the notebook whose kernel namespace is ``user_ns`` (see ``notebook_name``)."""
         return cls(notebook_name(user_ns), root)
 
     @property
@@ -272,18 +243,18 @@ class History:
     # -- lookups ----------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        self._sync()
+        self._catch_up()
         return len(self._entries)
 
     def __iter__(self) -> Iterator[HistoryEntry]:
-        self._sync()
+        self._catch_up()
         with self._lock:
             return iter(list(self._entries))
 
     def __getitem__(self, i: int | slice) -> HistoryEntry | list[HistoryEntry]:
         """Entry ``i`` as numbered in captions (``[3]``); negative counts back from the newest.
         A slice gives a list of entries, by position (``h[-3:]``: the newest three)."""
-        self._sync()
+        self._catch_up()
         if isinstance(i, slice):
             with self._lock:
                 return self._entries[i]
@@ -307,7 +278,7 @@ class History:
 
     def get(self, ref: int | str | HistoryEntry) -> HistoryEntry:
         """An entry from an index (``3``, ``-1``, ``"3"``, ``"-1"``) or an entry id."""
-        self._sync()
+        self._catch_up()
         if isinstance(ref, (HistoryEntry, ImageResult)) and ref.id is not None:
             ref = ref.id
         if isinstance(ref, str):
@@ -368,29 +339,9 @@ class History:
             names = []  # the folder went away mid-write (a clear): written again under the lock below
         except OSError as exc:
             raise self._unwritable(exc) from None
-        record = {
-            "v": 1,
-            "index": None,
-            "id": entry_id,
-            "created": datetime.now().astimezone().isoformat(timespec="seconds"),
-            "prompt": result.prompt,
-            "model": result.model,
-            "aspect_ratio": result.aspect_ratio,
-            "image_size": result.image_size,
-            "parent": parent_id,
-            "parent_index": None,
-            "text": result.text,
-            "route": result.route,
-            "files": names,
-            "mimes": [item.mime for item in result.originals],
-            "sha256s": result.sha256s,
-            "sizes": [list(size) for size in result.sizes],
-            "elapsed": result.elapsed,
-            "emulated": result.emulated,
-            "finish_reason": result.finish_reason,
-            "usage": result.usage or {},
-            "model_parts": result.model_parts,
-        }
+        kept = replace(result, id=entry_id, parent_id=parent_id, index=None, parent_index=None,
+                       created=datetime.now().astimezone().isoformat(timespec="seconds"))
+        record = kept.to_record(names)
         with self._lock, self._locked_index() as fd:
             if not names or not all((self.folder / name).is_file() for name in names):
                 # A clear() ran between writing the images and taking the lock: the images are
@@ -418,10 +369,14 @@ class History:
             self._read_new_lines(fd)
             entry = self._by_id.get(entry_id)
         if entry is None:
-            raise HistoryError(f"The entry just written to {self.index_path} cannot be read back; its image files are gone.")
-        result.id, result.index, result.parent_id = entry.id, entry.index, entry.parent
-        result.parent_index, result.files = entry.parent_index, list(entry.files)
-        result.originals = [StoredImage(mime, path) for mime, path in zip(entry.mimes, entry.files)]
+            raise HistoryError(
+                f"The entry just written to {self.index_path} cannot be read back; its image files are gone."
+            )
+        stored = entry._kept
+        result.id, result.index, result.parent_id = entry.id, entry.index, entry.parent_id
+        result.created = entry.created
+        result.parent_index, result.files = entry.parent_index, list(stored.files)
+        result.originals = list(stored.originals)
         return entry
 
     def _unwritable(self, exc: OSError) -> HistoryError:
@@ -477,7 +432,7 @@ class History:
 
     # -- loading ----------------------------------------------------------------------------
 
-    def _load(self) -> None:
+    def _read_index(self) -> None:
         # self._lock first, then the file lock, in the order append and clear take them:
         # the other order deadlocks a lookup against an append in this process.
         with self._lock:
@@ -502,11 +457,12 @@ class History:
             "set AIGATE_HISTORY_DIR to a folder you can write to."
         )
 
-    def refresh(self) -> None:
-        """Pick up entries another process (a second kernel on this notebook) appended."""
-        self._load()
+    def reload(self) -> None:
+        """Read now what another process (a second kernel on this notebook) appended; lookups
+        also do it by themselves."""
+        self._read_index()
 
-    def _sync(self) -> None:
+    def _catch_up(self) -> None:
         """Before a lookup: take in what another kernel on this notebook appended or cleared
         since the last read. One ``stat`` when nothing changed."""
         try:
@@ -523,7 +479,7 @@ class History:
                     self._forget()
             return
         try:
-            self._load()
+            self._read_index()
         except HistoryError:
             pass  # unreadable just now: the entries read before stay, and append says why
 
@@ -633,34 +589,7 @@ class History:
         bisect.insort(self._entries, entry, key=lambda e: e.index)
 
     def _entry_from(self, record: dict) -> HistoryEntry:
-        files = [self.folder / _relative_name(name) for name in record["files"]]
-        index, entry_id = record["index"], record["id"]
-        if not (isinstance(index, int) and index >= 0 and isinstance(entry_id, str) and files):
-            raise ValueError("not an entry")
-        if not (len(record["mimes"]) == len(record["sha256s"]) == len(record["sizes"]) == len(files)):
-            raise ValueError("inconsistent entry")
-        return HistoryEntry(
-            index=index,
-            id=entry_id,
-            prompt=str(record["prompt"]),
-            model=str(record["model"]),
-            aspect_ratio=record.get("aspect_ratio"),
-            image_size=record.get("image_size"),
-            parent=record.get("parent"),
-            created=str(record.get("created") or ""),
-            text=record.get("text"),
-            route=str(record.get("route") or "chat"),
-            files=files,
-            mimes=[str(m) for m in record["mimes"]],
-            sha256s=[str(s) for s in record["sha256s"]],
-            sizes=[(int(w), int(h)) for w, h in record["sizes"]],
-            elapsed=float(record.get("elapsed") or 0.0),
-            emulated=bool(record.get("emulated")),
-            model_parts=record.get("model_parts"),
-            parent_index=record.get("parent_index"),
-            finish_reason=record.get("finish_reason"),
-            usage=record.get("usage") or {},
-        )
+        return HistoryEntry(ImageResult.from_record(record, self.folder))
 
     # -- display ----------------------------------------------------------------------------
 
@@ -702,7 +631,8 @@ class History:
             )
             if used + len(figure) > GALLERY_BUDGET:
                 rest = len(entries) - len(figures)
-                figures.append(f"<div>... and {_count(rest, 'older entry', 'older entries')}: history[i] shows one.</div>")
+                older = _count(rest, "older entry", "older entries")
+                figures.append(f"<div>... and {older}: history[i] shows one.</div>")
                 break
             figures.append(figure)
             used += len(figure)
@@ -721,13 +651,6 @@ class History:
 
 def _count(n: int, one: str = "entry", many: str = "entries") -> str:
     return f"{n} {one if n == 1 else many}"
-
-
-def _relative_name(name: str) -> str:
-    """An index's file name, which must stay inside the history folder."""
-    if not isinstance(name, str) or name.startswith(("/", "\\")) or ".." in re.split(r"[\\/]", name):
-        raise ValueError("file outside the history folder")
-    return name
 
 
 def _empty_folder(folder: Path) -> None:
@@ -781,41 +704,3 @@ def _write_atomically(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-
-
-# -- aigate_nb.history: the current notebook's History ----------------------------------------
-
-def _current() -> History:
-    from .session import current_session
-
-    return current_session().history
-
-
-class _CurrentHistoryModule(type(sys)):
-    """This module is also the current notebook's History, as the public contract has it:
-    ``len(aigate_nb.history)``, ``aigate_nb.history[-1]``, iteration, and any other
-    History attribute (``aigate_nb.history.lineage(3)``) through ``__getattr__`` below."""
-
-    def __len__(self) -> int:
-        return len(_current())
-
-    def __getitem__(self, i):
-        return _current()[i]
-
-    def __iter__(self) -> Iterator[HistoryEntry]:
-        return iter(_current())
-
-    def _repr_html_(self) -> str:
-        return _current()._repr_html_()
-
-    def __repr__(self) -> str:
-        return repr(_current())
-
-
-def __getattr__(name: str) -> Any:
-    if name.startswith("_"):
-        raise AttributeError(f"module 'aigate_nb.history' has no attribute {name!r}")
-    return getattr(_current(), name)
-
-
-sys.modules[__name__].__class__ = _CurrentHistoryModule
