@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .config import DEFAULT_BASE_URL, check_api_key, is_loopback, load_settings, mask_key, shared_emulator_url
 from .errors import ConfigurationError, InputError, ResponseError
 from .images import DEFAULT_INLINE_BUDGET, ImageInput, ImageLike, b64_size, fit_inline_budget, to_image_input
-from .models import check_options
+from .models import normalise_options
 from .prepared import PreparedRequest, endpoint_of, image_hash, request_hash
 from .results import ImageResult
 from .transport import (
@@ -168,7 +169,7 @@ class Client:
             raise InputError("The model id is empty; see Client().models() for the ids.")
         turns = _check_turns(turns, route)
         inputs = [to_image_input(item) for item in _as_list(images)]
-        ratio, size = check_options(model, aspect_ratio, image_size, len(inputs))
+        ratio, size = normalise_options(model, aspect_ratio, image_size, len(inputs))
         image_hashes = tuple(image_hash(item) for item in inputs)  # as given: re-encoding below is ours
         spent = inline_size(turns)
         if spent > self.inline_budget:
@@ -263,7 +264,7 @@ class Client:
     def close(self) -> None:
         self._transport.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -344,7 +345,7 @@ def _readable(result: ImageResult) -> ImageResult:
     that are not an image fail here, as one clear error, and not later in the history,
     the display or a save."""
     try:
-        result.sizes
+        _ = result.sizes  # reads each header
     except Exception as exc:  # Pillow raises OSError, SyntaxError, DecompressionBombError, ...
         raise ResponseError(
             f"The gateway sent an image that cannot be read ({type(exc).__name__}); run the request again."

@@ -1,4 +1,4 @@
-"""``%%gemini_image`` and ``%aigate``: parse the line, call the session, display.
+"""``%%gemini_image`` and ``%aigate``: IPython glue over the session and the command parser.
 
 The magics keep no state of their own. The kernel's ``Session`` holds the
 client, the history and the defaults; the traitlets here mirror those defaults
@@ -8,114 +8,37 @@ reach them, and a change made on either side shows on the other.
 
 from __future__ import annotations
 
-import concurrent.futures
 import difflib
 import inspect
 import os
 import shlex
-import string
 import sys
-import time
 import weakref
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
-from IPython.core.displaypub import DisplayPublisher
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments
-from IPython.display import display
-from IPython.utils.process import arg_split
 from traitlets import Unicode, observe
 
+from .command import PARSER, parse_command
 from .config import is_shared_emulator
-from .errors import AigateError, NotKeptError
-from .history import History
-from .images import mime_for_suffix
+from .errors import AigateError
 from .results import ImageResult, names_a_folder
-from .session import Defaults, Request, Session, current_session
+from .session import Defaults, Session, current_session
+from .store import History
 from .text import one_line
 from .variants import Variants
+from .waiting import StatusLine, StoppedWaiting, status_label, wait_for
 
 #: The defaults mirrored as traitlets, named as in ``Defaults`` and ``%aigate config``.
 SETTINGS = ("model", "aspect_ratio", "image_size", "route")
-#: Seconds between two updates of the status line.
-STATUS_INTERVAL = 0.5
-#: A typo such as ``-n 100`` must not send a hundred paid requests.
-MAX_VARIANTS = 16
 
 _announced = False
 #: Sessions that the configured traitlet values (ipython_config.py, %config) were applied to.
 _configured_sessions: weakref.WeakSet[Session] = weakref.WeakSet()
-
-
-# -- prompt interpolation -------------------------------------------------------------------
-
-_FORMATTER = string.Formatter()
-
-
-def interpolate(text: str, namespace: Mapping[str, Any]) -> str:
-    """Fill each ``{field}`` of ``text`` from ``namespace`` as ``str.format`` would
-    (``{cfg.style}``, ``{items[0]}``, ``{x!r}``, ``{x:>10}``); ``{{`` and ``}}`` are braces.
-
-    A field that cannot be filled (an unknown name, JSON, a bad format spec, an
-    object whose ``__format__`` fails) keeps its braces and its text, and the
-    fields inside it are still filled (``{"style": "{style}"}``); a stray brace
-    stays too: a prompt is never refused for its braces.
-    """
-    out: list[str] = []
-    try:
-        _interpolate_span(text, 0, len(text), _matching_braces(text), namespace, out)
-    except RecursionError:  # braces nested thousands deep: not a template
-        return text
-    return "".join(out)
-
-
-def _interpolate_span(
-    text: str, start: int, end: int, closing: dict[int, int], namespace: Mapping[str, Any], out: list[str]
-) -> None:
-    i = start
-    while i < end:
-        char = text[i]
-        if char in "{}" and i + 1 < end and text[i + 1] == char:
-            out.append(char)
-            i += 2
-        elif char == "{" and closing.get(i, end) < end:
-            close = closing[i]
-            value = _fill(text[i : close + 1], namespace)
-            if value is None:
-                out.append("{")
-                _interpolate_span(text, i + 1, close, closing, namespace, out)
-                out.append("}")
-            else:
-                out.append(value)
-            i = close + 1
-        else:
-            out.append(char)
-            i += 1
-
-
-def _matching_braces(text: str) -> dict[int, int]:
-    """Position of each ``{`` -> position of the ``}`` that closes it, nesting counted."""
-    opened: list[int] = []
-    closing: dict[int, int] = {}
-    for i, char in enumerate(text):
-        if char == "{":
-            opened.append(i)
-        elif char == "}" and opened:
-            closing[opened.pop()] = i
-    return closing
-
-
-def _fill(field: str, namespace: Mapping[str, Any]) -> str | None:
-    """One ``{...}`` field's value, or None if it has none."""
-    try:
-        [(_, name, spec, conversion)] = list(_FORMATTER.parse(field))
-        value, _ = _FORMATTER.get_field(name, (), namespace)
-        value = _FORMATTER.convert_field(value, conversion)
-        return _FORMATTER.format_field(value, interpolate(spec, namespace) if spec else "")
-    except Exception:  # whatever the field or the object does, the prompt keeps the text
-        return None
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -124,20 +47,6 @@ def _fill(field: str, namespace: Mapping[str, Any]) -> str | None:
 def _usage_error(exc: BaseException) -> UsageError:
     """A user's mistake or a refusal, as IPython's one-line error without a traceback."""
     return UsageError(one_line(str(exc)))
-
-
-def _explain_parse_error(message: str, option_strings: list[str]) -> str:
-    if message.startswith("unrecognized arguments:"):
-        extra = message.split(":", 1)[1].split()
-        flag = next((word.split("=", 1)[0] for word in extra if word.startswith("-")), None)
-        if flag is None:
-            hint = "; the prompt goes in the cell body, below the %%gemini_image line."
-        else:
-            close = difflib.get_close_matches(flag, option_strings, n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]}?" if close else "; %%gemini_image? lists the options."
-    else:
-        hint = "; %%gemini_image? lists the options."
-    return f"%%gemini_image: {message}{hint}"
 
 
 # -- the magics -----------------------------------------------------------------------------
@@ -152,8 +61,12 @@ class GeminiImageMagics(Magics):
     """``%%gemini_image`` and ``%aigate``, over the kernel's ``Session``."""
 
     model = Unicode(None, allow_none=True, config=True, help="Default model id, e.g. google/gemini-3-pro-image.")
-    aspect_ratio = Unicode(None, allow_none=True, config=True, help="Default aspect ratio, e.g. 16:9; None: the model's.")
-    image_size = Unicode(None, allow_none=True, config=True, help="Default image size: 512, 1K, 2K or 4K; None: the model's.")
+    aspect_ratio = Unicode(
+        None, allow_none=True, config=True, help="Default aspect ratio, e.g. 16:9; None: the model's."
+    )
+    image_size = Unicode(
+        None, allow_none=True, config=True, help="Default image size: 512, 1K, 2K or 4K; None: the model's."
+    )
     route = Unicode(None, allow_none=True, config=True, help="Default route: chat or google.")
 
     _ready = False  # the traitlets are loaded from the config before the session is consulted
@@ -205,28 +118,6 @@ class GeminiImageMagics(Magics):
     # -- %%gemini_image ---------------------------------------------------------------------
 
     @no_var_expand
-    @magic_arguments(name="%gemini_image")
-    @argument("-m", "--model", metavar="ID", help="model id, e.g. google/gemini-3-pro-image (default: %%aigate config)")
-    @argument("-a", "--aspect-ratio", metavar="R", help="aspect ratio, e.g. 16:9, 1:1, 21:9")
-    @argument("-s", "--image-size", metavar="S", help="image size: 512, 1K, 2K or 4K (as the model allows)")
-    @argument(
-        "-e", "--edit", metavar="REF",
-        help="edit an earlier result: a history index (3, -1), a history id, or a variable holding an image",
-    )
-    @argument(
-        "-i", "--image", metavar="SRC", action="append", default=[],
-        help="another input image: a path, an http(s) URL or a variable; repeatable",
-    )
-    @argument("-n", type=int, default=1, metavar="N", help=f"make N variants, requested concurrently (at most {MAX_VARIANTS})")
-    @argument("--route", choices=("chat", "google"), help="chat (/v1/chat/completions) or google (generateContent)")
-    @argument(
-        "--multi-turn", action="store_true",
-        help="with -e: continue that result's conversation, sending its lineage's prompts and the model's "
-        "replies too (Google route)",
-    )
-    @argument("-o", "--out", metavar="PATH", help="also save the full-size image there (PATH-1, PATH-2, ... with -n)")
-    @argument("--as", dest="as_name", metavar="NAME", help="also bind the result to the variable NAME")
-    @argument("--no-interpolate", action="store_true", help="send {name} in the prompt as written")
     @cell_magic
     def gemini_image(self, line: str, cell: str) -> ImageResult | Variants | None:
         """Generate an image from the prompt in the cell body, or edit one.
@@ -237,98 +128,40 @@ class GeminiImageMagics(Magics):
         ``ImageResult`` (with ``-n``, the list of them), and each result joins
         this notebook's history (``%aigate history``).
         """
-        args = self._parse(line)
         namespace = self.shell.user_ns
-        prompt = (cell if args.no_interpolate else interpolate(cell, namespace)).strip()
-        if not prompt:
-            raise UsageError("The cell is empty: write the prompt in the cell body, below the %%gemini_image line.")
-        if args.as_name is not None and not args.as_name.isidentifier():
-            raise UsageError(f"--as {args.as_name!r} is not a variable name; use letters, digits and _.")
-        if not 1 <= args.n <= MAX_VARIANTS:
-            raise UsageError(f"-n {args.n}: ask for 1 to {MAX_VARIANTS} variants.")
-        if args.out:
-            _check_out(args.out)
-        if args.multi_turn and args.edit is None:
-            raise UsageError("--multi-turn continues an earlier result: name it with -e, e.g. -e -1 --multi-turn.")
-        if args.multi_turn and args.route == "chat":
-            raise UsageError("--multi-turn goes by the Google route only; leave out --route chat.")
         session = self.session
         try:
-            sources = ([args.edit] if args.edit is not None else []) + args.image
-            request = Request(
-                prompt=prompt,
-                model=args.model,
-                aspect_ratio=args.aspect_ratio,
-                image_size=args.image_size,
-                route=args.route,
-                images=tuple(session.resolve_image(source, namespace) for source in sources),
-                multi_turn=args.multi_turn,
-            )
-            futures = session.submit(request, count=args.n)
+            command = parse_command(line, cell, namespace)
+            images = tuple(session.resolve_image(source, namespace) for source in command.sources)
+            request = replace(command.request, images=images)
+            futures = session.submit(request, count=command.count)
         except (AigateError, LookupError) as exc:
             raise _usage_error(exc) from None
-        skipped = " and ".join(option for option, given in (("-o", args.out), ("--as", args.as_name)) if given)
-        results = self._wait(futures, _status_label(request, session, args.n),
-                             f", but {skipped} will not be applied" if skipped else "")
-        value: ImageResult | Variants = results[0] if args.n == 1 else Variants(sorted(results, key=_history_order))
-        if args.out:
-            _save(results, args.out)
-        if args.as_name:
-            namespace[args.as_name] = value
-        return value
-
-    def _parse(self, line: str) -> Any:
+        label = status_label(session.with_defaults(request), command.count, session.emulated)
         try:
-            # Quotes group words as in a shell and are not part of the value: -i 'my photo.png'.
-            words = [_unquote(word) for word in arg_split(line, strict=True)]
-            return self.gemini_image.parser.parse_args(words)
-        except ValueError as exc:  # an unclosed quote
-            raise UsageError(f"%%gemini_image: {exc} in the options line; close the quote.") from None
-        except UsageError as exc:
-            options = list(self.gemini_image.parser._option_string_actions)
-            raise UsageError(_explain_parse_error(str(exc), options)) from None
-
-    def _wait(self, futures: list[concurrent.futures.Future], label: str, unapplied: str = "") -> list[ImageResult]:
-        """Wait for the requests with one status line updating in place, then
-        return the results; the status line is left empty for the result below it.
-
-        Interrupting stops the waiting only: the requests go on, and their
-        results still join the history.
-        """
-        started = time.monotonic()
-        status = _StatusLine(self.shell, label, len(futures))
-        try:
-            while True:
-                done, pending = concurrent.futures.wait(futures, timeout=STATUS_INTERVAL)
-                if not pending:
-                    break
-                status.show(len(done), time.monotonic() - started)
-        except KeyboardInterrupt:
-            which = "the request goes on in the background and its result" if len(futures) == 1 else (
-                f"the {len(futures)} requests go on in the background and their results"
-            )
-            raise UsageError(
-                f"Stopped waiting after {time.monotonic() - started:.0f} s; {which} will still join "
-                f"the history (%aigate history){unapplied}."
-            ) from None
-        finally:
-            status.clear()
-        results, errors, not_kept = [], [], []
-        for future in futures:
-            try:
-                results.append(future.result())
-            except NotKeptError as exc:  # shown all the same, with one line saying why it is not kept
-                results.append(exc.result)
-                not_kept.append(exc)
-            except (AigateError, LookupError) as exc:
-                errors.append(exc)
+            outcomes = wait_for(futures, StatusLine(self.shell, label, len(futures)))
+        except StoppedWaiting as exc:
+            given = (("-o", command.out), ("--as", command.as_name))
+            skipped = " and ".join(option for option, value in given if value)
+            unapplied = f", but {skipped} will not be applied" if skipped else ""
+            raise UsageError(f"{exc}{unapplied}.") from None
+        results = [item.result for item in outcomes if item.result is not None]
+        errors = [item.error for item in outcomes if item.error is not None]
+        not_kept = [item.not_kept for item in outcomes if item.not_kept is not None]
         if not results:
-            raise _usage_error(errors[0])
+            raise _usage_error(errors[0] if errors else StoppedWaiting(0, len(futures)))
         if errors:
             print(f"{len(errors)} of {len(futures)} variants failed: {one_line(str(errors[0]))}", file=sys.stderr)
         if not_kept:
             print(one_line(str(not_kept[0])), file=sys.stderr)
-        return results
+        value: ImageResult | Variants = (
+            results[0] if command.count == 1 else Variants(sorted(results, key=_history_order))
+        )
+        if command.out:
+            _save(results, command.out)
+        if command.as_name:
+            namespace[command.as_name] = value
+        return value
 
     # -- %aigate ----------------------------------------------------------------------------
 
@@ -384,11 +217,13 @@ class GeminiImageMagics(Magics):
                 name, sep, value = word.partition("=")
                 if not sep or not name:
                     raise UsageError(
-                        f"%aigate config: {word!r} is not name=value; e.g. %aigate config aspect_ratio=16:9 image_size=2K."
+                        f"%aigate config: {word!r} is not name=value; "
+                        "e.g. %aigate config aspect_ratio=16:9 image_size=2K."
                     )
-                changes[name.strip().replace("-", "_")] = None if value.strip().lower() in ("", "none", "default") else value.strip()
+                value = value.strip()
+                changes[name.strip().replace("-", "_")] = None if value.lower() in ("", "none", "default") else value
             self.session.set_defaults(**changes)
-        settings = self.session.describe()
+        settings = self.session.settings()
         width = max(map(len, settings))
         for name, value in settings.items():
             print(f"{name:<{width}}  {value}")
@@ -427,7 +262,9 @@ class GeminiImageMagics(Magics):
                     "This installation of aigate_nb has no panel yet (aigate_nb.panel is missing); "
                     "use %%gemini_image and %aigate history meanwhile."
                 ) from None
-            raise UsageError(f"The panel needs {exc.name}: pip install 'ipywidgets>=8', then restart the kernel.") from None
+            raise UsageError(
+                f"The panel needs {exc.name}: pip install 'ipywidgets>=8', then restart the kernel."
+            ) from None
         return Panel(self.session)
 
     def _use(self, words: list[str]) -> None:
@@ -445,50 +282,6 @@ class GeminiImageMagics(Magics):
 def _no_arguments(command: str, words: list[str]) -> None:
     if words:
         raise UsageError(f"%aigate {command} takes no arguments, not {' '.join(words)!r}.")
-
-
-def _unquote(word: str) -> str:
-    """``word`` without one pair of matching quotes around it."""
-    if len(word) >= 2 and word[0] == word[-1] and word[0] in "'\"":
-        return word[1:-1]
-    return word
-
-
-def _status_label(request: Request, session: Session, count: int) -> str:
-    request = session.complete(request)
-    parts = [request.model] + [value for value in (request.aspect_ratio, request.image_size) if value]
-    verb = "Editing" if request.images else "Generating"
-    what = f"{verb} {count} variants" if count > 1 else verb
-    where = " (emulator)" if session.emulated else ""
-    return f"{what} with {' | '.join(parts)}{where}"
-
-
-class _StatusLine:
-    """One line of output that says how long the wait has been, updated in place.
-
-    Only a front end that can update an output in place (a Jupyter kernel) gets
-    it; a terminal would print a new line at every update, so it gets none.
-    """
-
-    def __init__(self, shell: Any, label: str, count: int) -> None:
-        self.label = label
-        self.count = count
-        self.handle = None
-        if type(shell.display_pub) is not DisplayPublisher:
-            self.handle = display({"text/plain": self._text(0, 0.0)}, raw=True, display_id=True)
-
-    def _text(self, done: int, elapsed: float) -> str:
-        progress = f"{done} of {self.count} done, " if self.count > 1 else ""
-        return f"{self.label}: {progress}{elapsed:.0f} s"
-
-    def show(self, done: int, elapsed: float) -> None:
-        if self.handle is not None:
-            self.handle.update({"text/plain": self._text(done, elapsed)}, raw=True)
-
-    def clear(self) -> None:
-        if self.handle is not None:
-            self.handle.update({"text/plain": ""}, raw=True)
-            self.handle = None
 
 
 def _history_order(result: ImageResult) -> int:
@@ -512,16 +305,6 @@ def _save(results: list[ImageResult], out: str) -> None:
             raise UsageError(f"{one_line(str(exc))}{where}") from None
         except OSError as exc:
             raise UsageError(f"Cannot save to {target}: {exc.strerror or exc}.{where}") from None
-
-
-def _check_out(out: str) -> None:
-    """``-o PATH`` is checked before anything is sent: a result is not made to be lost."""
-    suffix = Path(out).suffix
-    if not names_a_folder(out) and suffix and mime_for_suffix(suffix) is None:
-        raise UsageError(
-            f"-o {out}: cannot tell which format '{suffix}' is; use .png, .jpg or .webp, or leave the "
-            "suffix out to keep the original format."
-        )
 
 
 # -- the extension --------------------------------------------------------------------------
@@ -559,3 +342,10 @@ def _announce_emulator(session: Session) -> None:
         f"aigate_nb: no AIGATE_API_KEY or AIGATE_BASE_URL is set, so the built-in emulator at "
         f"{session.client.base_url} answers; its images are placeholders, labelled (emulator)."
     )
+
+
+# ``%%gemini_image?`` shows the options, as IPython's magic_arguments would.
+GeminiImageMagics.gemini_image.__doc__ = (
+    inspect.cleandoc(GeminiImageMagics.gemini_image.__doc__ or "") + "\n\n::\n\n  "
+    + PARSER.format_usage().removeprefix("usage: ").strip() + "\n\n" + PARSER.format_help().split("\n\n", 1)[-1]
+)

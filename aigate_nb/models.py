@@ -86,7 +86,7 @@ def _closest_ratio(value: str, choices: tuple[str, ...]) -> str:
     return f"; the closest is {best}."
 
 
-def check_options(
+def normalise_options(
     model: str, aspect_ratio: str | None, image_size: str | None, n_images: int
 ) -> tuple[str | None, str | None]:
     """Normalise the ratio and size and check them against ``model``.

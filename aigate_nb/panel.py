@@ -12,7 +12,7 @@ import html
 import io
 import threading
 import time
-from concurrent.futures import CancelledError, Future
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,16 +20,15 @@ from urllib.parse import urlsplit
 
 import ipywidgets as w
 
-from .errors import AigateError, HistoryError, InputError, NotKeptError
+from .errors import AigateError, HistoryError, InputError
 from .images import make_preview, sniff_mime
-from .models import ALL_SIZES, BASE_RATIOS, EXTRA_RATIOS, same_model, spec_for
-from .session import Request, Session, current_session
+from .models import ALL_SIZES, BASE_RATIOS, EXTRA_RATIOS, spec_for
+from .session import MAX_VARIANTS, Request, Session, current_session, outcome
 
 #: Thumbnails shown per gallery page; the widgets are made once and reused.
 GALLERY_SLOTS = 12
 #: Long edge in pixels of the larger view of the selected entry (the original may be 4K).
 PREVIEW_EDGE = 512
-MAX_VARIANTS = 8
 
 #: Dropdown value for "send no ratio/size: the model decides".
 MODEL_DEFAULT = ""
@@ -60,7 +59,7 @@ _CSS = """
 
 
 @dataclass
-class _Batch:
+class _Click:
     """The requests of one click: their futures, and what has come back so far."""
 
     futures: list[Future]
@@ -101,7 +100,7 @@ class Panel:
         self._source_ids: dict[int, str] = {}  # the Source list's numbers, as shown, and their entries
         self.futures: list[Future] = []
         self._lock = threading.RLock()
-        self._batch: _Batch | None = None
+        self._click: _Click | None = None
         self._idle = threading.Event()
         self._idle.set()
         self._upload: tuple[str, bytes] | None = None
@@ -137,7 +136,8 @@ class Panel:
         self.upload.observe(lambda change: self._guarded(self._on_upload, change), names="value")
 
         self.generate_button = w.Button(
-            description="Generate", button_style="primary", tooltip="Send the prompt, with the source image if one is chosen",
+            description="Generate", button_style="primary",
+            tooltip="Send the prompt, with the source image if one is chosen",
             layout=w.Layout(width="140px"),
         )
         self.edit_button = w.Button(
@@ -157,7 +157,8 @@ class Panel:
         self.edit_button.on_click(lambda _: self._guarded(self.edit_selected))
         self.stop_button.on_click(lambda _: self._guarded(self.stop_waiting))
         self.busy = w.HTML(
-            '<div class="aigate-spinner"></div>', layout=w.Layout(width="22px", height="28px", overflow="hidden", display="none")
+            '<div class="aigate-spinner"></div>',
+            layout=w.Layout(width="22px", height="28px", overflow="hidden", display="none"),
         )
         self.elapsed = w.Label("", layout=w.Layout(display="none"))
         self.status = w.HTML("", layout=w.Layout(flex="1 1 auto", width="auto", min_width="0", margin="0 0 0 12px"))
@@ -168,7 +169,9 @@ class Panel:
             layout=w.Layout(grid_template_columns="repeat(auto-fill, 96px)", grid_gap="10px 10px", width="100%"),
         )
         self.gallery_title = w.HTML("")
-        self.refresh_button = w.Button(description="Refresh", tooltip="Show entries the magic added", layout=w.Layout(width="80px"))
+        self.refresh_button = w.Button(
+            description="Refresh", tooltip="Show entries the magic added", layout=w.Layout(width="80px")
+        )
         self.newer_button = w.Button(description="Newer", layout=w.Layout(width="72px"))
         self.older_button = w.Button(description="Older", layout=w.Layout(width="72px"))
         self.refresh_button.on_click(lambda _: self._guarded(self.refresh))
@@ -179,7 +182,8 @@ class Panel:
         self.preview.add_class("aigate-preview")
         self.details = w.HTML("")
         self.new_cell_button = w.Button(
-            description="New cell", tooltip="Put a %%gemini_image --edit cell with this prompt below the next cell you run",
+            description="New cell",
+            tooltip="Put a %%gemini_image --edit cell with this prompt below the next cell you run",
             layout=w.Layout(width="120px"),
         )
         self.save_path = w.Text(placeholder="file to save to", layout=w.Layout(flex="1 1 auto", width="auto"))
@@ -375,7 +379,9 @@ class Panel:
             return (self.session.history.get(self._source_ids[value]),)  # by id: numbers are reused after a clear
         except LookupError:
             self._refresh_sources()
-            raise InputError("The chosen source image is no longer in the history (it was cleared); choose another.") from None
+            raise InputError(
+                "The chosen source image is no longer in the history (it was cleared); choose another."
+            ) from None
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -398,45 +404,37 @@ class Panel:
         entry = self._selected_entry()
         multi_turn = self._multi_turn_chosen
         request = self._request((entry,))
-        if multi_turn:  # a conversation goes on with the model that made it
-            request = replace(request, multi_turn=True, model=None)
-            if not same_model(entry.model, self.model.value):  # the ratio and size lists were for another model
-                request = replace(request, aspect_ratio=None, image_size=None)
+        if multi_turn:  # the session goes on with the model that made it; the lists were for this one
+            request = replace(request, multi_turn=True, model=None, options_for=self.model.value)
         self._start(request, f"Editing [{entry.index}]" + (" (multi-turn)" if multi_turn else ""))
 
     def _start(self, request: Request, what: str) -> None:
         count = self.variants.value
         with self._lock:
-            if self._batch is not None:
+            if self._click is not None:
                 return
             futures = self.session.submit(request, count)
-            batch = _Batch(futures, time.monotonic())
-            self._batch, self.futures = batch, futures
+            click = _Click(futures, time.monotonic())
+            self._click, self.futures = click, futures
             self._idle.clear()
             self._set_busy(True)
             self.elapsed.value = "0.0 s"
             self._show_status(f"{what}{f' {count} variants' if count > 1 else ''}…")
-        threading.Thread(target=self._tick, args=(batch,), name="aigate-panel-clock", daemon=True).start()
+        threading.Thread(target=self._tick, args=(click,), name="aigate-panel-clock", daemon=True).start()
         for future in futures:
-            future.add_done_callback(lambda f, batch=batch: self._on_done(batch, f))
+            future.add_done_callback(lambda f, click=click: self._on_done(click, f))
 
-    def _tick(self, batch: _Batch) -> None:
-        while not batch.stop.wait(0.2):
-            self.elapsed.value = f"{time.monotonic() - batch.started:.1f} s"
+    def _tick(self, click: _Click) -> None:
+        while not click.stop.wait(0.2):
+            self.elapsed.value = f"{time.monotonic() - click.started:.1f} s"
 
-    def _on_done(self, batch: _Batch, future: Future) -> None:
+    def _on_done(self, click: _Click, future: Future) -> None:
         """Runs on the worker thread that finished ``future``."""
         try:
-            try:
-                result, error = future.result(), None
-            except CancelledError:
-                result, error = None, None
-            except NotKeptError as exc:  # shown all the same; the status says why it is not kept
-                result, error = exc.result, exc
-            except Exception as exc:  # noqa: BLE001 - shown as one line below
-                result, error = None, exc
+            settled = outcome(future)
+            result, error = settled.result, settled.error or settled.not_kept  # not kept: shown, and said why
             with self._lock:
-                current = batch is self._batch
+                current = click is self._click
                 if result is not None:
                     self.refresh()
                     if current:
@@ -445,47 +443,47 @@ class Panel:
                             self.select(result.index)
                 if not current:
                     return  # the panel stopped waiting; the result is in the history all the same
-                batch.done += 1
+                click.done += 1
                 if result is not None:
-                    batch.results.append(result)
+                    click.results.append(result)
                 if error is not None:
-                    batch.errors.append(error)
-                if batch.done == len(batch.futures):
-                    self._finish(batch)
+                    click.errors.append(error)
+                if click.done == len(click.futures):
+                    self._finish(click)
         except Exception as exc:  # noqa: BLE001 - never a traceback in the kernel's log
             self._show_status(_one_line(exc), error=True)
             with self._lock:
-                if batch is self._batch:
-                    self._finish(batch)
+                if click is self._click:
+                    self._finish(click)
 
-    def _finish(self, batch: _Batch, stopped: bool = False) -> None:
-        batch.stop.set()
-        took = time.monotonic() - batch.started
-        self._batch = None
+    def _finish(self, click: _Click, stopped: bool = False) -> None:
+        click.stop.set()
+        took = time.monotonic() - click.started
+        self._click = None
         self._set_busy(False)
         self.elapsed.value = ""
         if stopped:
             self._show_status(
                 f"Stopped waiting after {took:.1f} s; a reply that still comes joins the history and the gallery."
             )
-        elif batch.errors:
-            failed = len(batch.errors)
-            head = f"{failed} of {len(batch.futures)} failed: " if len(batch.futures) > 1 else ""
-            self._show_status(head + _one_line(batch.errors[0]), error=True)
+        elif click.errors:
+            failed = len(click.errors)
+            head = f"{failed} of {len(click.futures)} failed: " if len(click.futures) > 1 else ""
+            self._show_status(head + _one_line(click.errors[0]), error=True)
         else:
-            made = ", ".join(f"[{r.index}]" for r in batch.results)
+            made = ", ".join(f"[{r.index}]" for r in click.results)
             self._show_status(f"Made {made} in {took:.1f} s.")
         self._idle.set()
 
     def stop_waiting(self) -> None:
         """Give the buttons back now; requests already sent may still finish and join the history."""
         with self._lock:
-            batch = self._batch
-            if batch is None:
+            click = self._click
+            if click is None:
                 return
-            for future in batch.futures:
+            for future in click.futures:
                 future.cancel()
-            self._finish(batch, stopped=True)
+            self._finish(click, stopped=True)
 
     def wait(self, timeout: float = 60.0) -> None:
         """Block until the model list is in and no request is running; ``TimeoutError`` after ``timeout`` s."""
@@ -518,7 +516,8 @@ class Panel:
             data, metadata = result._repr_mimebundle_()
             shown = [{"output_type": "display_data", "data": data, "metadata": metadata}]
             if len(result.originals) == 1:
-                shown.append({"output_type": "display_data", "data": {"text/html": result.caption_html()}, "metadata": {}})
+                caption = {"text/html": result.caption_html()}
+                shown.append({"output_type": "display_data", "data": caption, "metadata": {}})
             self.output.outputs += tuple(shown)
             self.output.layout.display = ""
 
@@ -537,7 +536,9 @@ class Panel:
             count = f"{len(entries)} image{'s' if len(entries) != 1 else ''}"
             span = f" · page {self._page + 1} of {pages}" if pages > 1 else ""
             empty = '<span class="aigate-muted"> · nothing yet: Generate makes the first</span>' if not entries else ""
-            self.gallery_title.value = f'<span class="aigate-title">History</span> <span class="aigate-muted">{count}{span}</span>{empty}'
+            self.gallery_title.value = (
+                f'<span class="aigate-title">History</span> <span class="aigate-muted">{count}{span}</span>{empty}'
+            )
             self.newer_button.disabled = self._page == 0
             self.older_button.disabled = self._page >= pages - 1
             self.newer_button.layout.display = self.older_button.layout.display = "" if pages > 1 else "none"
@@ -586,8 +587,8 @@ class Panel:
             for slot in self._slots:
                 slot.button.button_style = "info" if slot.index == entry.index else ""
             self.edit_button.description = f"Edit [{entry.index}]"
-            self.edit_button.disabled = self._batch is not None
-            self.multi_turn.disabled = not entry.model_parts  # only Google-route results have turns to continue
+            self.edit_button.disabled = self._click is not None
+            self.multi_turn.disabled = not self.session.can_continue(entry)
             if self.multi_turn.disabled:
                 self.multi_turn.value = False
 
@@ -604,7 +605,9 @@ class Panel:
             return self.session.history.get(self._selected_id)
         except LookupError:
             self._deselect()
-            raise InputError("The selected image is no longer in the history (it was cleared); select another.") from None
+            raise InputError(
+                "The selected image is no longer in the history (it was cleared); select another."
+            ) from None
 
     def _deselect(self) -> None:
         self.selected = self._selected_id = None

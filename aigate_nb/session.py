@@ -7,19 +7,24 @@ HTTP nor touches the history's files itself. Usable with no kernel at all.
 from __future__ import annotations
 
 import threading
-import warnings
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Mapping
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from .client import Client
 from .config import DEFAULT_BASE_URL, display_path, load_settings, mask_key
+from .conversation import continued_model, conversation_turns
 from .errors import HistoryError, InputError, NotKeptError
-from .history import History, HistoryEntry
-from .images import ImageLike, b64_size, b64encode, to_image_input
-from .models import check_options, same_model
+from .images import ImageLike, b64_size, to_image_input
+from .models import normalise_options, same_model
+from .prepared import PreparedRequest
 from .results import ImageResult
-from .wire import StoredImage, inline_size, model_turn, user_turn
+from .store import History
+
+#: The most copies of one request sent at once: a typo such as ``-n 100`` must not send
+#: a hundred paid requests.
+MAX_VARIANTS = 16
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,9 @@ class Request:
     #: Continue the conversation of ``images[0]`` (an earlier Google-route result): its
     #: lineage's prompts and the model's replies go before this prompt.
     multi_turn: bool = False
+    #: The model the ratio and size were chosen for (a panel's lists), when that may not be
+    #: the model that is sent: each then goes only where the sent model takes it.
+    options_for: str | None = None
 
 
 class Session:
@@ -97,7 +105,7 @@ class Session:
             old, self.client = self.client, client
         old.close()
 
-    def describe(self) -> dict[str, str]:
+    def settings(self) -> dict[str, str]:
         """Current settings for display; the key is masked."""
         return {
             "base_url": self.client.base_url + ("  (emulator)" if self.emulated else ""),
@@ -113,7 +121,9 @@ class Session:
         """Change the defaults, checked against the model as a request would be."""
         unknown = set(changes) - {"model", "aspect_ratio", "image_size", "route"}
         if unknown:
-            raise InputError(f"Unknown setting {sorted(unknown)[0]!r}; the settings are model, aspect_ratio, image_size and route.")
+            raise InputError(
+                f"Unknown setting {sorted(unknown)[0]!r}; the settings are model, aspect_ratio, image_size and route."
+            )
         if "model" in changes and not changes["model"]:
             changes["model"] = load_settings().model  # "default": AIGATE_MODEL, else the built-in default
         if "route" in changes and not changes["route"]:
@@ -121,7 +131,7 @@ class Session:
         merged = replace(self.defaults, **changes)
         if merged.route not in ("chat", "google"):
             raise InputError(f"route {merged.route!r} is not one of 'chat' or 'google'.")
-        ratio, size = check_options(merged.model, merged.aspect_ratio, merged.image_size, 0)
+        ratio, size = normalise_options(merged.model, merged.aspect_ratio, merged.image_size, 0)
         self.defaults = replace(merged, aspect_ratio=ratio, image_size=size)
         for watcher in list(self._watchers):
             watcher(self.defaults)
@@ -158,10 +168,10 @@ class Session:
             return self.history.get(text)  # an index, or an id that is all digits
         if user_ns is not None and text.isidentifier() and text in user_ns:
             return user_ns[text]
-        if text.isidentifier() and not _looks_like_path(text):
-            try:
-                return self.history.get(text)
-            except LookupError:
+        try:
+            return self.history.get(text)  # an entry's id
+        except LookupError:
+            if text.isidentifier() and not _looks_like_path(text):
                 raise InputError(
                     f"{text!r} is neither a history index, a history id nor a variable in this notebook; "
                     "use an index such as -1 (see %aigate history) or the name of a variable holding an image."
@@ -170,54 +180,65 @@ class Session:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def complete(self, request: Request) -> Request:
+    def with_defaults(self, request: Request) -> Request:
         """``request`` with this notebook's defaults where it says nothing.
 
         A multi-turn edit with no model goes on with the model that made the result it
-        continues. The default ratio and size were chosen for the default model: for another
-        model each is used only where that model takes it, and otherwise the model decides.
+        continues. The default ratio and size were chosen for the default model, and a
+        request's own for ``request.options_for`` when it names a model: for another model
+        each is used only where that model takes it, and otherwise the model decides.
         """
         d = self.defaults
         model = request.model
         if not model and request.multi_turn and request.images:
-            model = self._continued_model(request.images[0])
+            model = continued_model(self.history, request.images[0])
         model = model or d.model
-        ratio, size = d.aspect_ratio, d.image_size
+        ratio, size = request.aspect_ratio, request.image_size
+        if request.options_for and not same_model(model, request.options_for):
+            ratio, size = _taken_or_none(model, ratio=ratio), _taken_or_none(model, size=size)
+        default_ratio, default_size = d.aspect_ratio, d.image_size
         if not same_model(model, d.model):
-            ratio, size = _if_taken(model, ratio=ratio), _if_taken(model, size=size)
+            default_ratio = _taken_or_none(model, ratio=default_ratio)
+            default_size = _taken_or_none(model, size=default_size)
         return replace(
             request,
             model=model,
-            aspect_ratio=request.aspect_ratio or ratio,
-            image_size=request.image_size or size,
+            aspect_ratio=ratio or default_ratio,
+            image_size=size or default_size,
             route=request.route or ("google" if request.multi_turn else d.route),
+            options_for=None,
         )
 
-    def _continued_model(self, ref: Any) -> str | None:
-        if isinstance(ref, (int, str)) and not isinstance(ref, bool):
-            try:
-                ref = self.history.get(ref)
-            except LookupError:
-                return None  # a path or URL: conversation() says why it cannot be continued
-        return getattr(ref, "model", None)
+    def can_continue(self, item: Any) -> bool:
+        """Whether a multi-turn edit can continue ``item``'s conversation: it came by the
+        Google route, whose replies keep the signed model turns a conversation needs."""
+        return bool(getattr(item, "model_parts", None))
 
-    def run(self, request: Request) -> ImageResult:
-        """Send one request with the defaults filled in; the result joins the history."""
-        request = self.complete(request)
+    def prepare(self, request: Request, count: int = 1) -> tuple[PreparedRequest, str | None]:
+        """Check ``request`` (with the defaults filled in) and build what is sent, before
+        anything is sent; returns it with the id of the entry the result will be edited
+        from (for a multi-turn edit, the one it continues)."""
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_VARIANTS:
+            raise InputError(f"-n {count}: ask for 1 to {MAX_VARIANTS} variants.")
+        request = self.with_defaults(request)
         images, turns, parent = list(request.images), [], None
         if request.multi_turn:
+            if not images:
+                raise InputError(
+                    "A multi-turn edit continues an earlier result: name it with -e, e.g. -e -1 --multi-turn."
+                )
             if request.route != "google":
                 raise InputError(
                     "A multi-turn edit goes by the Google route only (the chat route carries no thought "
-                    "signatures); use --route google or leave the route out."
+                    "signatures); leave out --route chat."
                 )
-            if not images:
-                raise InputError("A multi-turn edit continues an earlier result: name it with -e (an index such as -1).")
             target = images.pop(0)
             images = [to_image_input(item) for item in images]  # read once: their size shares the budget
             extra = sum(b64_size(item.data) for item in images if not item.is_url)
-            turns, parent = self.conversation(target, model=request.model, reserve=extra)
-        result = self.client.generate(
+            turns, parent = conversation_turns(
+                self.history, target, model=request.model, budget=self.client.inline_budget, reserve=extra
+            )
+        prepared = self.client.prepare(
             request.prompt,
             model=request.model,
             images=images,
@@ -226,8 +247,25 @@ class Session:
             route=request.route,
             turns=turns,
         )
-        if request.multi_turn:
-            result.parent_id = parent  # the result continued, not whatever the other images came from
+        return prepared, parent if request.multi_turn else prepared.parent_id
+
+    def run(self, request: Request) -> ImageResult:
+        """Send one request with the defaults filled in; the result joins the history."""
+        prepared, parent = self.prepare(request)
+        return self._send_and_keep(prepared, parent)
+
+    def submit(self, request: Request, count: int = 1) -> list[Future]:
+        """Check ``request`` here and now, then send ``count`` copies of it off the calling
+        thread; each result joins the history (see ``outcome``)."""
+        prepared, parent = self.prepare(request, count)
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=MAX_VARIANTS, thread_name_prefix="aigate")
+            return [self._pool.submit(self._send_and_keep, prepared, parent) for _ in range(count)]
+
+    def _send_and_keep(self, prepared: PreparedRequest, parent: str | None) -> ImageResult:
+        result = self.client.send(prepared)
+        result.parent_id = parent  # a multi-turn edit's: the result continued, whatever else went along
         try:
             self.history.append(result)
         except HistoryError as exc:
@@ -239,145 +277,44 @@ class Session:
             ) from None
         return result
 
-    def conversation(self, ref: Any, model: str | None = None, reserve: int = 0) -> tuple[list[dict[str, Any]], str | None]:
-        """The earlier turns of a multi-turn edit of ``ref`` (a history entry or a result), and
-        the id of the entry it continues.
-
-        The turns are the prompts and the model's replies (with their thought signatures) along
-        ``ref``'s lineage, as far back as each step came by the Google route from the same
-        model; the first step's user turn also holds the image it edited, where that is in this
-        history. Where the images would pass the inline budget, less ``reserve`` (base64
-        characters of other input images; up to half the budget is kept for them), the image
-        of the first step and then the first steps are left out, with a warning.
-        """
-        chain = self._lineage_of(ref)
-        last = chain[-1]
-        where = f"[{last.index}]" if getattr(last, "index", None) is not None else "That result"
-        if not last.model_parts:
-            raise InputError(
-                f"{where} came by the chat route, which keeps no model turn to continue; edit it "
-                "without --multi-turn, or make it with --route google first."
-            )
-        if model and not same_model(last.model, model):
-            raise InputError(
-                f"{where} was made by {last.model}, and a conversation goes on with the model that made it "
-                "(another model cannot read its signed turns); leave out -m, or edit without --multi-turn."
-            )
-        budget = self.client.inline_budget
-        available = budget - min(reserve, budget // 2)
-        # Newest first, so that a long chain of large images is read only as far as it is sent.
-        steps: list[Any] = []
-        replies: list[dict[str, Any]] = []
-        size = 0
-        left_out = 0
-        tail = []
-        for item in reversed(chain):
-            if not item.model_parts or not same_model(item.model, last.model):
-                break
-            tail.append(item)
-        for position, item in enumerate(tail):
-            reply = model_turn(item.model_parts, _images_of(item))
-            if steps and size + inline_size([reply]) > available:
-                left_out = len(tail) - position
-                break
-            steps.insert(0, item)
-            replies.insert(0, reply)
-            size += inline_size([reply])
-        if size > budget:
-            raise InputError(
-                f"The image to continue from is {size / 1e6:.1f} MB as base64, more than the "
-                f"{budget / 1e6:.3g} MB a request may carry; edit it without --multi-turn, which sends it "
-                "re-encoded to fit."
-            )
-        if size > available:
-            raise InputError(
-                f"The image to continue from and the other input images together pass the {budget / 1e6:.3g} MB "
-                "a request may carry; pass fewer or smaller images with -i, or edit without --multi-turn."
-            )
-        turns: list[dict[str, Any]] = []
-        for item, reply in zip(steps, replies):
-            turns += [user_turn(item.prompt), reply]
-        source = None if left_out else self._edited_image_part(steps[0])
-        if source is not None and size + inline_size([{"parts": [source]}]) <= available:
-            turns[0]["parts"].append(source)
-            source = None
-        if left_out or source is not None:
-            if left_out:
-                steps_word = "step was" if left_out == 1 else f"{left_out} steps were"
-                what = f"The conversation's first {steps_word} left out"
-            else:
-                what = "The image the conversation's first step edited was left out"
-            warnings.warn(
-                f"{what}: with them its images would pass the {budget / 1e6:.3g} MB a request may carry.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-        return turns, getattr(last, "id", None)
-
-    def _edited_image_part(self, item: Any) -> dict[str, Any] | None:
-        """The image ``item`` was made from, as a user part, if that is an entry of this history."""
-        parent = getattr(item, "parent", None) if isinstance(item, HistoryEntry) else item.parent_id
-        if not parent:
-            return None
-        try:
-            entry = self.history.get(parent)
-            data = entry.data
-        except (LookupError, HistoryError):
-            return None  # not in this history, or its file is gone: the step goes without it
-        return {"inlineData": {"mimeType": entry.mimes[0], "data": b64encode(data)}}
-
-    def _lineage_of(self, ref: Any) -> list[Any]:
-        """``ref``'s chain of edits, first ancestor first: from this history where it is kept here."""
-        if isinstance(ref, int) and not isinstance(ref, bool):
-            return self.history.lineage(ref)
-        if isinstance(ref, str):
-            try:
-                return self.history.lineage(ref.strip())
-            except LookupError:
-                pass  # a path or URL: said below
-        elif isinstance(ref, HistoryEntry) or (isinstance(ref, ImageResult) and ref.id is not None):
-            try:
-                entry = self.history.get(ref.id)
-            except LookupError:
-                return [ref]  # from another history: its own turn only
-            return self.history.lineage(entry)
-        elif isinstance(ref, ImageResult):
-            return [ref]
-        what = repr(ref) if isinstance(ref, str) else f"a {type(ref).__name__}"
-        raise InputError(
-            f"A multi-turn edit continues an earlier result, not {what}; pass -e with a history index "
-            "such as -1 or a variable holding a result (an ordinary edit takes any image)."
-        )
-
-    def submit(self, request: Request, count: int = 1) -> list[Future]:
-        """Start ``count`` copies of ``request`` off the calling thread; each result joins the history."""
-        if count < 1:
-            raise InputError(f"The number of variants must be 1 or more, not {count}.")
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="aigate")
-            return [self._pool.submit(self.run, request) for _ in range(count)]
-
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
         self.client.close()
 
 
-def _if_taken(model: str, ratio: str | None = None, size: str | None = None) -> str | None:
+@dataclass(frozen=True)
+class Outcome:
+    """How one submitted request ended: its result, or the error that stopped it.
+
+    A result the history could not keep is still a result (shown like any other);
+    ``not_kept`` then holds the one line that says why and what to do.
+    """
+
+    result: ImageResult | None = None
+    error: BaseException | None = None
+    not_kept: NotKeptError | None = None
+
+
+def outcome(future: Future) -> Outcome:
+    """The outcome of a finished future of ``Session.submit`` (a cancelled one has neither)."""
+    try:
+        return Outcome(result=future.result())
+    except CancelledError:
+        return Outcome()
+    except NotKeptError as exc:
+        return Outcome(result=exc.result, not_kept=exc)
+    except Exception as exc:  # noqa: BLE001 - handed to the front end, which shows it as one line
+        return Outcome(error=exc)
+
+
+def _taken_or_none(model: str, ratio: str | None = None, size: str | None = None) -> str | None:
     """``ratio`` or ``size`` if ``model`` takes it, else None."""
     try:
-        check_options(model, ratio, size, 0)
+        normalise_options(model, ratio, size, 0)
     except InputError:
         return None
     return ratio or size
-
-
-def _images_of(item: Any) -> list[tuple[str, bytes]]:
-    """The original images of a result or history entry, as (mime, bytes)."""
-    if isinstance(item, HistoryEntry):
-        return [(mime, StoredImage(mime, path).data) for mime, path in zip(item.mimes, item.files)]
-    return [(original.mime, original.data) for original in item.originals]
 
 
 def _is_int(text: str) -> bool:

@@ -18,14 +18,14 @@ from traitlets.config import Config
 
 import aigate_nb.magics as magics_module
 from aigate_nb.client import Client
+from aigate_nb.command import interpolate
 from aigate_nb.config import is_shared_emulator
 from aigate_nb.emulator import Emulator
-from aigate_nb.history import History
-from aigate_nb.magics import GeminiImageMagics, interpolate
+from aigate_nb.magics import GeminiImageMagics
 from aigate_nb.results import ImageResult
 from aigate_nb.session import Session, current_session, set_current_session
+from aigate_nb.store import History
 from aigate_nb.variants import Variants
-
 from support import TEST_KEY, wait_for
 
 #: Seconds the slow emulator waits before each generation reply: long enough for the status

@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from aigate_nb.client import Client
+from aigate_nb.conversation import conversation_turns
 from aigate_nb.errors import BadRequestError, InputError
-from aigate_nb.history import History
 from aigate_nb.session import Request, Session
+from aigate_nb.store import History
 from aigate_nb.wire import inline_size, model_turn, user_turn
-
 from support import TEST_KEY
 
 FLASH = "google/gemini-3.1-flash-image-preview"
@@ -100,7 +100,7 @@ def test_each_edit_sends_the_whole_conversation_with_the_signatures_as_received(
 
 def test_model_turns_without_their_signatures_are_refused_as_the_api_refuses_them(session, emu):
     first = session.run(Request("a lighthouse", model=FLASH, route="google"))
-    turns, _ = session.conversation(first)
+    turns, _ = conversation_turns(session.history, first, model=None, budget=session.client.inline_budget)
     for part in turns[1]["parts"]:
         part.pop("thoughtSignature", None)
     with pytest.raises(BadRequestError, match="missing a thought_signature"):
@@ -224,7 +224,7 @@ def test_a_file_is_not_a_conversation_and_says_so(session, emu, tmp_path):
 
 def test_turns_that_leave_no_room_for_the_other_images_are_refused_before_sending(session, emu, tmp_path):
     first = session.run(Request("a red fox", model=FLASH, route="google"))
-    turns, _ = session.conversation(first)
+    turns, _ = conversation_turns(session.history, first, model=None, budget=session.client.inline_budget)
     photo = tmp_path / "photo.png"
     Image.effect_noise((600, 400), 60).convert("RGB").save(photo)
     session.client.inline_budget = inline_size(turns) + 100

@@ -9,11 +9,10 @@ import pytest
 from PIL import Image
 
 from aigate_nb.client import Client
-from aigate_nb.history import History
 from aigate_nb.models import BASE_RATIOS, DEFAULT_MODEL
 from aigate_nb.panel import MODEL_DEFAULT, NO_SOURCE, UPLOADED, Panel, edit_cell_text
 from aigate_nb.session import Request, Session
-
+from aigate_nb.store import History
 from support import TEST_KEY, wait_for
 
 
