@@ -11,7 +11,7 @@ import http.client
 import json
 import math
 import random
-from typing import Mapping
+from collections.abc import Mapping
 
 import requests
 import urllib3
@@ -257,7 +257,7 @@ class HTTPTransport:
 def _drain(response: requests.Response) -> None:
     """Read a small error body so that the connection goes back to the pool, not closed."""
     try:
-        response.content
+        _ = response.content
     except requests.exceptions.RequestException:
         pass
     response.close()

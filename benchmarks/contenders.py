@@ -12,9 +12,9 @@ import hashlib
 import itertools
 import json
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import pybase64
 import requests

@@ -7,8 +7,9 @@ import gc
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from aigate_nb.config import is_loopback
 

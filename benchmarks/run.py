@@ -42,11 +42,11 @@ class Settings:
         return min(self.repeats, 5)
 
     @classmethod
-    def full(cls, repeats: int) -> "Settings":
+    def full(cls, repeats: int) -> Settings:
         return cls(("1K", "2K", "4K"), repeats, 50, 8, 1.0, ("1K PNG", "4K JPEG", "4K PNG"), True, (6000, 4000), 32)
 
     @classmethod
-    def quick(cls, repeats: int) -> "Settings":
+    def quick(cls, repeats: int) -> Settings:
         return cls(("1K",), repeats, 3, 3, 0.1, ("1K PNG",), False, (1200, 800), 1)
 
 
@@ -124,7 +124,7 @@ def _notes(peers: dict[str, str], skipped: bool, settings: Settings, seconds: fl
         "the 250 KB budget) against Image.open(...).load() of the same bytes.",
         f"Memory: a fresh process, {settings.memory_results} results through Session.run into a History in a "
         "temporary folder; RSS after a gc.collect(), before and after.",
-        "Edit upload: preparing is what Client.generate does before sending (to_image_input, check_options, "
+        "Edit upload: preparing is what Client.generate does before sending (to_image_input, normalise_options, "
         "fit_inline_budget, build_chat_body, json.dumps); the bytes are the Content-Length the emulator received.",
         "Concurrency: Session.submit(request, count=n) against Session.run(request), each result written to the "
         "history (the index line synced, the image files not). With 4K PNGs each variant also receives 43 MB, "

@@ -14,8 +14,8 @@ import contextlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from aigate_nb.emulator import Emulator
 

@@ -10,7 +10,6 @@ import pytest
 
 from aigate_nb.client import Client
 from aigate_nb.emulator import Emulator
-
 from support import TEST_KEY  # noqa: F401
 
 

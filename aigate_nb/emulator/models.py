@@ -6,8 +6,8 @@ client's own table, so that a mistake in one is not copied into the other.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 BASE_RATIOS = ("1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9")
 FLASH_31_RATIOS = BASE_RATIOS + ("1:4", "4:1", "1:8", "8:1")

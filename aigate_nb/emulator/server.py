@@ -8,8 +8,8 @@ import hmac
 import json
 import socket
 import socketserver
-import sys
 import struct
+import sys
 import threading
 import time
 import traceback

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import requests
+
 from support import wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
