@@ -26,6 +26,7 @@ from traitlets import Unicode, observe
 from .command import PARSER, parse_command
 from .config import is_shared_emulator
 from .errors import AigateError
+from .notebook import NotebookTracker
 from .results import ImageResult, names_a_folder
 from .session import Defaults, Session, current_session
 from .store import History
@@ -53,7 +54,12 @@ def _usage_error(exc: BaseException) -> UsageError:
 
 
 def _new_session(shell: Any) -> Session:
-    return Session(history=History.for_notebook(shell.user_ns))
+    return Session(notebook=NotebookTracker(shell.user_ns))
+
+
+def _tell(lines: list[str]) -> None:
+    for line in lines:
+        print(line)
 
 
 @magics_class
@@ -130,6 +136,7 @@ class GeminiImageMagics(Magics):
         """
         namespace = self.shell.user_ns
         session = self.session
+        _tell(session.notices())
         try:
             command = parse_command(line, cell, namespace)
             images = tuple(session.resolve_image(source, namespace) for source in command.sources)
@@ -247,6 +254,7 @@ class GeminiImageMagics(Magics):
                 "(remove its entries and images), e.g. %aigate history --name mine --clear."
             )
         history = self.session.use_history(name) if name is not None else self.session.history
+        _tell(self.session.notices())
         if clear:
             removed = history.clear()
             print(f"Cleared history '{history.name}': {removed} {'entry' if removed == 1 else 'entries'} removed.")
@@ -318,6 +326,7 @@ def register(ip: Any) -> None:
         raise _usage_error(exc) from None
     ip.register_magics(GeminiImageMagics(shell=ip))
     _announce_emulator(session)
+    _tell(session.notices(using_history=False))
 
 
 def unregister(ip: Any) -> None:

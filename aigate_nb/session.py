@@ -18,6 +18,7 @@ from .conversation import continued_model, conversation_turns
 from .errors import HistoryError, InputError, NotKeptError
 from .images import ImageLike, b64_size, to_image_input
 from .models import normalise_options, same_model
+from .notebook import NotebookTracker
 from .prepared import PreparedRequest
 from .results import ImageResult
 from .store import History
@@ -60,7 +61,9 @@ class Session:
 
     ``run`` sends one request and records the result in the history before
     returning it, so a result is never lost even if nobody displays it; if the
-    history cannot keep it, ``NotKeptError`` hands it over instead.
+    history cannot keep it, ``NotKeptError`` hands it over instead. Unless a
+    ``history`` is given, it is the notebook's (see ``NotebookTracker``) and
+    follows it through renames, until a history is chosen by name.
     """
 
     def __init__(
@@ -68,9 +71,15 @@ class Session:
         client: Client | None = None,
         history: History | None = None,
         defaults: Defaults | None = None,
+        notebook: NotebookTracker | None = None,
     ) -> None:
         self.client = client or Client()
-        self.history = history if history is not None else History()
+        if history is None:
+            notebook = notebook or NotebookTracker()
+            history = notebook.open()
+        self._notebook = notebook
+        self._chosen = False  # a history chosen by name stays, whatever the notebook is called
+        self._history = history
         self.defaults = defaults or Defaults(model=self.client.model)
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
@@ -148,10 +157,33 @@ class Session:
 
         return stop
 
+    @property
+    def history(self) -> History:
+        """This notebook's history: when the session follows a notebook, that of its current
+        name (the server is asked at most every few seconds)."""
+        if self._notebook is not None and not self._chosen:
+            self._history = self._notebook.follow(self._history)
+        return self._history
+
+    @history.setter
+    def history(self, history: History) -> None:
+        self._history, self._chosen = history, True
+
     def use_history(self, name: str) -> History:
-        """Switch to the history called ``name``, kept beside the current one."""
+        """Switch to the history called ``name``, kept beside the current one; it stays when
+        the notebook is renamed."""
         self.history = History(name=name, root=self.history.folder.parent)
         return self.history
+
+    def notices(self, using_history: bool = True) -> list[str]:
+        """One-line notices not shown yet about which history this notebook uses: one moved to
+        follow a rename, another notebook's left alone; with ``using_history`` (a front end is
+        about to use it), once per kernel, that it was chosen with nothing to say which
+        notebook this is, and how to choose one."""
+        if self._notebook is None:
+            return []
+        history = self.history  # a rename just made is followed, and told, now
+        return self._notebook.notices(history, guess=using_history and not self._chosen)
 
     def image_models(self) -> list[str]:
         return self.client.models(image_only=True)
@@ -266,8 +298,9 @@ class Session:
     def _send_and_keep(self, prepared: PreparedRequest, parent: str | None) -> ImageResult:
         result = self.client.send(prepared)
         result.parent_id = parent  # a multi-turn edit's: the result continued, whatever else went along
+        history = self.history
         try:
-            self.history.append(result)
+            history.append(result)
         except HistoryError as exc:
             reason = str(exc).rstrip(".")
             raise NotKeptError(
@@ -275,6 +308,8 @@ class Session:
                 "and save this one with .save(path).",
                 result,
             ) from None
+        if self._notebook is not None and not self._chosen:
+            self._notebook.claim(history)  # its folder exists now: it records whose it is
         return result
 
     def close(self) -> None:

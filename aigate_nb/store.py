@@ -78,7 +78,7 @@ def notebook_name(
     ns = user_ns or {}
     for path in (env.get("JPY_SESSION_NAME"), ns.get("__vsc_ipynb_file__"), ns.get("__session__")):
         if isinstance(path, str) and path.strip():
-            name = safe_folder_name(_notebook_stem(path))
+            name = safe_folder_name(notebook_stem(path))
             if name:
                 return name
     if fallback:
@@ -86,7 +86,7 @@ def notebook_name(
     return DEFAULT_NAME
 
 
-def _notebook_stem(path: str) -> str:
+def notebook_stem(path: str) -> str:
     """``/work/My Notebook.ipynb`` (or a Windows path) -> ``My Notebook``."""
     base = re.split(r"[\\/]", path.strip())[-1]
     return base.rsplit(".", 1)[0] if "." in base[1:] else base
@@ -187,7 +187,7 @@ class History:
 
     def __init__(self, name: str | None = None, root: str | os.PathLike | None = None) -> None:
         if name and name.lower().endswith(".ipynb"):
-            name = _notebook_stem(name)
+            name = notebook_stem(name)
         self.name = (safe_folder_name(name) if name else None) or notebook_name()
         if root is None:
             from .config import load_settings
@@ -461,6 +461,26 @@ class History:
         """Read now what another process (a second kernel on this notebook) appended; lookups
         also do it by themselves."""
         self._read_index()
+
+    def move_to(self, folder: str | os.PathLike) -> None:
+        """Rename this history's folder to ``folder``, which must not exist yet, and go on
+        there: entries keep their numbers and ids and are read from the new place. Results
+        made before and still held in variables point at the old files."""
+        target = Path(os.path.abspath(os.path.expanduser(os.fspath(folder))))
+        with self._lock:
+            try:
+                if target.exists():
+                    raise FileExistsError(errno.EEXIST, "something is already there")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(self.folder, target)
+            except OSError as exc:
+                raise HistoryError(
+                    f"Cannot move the history {self.folder} to {target} ({exc.strerror or exc}); "
+                    "it stays where it is."
+                ) from None
+            self.folder, self.name = target, target.name
+            self._forget()
+            self._read_index()
 
     def _catch_up(self) -> None:
         """Before a lookup: take in what another kernel on this notebook appended or cleared
