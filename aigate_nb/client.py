@@ -16,7 +16,7 @@ from .config import DEFAULT_BASE_URL, check_api_key, is_loopback, load_settings,
 from .errors import ConfigurationError, InputError, ResponseError
 from .images import DEFAULT_INLINE_BUDGET, ImageInput, ImageLike, b64_size, fit_inline_budget, to_image_input
 from .models import normalise_options
-from .prepared import PreparedRequest, endpoint_of, image_hash, request_hash
+from .prepared import PreparedRequest, endpoint_of, image_hash, input_record, request_hash
 from .results import ImageResult
 from .transport import (
     DEFAULT_MAX_RETRIES,
@@ -171,6 +171,7 @@ class Client:
         inputs = [to_image_input(item) for item in _as_list(images)]
         ratio, size = normalise_options(model, aspect_ratio, image_size, len(inputs))
         image_hashes = tuple(image_hash(item) for item in inputs)  # as given: re-encoding below is ours
+        records = tuple(input_record(item, digest) for item, digest in zip(inputs, image_hashes))
         spent = inline_size(turns)
         if spent > self.inline_budget:
             raise InputError(
@@ -202,6 +203,7 @@ class Client:
             parent_id=_parent_of(inputs),
             endpoint=endpoint,
             image_hashes=image_hashes,
+            inputs=records,
             request_hash=request_hash(
                 route=route, endpoint=endpoint, model=model, prompt=prompt, aspect_ratio=ratio, image_size=size,
                 image_hashes=image_hashes, turns=turns,
@@ -228,6 +230,7 @@ class Client:
             emulated=self.emulated,
             model_parts=reply.model_parts,
             parent_id=prepared.parent_id,
+            inputs=[dict(item) for item in prepared.inputs],
         ))
 
     def models(self, image_only: bool = False) -> list[str]:

@@ -107,6 +107,8 @@ class ImageResult:
     index: int | None = kept(None)
     parent_index: int | None = kept(None)
     created: str | None = kept(None)
+    #: The input images as sent: ``{"sha256", "name"?, "entry"?}`` each (see ``prepared.input_record``).
+    inputs: list[dict[str, str]] = kept(factory=list)
     files: list[Path] = field(default_factory=list)
     _pixels: list | None = field(default=None, repr=False)
     _sizes: list[tuple[int, int]] | None = field(default=None, repr=False)
@@ -294,10 +296,9 @@ class ImageResult:
         else:
             parts.append(f"{len(self.originals)} images")
         parts.append(f"in {self.elapsed:.2f} s")
-        if self.parent_index is not None:
-            parts.append(f"edited from [{self.parent_index}]")
-        elif self.parent_id:
-            parts.append(f"edited from {self.parent_id}")
+        source = self.edited_from()
+        if source:
+            parts.append(f"edited from {source}")
         line = " | ".join(parts)
         if self.index is not None:
             line = f"[{self.index}] {line}"
@@ -309,6 +310,18 @@ class ImageResult:
         if self.text:
             lines.append(clip(self.text.strip(), CAPTION_TEXT_LIMIT))
         return "\n".join(lines)
+
+    def edited_from(self) -> str | None:
+        """What this result was edited from, shortly: ``[3]`` (an entry of its history), an
+        entry id from another history, a file name, or ``an image (sha256 1a2b3c4d5e6f)``."""
+        if self.parent_index is not None:
+            return f"[{self.parent_index}]"
+        if self.parent_id:
+            return self.parent_id
+        if self.inputs:
+            first = self.inputs[0]
+            return first.get("name") or f"an image (sha256 {first.get('sha256', '')[:12]})"
+        return None
 
     def _image_summary(self, k: int) -> str:
         width, height = self.sizes[k]

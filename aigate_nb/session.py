@@ -16,8 +16,8 @@ from .client import Client
 from .config import DEFAULT_BASE_URL, display_path, load_settings, mask_key
 from .conversation import continued_model, conversation_turns
 from .errors import HistoryError, InputError, NotKeptError
-from .images import ImageLike, b64_size, to_image_input
-from .models import normalise_options, same_model
+from .images import ImageLike, b64_size, source_shape, to_image_input
+from .models import keep_shape, normalise_options, same_model
 from .prepared import PreparedRequest
 from .results import ImageResult
 from .store import History
@@ -183,6 +183,8 @@ class Session:
     def with_defaults(self, request: Request) -> Request:
         """``request`` with this notebook's defaults where it says nothing.
 
+        An edit keeps its source's shape: with no ratio or size of its own, it takes those of
+        the image it edits (``images[0]``) where the model takes them, the nearest otherwise.
         A multi-turn edit with no model goes on with the model that made the result it
         continues. The default ratio and size were chosen for the default model, and a
         request's own for ``request.options_for`` when it names a model: for another model
@@ -196,6 +198,11 @@ class Session:
         ratio, size = request.aspect_ratio, request.image_size
         if request.options_for and not same_model(model, request.options_for):
             ratio, size = _taken_or_none(model, ratio=ratio), _taken_or_none(model, size=size)
+        if request.images and not (ratio and size):
+            shape = source_shape(self._image_of(request.images[0]))
+            if shape is not None:
+                kept_ratio, kept_size = keep_shape(model, *shape)
+                ratio, size = ratio or kept_ratio, size or kept_size
         default_ratio, default_size = d.aspect_ratio, d.image_size
         if not same_model(model, d.model):
             default_ratio = _taken_or_none(model, ratio=default_ratio)
@@ -208,6 +215,15 @@ class Session:
             route=request.route or ("google" if request.multi_turn else d.route),
             options_for=None,
         )
+
+    def _image_of(self, ref: Any) -> Any:
+        """A history index or id as its entry; anything else as it is."""
+        if isinstance(ref, (int, str)) and not isinstance(ref, bool):
+            try:
+                return self.history.get(ref)
+            except LookupError:
+                return ref
+        return ref
 
     def can_continue(self, item: Any) -> bool:
         """Whether a multi-turn edit can continue ``item``'s conversation: it came by the

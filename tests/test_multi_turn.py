@@ -241,7 +241,8 @@ def test_an_index_or_id_continues_with_the_entrys_model_and_not_the_defaults_for
         made = session.run(Request(f"add a bell {ref}", images=(ref,), multi_turn=True))
         sent = emu.attempts(f"add a bell {ref}")[-1]
         assert "gemini-2.5-flash-image" in sent.path and made.model == "google/gemini-2.5-flash-image"
-        assert "imageConfig" not in sent.body["generationConfig"]  # 2K was the default of another model
+        # 2K was the default of another model; the edit keeps its source's shape instead
+        assert sent.body["generationConfig"]["imageConfig"] == {"aspectRatio": "1:1"}
     # however it is spelt, the model that made it may be named
     session.run(Request("add a lamp", images=(older,), model="gemini-2.5-flash-image", multi_turn=True))
 
