@@ -231,6 +231,7 @@ class Client:
             model_parts=reply.model_parts,
             parent_id=prepared.parent_id,
             inputs=[dict(item) for item in prepared.inputs],
+            request_hash=prepared.request_hash,
         ))
 
     def models(self, image_only: bool = False) -> list[str]:

@@ -109,6 +109,12 @@ class ImageResult:
     created: str | None = kept(None)
     #: The input images as sent: ``{"sha256", "name"?, "entry"?}`` each (see ``prepared.input_record``).
     inputs: list[dict[str, str]] = kept(factory=list)
+    #: The ``PreparedRequest.request_hash`` of the request that made it: the same hash, the same picture asked for.
+    request_hash: str | None = kept(None)
+    #: What it cost in USD, and where that figure came from: "gateway" (the reply said), "table" (estimated
+    #: from a price table), or None (unknown).
+    cost: float | None = kept(None)
+    cost_source: str | None = kept(None)
     files: list[Path] = field(default_factory=list)
     _pixels: list | None = field(default=None, repr=False)
     _sizes: list[tuple[int, int]] | None = field(default=None, repr=False)
