@@ -6,6 +6,7 @@ reply into an ``ImageResult`` or a typed error. No IPython here.
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from collections.abc import Iterable, Mapping
@@ -17,7 +18,9 @@ from .errors import ConfigurationError, InputError, ResponseError
 from .images import DEFAULT_INLINE_BUDGET, ImageInput, ImageLike, b64_size, fit_inline_budget, to_image_input
 from .models import normalise_options
 from .prepared import PreparedRequest, endpoint_of, image_hash, input_record, request_hash
+from .replay import kept_for, replayed
 from .results import ImageResult
+from .store import History
 from .transport import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_AFTER,
@@ -56,6 +59,10 @@ class Client:
     those arguments: a recorder or a replay cache sits there. The key, base URL,
     timeout, retries and headers are then the transport's own; passing
     ``api_key``, ``base_url`` or ``headers`` as well is refused.
+
+    ``cache`` (a ``History``, or a folder to keep one in; off by default) answers
+    ``generate`` from the pictures it already holds for an identical request (the
+    same ``request_hash``), with no call, and keeps every new result.
     """
 
     def __init__(
@@ -71,6 +78,7 @@ class Client:
         inline_budget: int = DEFAULT_INLINE_BUDGET,
         headers: Mapping[str, str] | None = None,
         transport: HTTPTransport | None = None,
+        cache: History | str | os.PathLike | None = None,
     ) -> None:
         settings = load_settings()
         if transport is None:
@@ -99,6 +107,7 @@ class Client:
         self._transport = transport
         self.model = model or settings.model
         self.inline_budget = inline_budget
+        self.cache = _as_cache(cache)
         if self._api_key and self.base_url.startswith("http://") and not is_loopback(self.base_url):
             warnings.warn(
                 f"The base URL {self.base_url} is plain http://: your key would travel unencrypted. "
@@ -130,12 +139,19 @@ class Client:
         are before this prompt: a multi-turn edit. ``Session`` builds them from a
         result's lineage (``%%gemini_image -e REF --multi-turn``).
 
-        The same as ``send(prepare(...))``.
+        The same as ``send(prepare(...))``, answered from ``cache`` where it has the picture.
         """
-        return self.send(self.prepare(
+        prepared = self.prepare(
             prompt, model=model, images=images, aspect_ratio=aspect_ratio, image_size=image_size, route=route,
             turns=turns,
-        ))
+        )
+        if self.cache is None:
+            return self.send(prepared)
+        for entry in kept_for(self.cache, prepared):
+            return replayed(entry)
+        result = self.send(prepared)
+        self.cache.append(result)
+        return result
 
     def prepare(
         self,
@@ -312,6 +328,15 @@ def _base_url_for(api_key: str | None, base_url: str | None, env_base_url: str |
     if api_key is None:
         return shared_emulator_url()
     return DEFAULT_BASE_URL
+
+
+def _as_cache(cache: History | str | os.PathLike | None) -> History | None:
+    if cache is None or isinstance(cache, History):
+        return cache
+    if not isinstance(cache, (str, os.PathLike)):
+        raise ConfigurationError(f"cache is a History or a folder, not {type(cache).__name__}.")
+    folder = Path(cache).expanduser().absolute()
+    return History(name=folder.name, root=folder.parent)
 
 
 def _check_turns(turns: Iterable[dict[str, Any]], route: str) -> list[dict[str, Any]]:

@@ -42,6 +42,8 @@ METADATA_PROMPT_LIMIT = 8000
 _BUDGET_SLACK = 2048
 #: The HTML around each preview of a multi-image result, generously.
 _HTML_PER_IMAGE = 400
+#: What a replayed result's caption says instead of its time, and how to get a fresh picture.
+REPLAYED = "replayed: no request sent (--new makes a fresh one)"
 #: The layout of a history index line, written as its "v".
 RECORD_VERSION = 1
 
@@ -116,6 +118,8 @@ class ImageResult:
     cost: float | None = kept(None)
     cost_source: str | None = kept(None)
     files: list[Path] = field(default_factory=list)
+    #: Answered from the history, with no request sent (see ``replay.py``); not kept: the entry is the original.
+    replayed: bool = False
     _pixels: list | None = field(default=None, repr=False)
     _sizes: list[tuple[int, int]] | None = field(default=None, repr=False)
     _sha256s: list[str] | None = field(default=None, repr=False)
@@ -301,7 +305,7 @@ class ImageResult:
             parts.append(self._image_summary(0))
         else:
             parts.append(f"{len(self.originals)} images")
-        parts.append(f"in {self.elapsed:.2f} s")
+        parts.append(REPLAYED if self.replayed else f"in {self.elapsed:.2f} s")
         source = self.edited_from()
         if source:
             parts.append(f"edited from {source}")
