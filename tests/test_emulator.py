@@ -20,6 +20,7 @@ from PIL import Image
 
 from aigate_nb.emulator import Emulator
 from aigate_nb.emulator.models import find_model
+from support import max_in_flight, wait_for
 
 FLASH_31 = "google/gemini-3.1-flash-image-preview"
 PRO_3 = "google/gemini-3-pro-image"
@@ -571,20 +572,24 @@ def test_keep_alive_serves_several_requests_on_one_connection(emu):
         connection.close()
 
 
-def test_concurrent_requests_are_served_in_parallel(emu):
+def test_concurrent_requests_are_served_in_parallel():
     results = {}
 
     def call(number):
         body = chat_body(f"variant {number}", size="512")
-        results[number] = requests.post(emu.url + "/v1/chat/completions", json=body, timeout=30)
+        results[number] = requests.post(slow.url + "/v1/chat/completions", json=body, timeout=30)
 
-    callers = [threading.Thread(target=call, args=(n,)) for n in range(4)]
-    for caller in callers:
-        caller.start()
-    for caller in callers:
-        caller.join(timeout=30)
+    # Each held half a second: served one at a time, no two would overlap.
+    with Emulator(latency=0.5) as slow:
+        callers = [threading.Thread(target=call, args=(n,)) for n in range(4)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(timeout=30)
+        records = slow.requests
     assert sorted(results) == [0, 1, 2, 3] and all(r.status_code == 200 for r in results.values())
     assert len({chat_image(r.json())[1] for r in results.values()}) == 4
+    assert max_in_flight(records) == 4, [(r.started, r.finished) for r in records]
 
 
 # -- faults --------------------------------------------------------------------------------
@@ -746,14 +751,38 @@ def test_a_fixed_picture_must_be_an_image():
 # -- lifecycle -----------------------------------------------------------------------------
 
 
-def test_latency_delays_generation_but_not_the_model_list(http):
+def test_latency_delays_generation_replies(http):
     with Emulator(latency=0.4) as slow:
         started = time.monotonic()
-        http.get(slow.url + "/v1/models")
-        listed = time.monotonic()
-        http.post(slow.url + "/v1/chat/completions", json=chat_body("latency", size="512"))
-        generated = time.monotonic()
-    assert listed - started < 0.4 <= generated - listed
+        reply = http.post(slow.url + "/v1/chat/completions", json=chat_body("latency", size="512"))
+        took = time.monotonic() - started
+        [record] = slow.attempts("latency")
+    assert reply.status_code == 200 and took >= 0.4
+    assert record.finished - record.started >= 0.4
+
+
+def test_the_model_list_is_answered_while_a_generation_is_held(http):
+    latency = 30
+    emulator = Emulator(latency=latency).start()
+
+    def hold():
+        try:
+            requests.post(emulator.url + "/v1/chat/completions", json=chat_body("held"), timeout=60)
+        except requests.ConnectionError:
+            pass  # dropped when the emulator stops, as it should be
+
+    caller = threading.Thread(target=hold, daemon=True)
+    try:
+        caller.start()
+        [held] = wait_for(lambda: emulator.attempts("held"))
+        listed = http.get(emulator.url + "/v1/models", timeout=60)
+        [models] = [record for record in emulator.requests if record.path == "/v1/models"]
+        # Answered before the generation's latency ran out: a list that waited out a latency of its
+        # own, starting after the generation, could only be answered after it.
+        assert listed.status_code == 200 and models.finished < held.started + latency
+    finally:
+        emulator.stop()
+        caller.join(timeout=10)
 
 
 def test_stop_returns_promptly_while_a_handler_sleeps():
@@ -769,11 +798,15 @@ def test_stop_returns_promptly_while_a_handler_sleeps():
 
     caller = threading.Thread(target=call)
     caller.start()
-    started = time.monotonic()
+    [held] = wait_for(lambda: emulator.attempts("held"))
     emulator.stop()
+    # Had stop() waited for the handler, the handler would have slept its 30 s and answered.
+    assert held.status is None
     caller.join(timeout=10)
-    assert time.monotonic() - started < 3
     assert outcome == ["dropped"]
+    # The stop woke the handler, which dropped the request rather than answer it later.
+    wait_for(lambda: held.finished is not None)
+    assert held.status is None
 
 
 def test_command_line_prints_its_url_first_then_serves_until_terminated():

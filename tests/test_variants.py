@@ -13,7 +13,6 @@ from aigate_nb.results import ImageResult
 from aigate_nb.session import Request, Session
 from aigate_nb.store import History
 from aigate_nb.variants import Variants
-
 from support import TEST_KEY
 
 
