@@ -177,7 +177,8 @@ def test_capability_table_matches_the_documented_pixel_table():
     ],
 )
 def test_chat_image_has_documented_size_and_format(emu, http, model, ratio, size, pixels, fmt):
-    reply = http.post(emu.url + "/v1/chat/completions", json=chat_body(f"pixels {ratio}", model, ratio=ratio, size=size))
+    body = chat_body(f"pixels {ratio}", model, ratio=ratio, size=size)
+    reply = http.post(emu.url + "/v1/chat/completions", json=body)
     assert reply.status_code == 200, reply.text
     mime, _, image = chat_image(reply.json())
     assert image.size == pixels
@@ -277,7 +278,8 @@ def test_gemini3_signs_the_image_and_a_leading_text_part(emu, http):
     assert "inlineData" in parts[1] and parts[1]["thoughtSignature"]
     usage = reply["usageMetadata"]
     assert usage["thoughtsTokenCount"] > 0
-    assert usage["totalTokenCount"] == usage["promptTokenCount"] + usage["candidatesTokenCount"] + usage["thoughtsTokenCount"]
+    parts = ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount")
+    assert usage["totalTokenCount"] == sum(usage[name] for name in parts)
 
 
 def test_gemini_25_never_signs(emu, http):
@@ -414,12 +416,15 @@ RATIO_31 = (
         (FLASH_31, google_body("x", size="1k"), "uppercase 'K'"),
         (FLASH_25, google_body("x", size="1K"), "Image size 1K is not supported for this model."),
         (PRO_3, google_body("x", aspectRatio="16:9"),
-         "Invalid JSON payload received. Unknown name \"aspectRatio\" at 'request.generation_config': Cannot find field."),
+         "Invalid JSON payload received. Unknown name \"aspectRatio\" at 'request.generation_config': "
+         "Cannot find field."),
         (PRO_3, google_body("x", parts=[{"fileData": {"mimeType": "image/png", "fileUri": "https://example.com/a.png"}}]),
          "inline images only"),
         (PRO_3, google_body("x", parts=[{"inlineData": {"mimeType": "image/png", "data": "https://example.com/a.png"}}]),
          "inline images only"),
-        (FLASH_25, google_body("x", parts=[{"inlineData": {"mimeType": "image/png", "data": png_data_url()[0].split(",")[1]}}] * 4),
+        (FLASH_25,
+         google_body("x", parts=[{"inlineData": {"mimeType": "image/png", "data": png_data_url()[0].split(",")[1]}}]
+                     * 4),
          "at most 3"),
         (PRO_3, google_body("x", parts=[{"inlineData": {"mimeType": "image/png", "data": BAD_IMAGE.split(",")[1]}}]),
          "Unable to process input image"),
@@ -482,7 +487,8 @@ def test_key_is_required_on_the_chat_route(keyed, http):
     [({"Authorization": f"Bearer {SECRET}"}, {}), ({"x-goog-api-key": SECRET}, {}), ({}, {"key": SECRET})],
 )
 def test_google_route_takes_the_key_three_ways(keyed, http, headers, params):
-    reply = http.post(google_url(keyed, FLASH_31), json=google_body("keyed", size="512"), headers=headers, params=params)
+    body = google_body("keyed", size="512")
+    reply = http.post(google_url(keyed, FLASH_31), json=body, headers=headers, params=params)
     assert reply.status_code == 200, reply.text
 
 
@@ -625,7 +631,8 @@ def test_fault_with_count_fails_only_the_first_attempts(fresh, http):
 
 def test_fault_without_count_fails_every_attempt(fresh, http):
     for _ in range(3):
-        reply = http.post(fresh.url + "/v1/chat/completions", json=chat_body("always"), headers={"X-Emulator-Fault": "500"})
+        fault = {"X-Emulator-Fault": "500"}
+        reply = http.post(fresh.url + "/v1/chat/completions", json=chat_body("always"), headers=fault)
         assert reply.status_code == 500
     assert len(fresh.attempts("always")) == 3
 
@@ -672,16 +679,19 @@ def test_bad_base64_fault_corrupts_only_the_image(fresh, http):
 
 def test_no_image_fault_answers_text_only(fresh, http):
     headers = {"X-Emulator-Fault": "no-image"}
-    choice = http.post(fresh.url + "/v1/chat/completions", json=chat_body("nothing"), headers=headers).json()["choices"][0]
+    reply = http.post(fresh.url + "/v1/chat/completions", json=chat_body("nothing"), headers=headers)
+    choice = reply.json()["choices"][0]
     assert choice["finish_reason"] == "stop" and "images" not in choice["message"] and choice["message"]["content"]
-    candidate = http.post(google_url(fresh, PRO_3), json=google_body("nothing"), headers=headers).json()["candidates"][0]
+    reply = http.post(google_url(fresh, PRO_3), json=google_body("nothing"), headers=headers)
+    candidate = reply.json()["candidates"][0]
     assert candidate["finishReason"] == "STOP"
     assert [list(p) for p in candidate["content"]["parts"]] == [["text", "thoughtSignature"]]
 
 
 def test_image_safety_fault_shapes(fresh, http):
     headers = {"X-Emulator-Fault": "image-safety"}
-    choice = http.post(fresh.url + "/v1/chat/completions", json=chat_body("unsafe"), headers=headers).json()["choices"][0]
+    reply = http.post(fresh.url + "/v1/chat/completions", json=chat_body("unsafe"), headers=headers)
+    choice = reply.json()["choices"][0]
     assert choice["finish_reason"] == "content_filter" and choice["native_finish_reason"] == "IMAGE_SAFETY"
     assert choice["message"]["content"] is None and "images" not in choice["message"]
     candidate = http.post(google_url(fresh, PRO_3), json=google_body("unsafe"), headers=headers).json()["candidates"][0]
@@ -698,7 +708,8 @@ def test_prompt_blocked_fault_shapes(fresh, http):
 
 
 def test_html_502_fault_is_a_proxy_page(fresh, http):
-    reply = http.post(fresh.url + "/v1/chat/completions", json=chat_body("proxy"), headers={"X-Emulator-Fault": "html-502"})
+    fault = {"X-Emulator-Fault": "html-502"}
+    reply = http.post(fresh.url + "/v1/chat/completions", json=chat_body("proxy"), headers=fault)
     assert reply.status_code == 502
     assert reply.headers["Content-Type"].startswith("text/html") and "<h1>502 Bad Gateway</h1>" in reply.text
 

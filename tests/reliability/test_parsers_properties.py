@@ -122,14 +122,16 @@ def chat_replies(draw) -> dict:
     if sometimes(draw, 1):
         message["content"] = draw(maybe(st.one_of(st.none(), text, st.lists(weighted(
             (2, st.fixed_dictionaries({"type": st.just("text"), "text": text})),
-            (2, st.fixed_dictionaries({"type": st.just("image_url"), "image_url": st.fixed_dictionaries({"url": url})})),
+            (2, st.fixed_dictionaries({"type": st.just("image_url"),
+                                       "image_url": st.fixed_dictionaries({"url": url})})),
             (1, json_values)), max_size=3))))
     choice: dict = {"index": 0, "message": draw(maybe(st.just(message)))}
     if sometimes(draw, 1):
         choice["finish_reason"] = draw(maybe(st.sampled_from(["stop", "content_filter", "length", "error"])))
     if sometimes(draw, 1):
         choice["native_finish_reason"] = draw(maybe(st.sampled_from(["STOP", "IMAGE_SAFETY", "NO_IMAGE"])))
-    reply: dict = {"choices": draw(maybe(st.lists(weighted((4, st.just(choice)), (1, json_values)), min_size=1, max_size=2)))}
+    choices = st.lists(weighted((4, st.just(choice)), (1, json_values)), min_size=1, max_size=2)
+    reply: dict = {"choices": draw(maybe(choices))}
     for name, value in (("id", st.text(max_size=10)), ("usage", json_values),
                         ("prompt_feedback", st.fixed_dictionaries({"block_reason": maybe(st.text(max_size=10))}))):
         if sometimes(draw, 1):
@@ -143,7 +145,8 @@ def chat_replies(draw) -> dict:
 def google_replies(draw) -> dict:
     inline_key = draw(st.sampled_from(["inlineData", "inlineData", "inline_data"]))
     mime_key = draw(st.sampled_from(["mimeType", "mimeType", "mime_type"]))
-    inline = st.fixed_dictionaries({mime_key: maybe(MIMES), "data": maybe(weighted((2, base64_text()), (1, large_payloads)))})
+    payload = maybe(weighted((2, base64_text()), (1, large_payloads)))
+    inline = st.fixed_dictionaries({mime_key: maybe(MIMES), "data": payload})
     signature = {"thoughtSignature": st.text(max_size=10)}
     thought = {"thought": maybe(st.booleans())}
     part = weighted(
@@ -160,7 +163,8 @@ def google_replies(draw) -> dict:
         candidate["finishMessage"] = draw(maybe(st.text(max_size=30)))
     reply: dict = {}
     if sometimes(draw, 6):
-        reply["candidates"] = draw(maybe(st.lists(weighted((4, st.just(candidate)), (1, json_values)), min_size=1, max_size=2)))
+        candidates = st.lists(weighted((4, st.just(candidate)), (1, json_values)), min_size=1, max_size=2)
+        reply["candidates"] = draw(maybe(candidates))
     if not sometimes(draw):
         reply["promptFeedback"] = draw(maybe(st.fixed_dictionaries({}, optional={
             "blockReason": maybe(st.sampled_from(["SAFETY", "OTHER", "PROHIBITED_CONTENT"])),
@@ -259,8 +263,9 @@ error_bodies = st.one_of(
         st.fixed_dictionaries({}, optional={
             "message": maybe(error_messages), "type": maybe(st.text(max_size=20)), "param": leaves,
             "code": maybe(st.integers(0, 999) | st.text(max_size=10)), "status": maybe(st.text(max_size=20)),
-            "details": maybe(st.lists(st.fixed_dictionaries({}, optional={"reason": leaves, "@type": leaves}) | json_values,
-                                      max_size=2))}),
+            "details": maybe(st.lists(
+                st.fixed_dictionaries({}, optional={"reason": leaves, "@type": leaves}) | json_values,
+                max_size=2))}),
         json_values)}).map(lambda v: json.dumps(v).encode()),
     st.text(max_size=100).map(lambda t: f"<html><head><title>{t}</title></head><body>{t}</body></html>".encode()),
     st.integers(1, 50_000).map(lambda n: b"[" * n + b"]" * n),
@@ -366,7 +371,10 @@ def google_replies_built_from(draw) -> tuple[dict, Reply, list[dict]]:
     order = draw(st.permutations([("image", picture) for picture in pictures] + [("text", text) for text in texts]))
     parts = []
     for kind, value in order:
-        part = {"inlineData": {"mimeType": value[0], "data": stdlib_base64(value[1])}} if kind == "image" else {"text": value}
+        if kind == "image":
+            part = {"inlineData": {"mimeType": value[0], "data": stdlib_base64(value[1])}}
+        else:
+            part = {"text": value}
         if draw(st.booleans()):
             part["thoughtSignature"] = draw(st.text(min_size=1, max_size=12))
         parts.append(part)
@@ -427,7 +435,8 @@ def expected_error_type(status: int, kind: str | None, code: str | None) -> type
 def check_error(error: GatewayError, status: int, message: str, code: str | None, kind: str | None) -> None:
     """``error`` carries what the body said, its message on one line, and shows it after the status."""
     assert type(error) is expected_error_type(status, kind, code)
-    assert (error.status, error.message, error.code, error.error_type) == (status, one_line(message, MESSAGE_LIMIT), code, kind)
+    expected = (status, one_line(message, MESSAGE_LIMIT), code, kind)
+    assert (error.status, error.message, error.code, error.error_type) == expected
     assert str(error).startswith(f"HTTP {status}: {error.message.rstrip('. ')}")
 
 
