@@ -357,5 +357,6 @@ class ScriptedGateway:
 
 def chat_reply_with(data_url: str) -> bytes:
     """A well-formed chat completion whose one image is ``data_url``."""
+    image = {"type": "image_url", "image_url": {"url": data_url}}
     return json.dumps({"choices": [{"index": 0, "finish_reason": "stop", "message": {
-        "role": "assistant", "content": None, "images": [{"type": "image_url", "image_url": {"url": data_url}}]}}]}).encode()
+        "role": "assistant", "content": None, "images": [image]}}]}).encode()
