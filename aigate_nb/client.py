@@ -6,6 +6,7 @@ reply into an ``ImageResult`` or a typed error. No IPython here.
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from collections.abc import Iterable, Mapping
@@ -16,8 +17,10 @@ from .config import DEFAULT_BASE_URL, check_api_key, is_loopback, load_settings,
 from .errors import ConfigurationError, InputError, ResponseError
 from .images import DEFAULT_INLINE_BUDGET, ImageInput, ImageLike, b64_size, fit_inline_budget, to_image_input
 from .models import normalise_options
-from .prepared import PreparedRequest, endpoint_of, image_hash, request_hash
+from .prepared import PreparedRequest, endpoint_of, image_hash, input_record, request_hash
+from .replay import kept_for, replayed
 from .results import ImageResult
+from .store import History
 from .transport import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_AFTER,
@@ -56,6 +59,10 @@ class Client:
     those arguments: a recorder or a replay cache sits there. The key, base URL,
     timeout, retries and headers are then the transport's own; passing
     ``api_key``, ``base_url`` or ``headers`` as well is refused.
+
+    ``cache`` (a ``History``, or a folder to keep one in; off by default) answers
+    ``generate`` from the pictures it already holds for an identical request (the
+    same ``request_hash``), with no call, and keeps every new result.
     """
 
     def __init__(
@@ -71,6 +78,7 @@ class Client:
         inline_budget: int = DEFAULT_INLINE_BUDGET,
         headers: Mapping[str, str] | None = None,
         transport: HTTPTransport | None = None,
+        cache: History | str | os.PathLike | None = None,
     ) -> None:
         settings = load_settings()
         if transport is None:
@@ -99,6 +107,7 @@ class Client:
         self._transport = transport
         self.model = model or settings.model
         self.inline_budget = inline_budget
+        self.cache = _as_cache(cache)
         if self._api_key and self.base_url.startswith("http://") and not is_loopback(self.base_url):
             warnings.warn(
                 f"The base URL {self.base_url} is plain http://: your key would travel unencrypted. "
@@ -130,12 +139,19 @@ class Client:
         are before this prompt: a multi-turn edit. ``Session`` builds them from a
         result's lineage (``%%gemini_image -e REF --multi-turn``).
 
-        The same as ``send(prepare(...))``.
+        The same as ``send(prepare(...))``, answered from ``cache`` where it has the picture.
         """
-        return self.send(self.prepare(
+        prepared = self.prepare(
             prompt, model=model, images=images, aspect_ratio=aspect_ratio, image_size=image_size, route=route,
             turns=turns,
-        ))
+        )
+        if self.cache is None:
+            return self.send(prepared)
+        for entry in kept_for(self.cache, prepared):
+            return replayed(entry)
+        result = self.send(prepared)
+        self.cache.append(result)
+        return result
 
     def prepare(
         self,
@@ -171,6 +187,7 @@ class Client:
         inputs = [to_image_input(item) for item in _as_list(images)]
         ratio, size = normalise_options(model, aspect_ratio, image_size, len(inputs))
         image_hashes = tuple(image_hash(item) for item in inputs)  # as given: re-encoding below is ours
+        records = tuple(input_record(item, digest) for item, digest in zip(inputs, image_hashes))
         spent = inline_size(turns)
         if spent > self.inline_budget:
             raise InputError(
@@ -202,6 +219,7 @@ class Client:
             parent_id=_parent_of(inputs),
             endpoint=endpoint,
             image_hashes=image_hashes,
+            inputs=records,
             request_hash=request_hash(
                 route=route, endpoint=endpoint, model=model, prompt=prompt, aspect_ratio=ratio, image_size=size,
                 image_hashes=image_hashes, turns=turns,
@@ -228,6 +246,8 @@ class Client:
             emulated=self.emulated,
             model_parts=reply.model_parts,
             parent_id=prepared.parent_id,
+            inputs=[dict(item) for item in prepared.inputs],
+            request_hash=prepared.request_hash,
         ))
 
     def models(self, image_only: bool = False) -> list[str]:
@@ -308,6 +328,15 @@ def _base_url_for(api_key: str | None, base_url: str | None, env_base_url: str |
     if api_key is None:
         return shared_emulator_url()
     return DEFAULT_BASE_URL
+
+
+def _as_cache(cache: History | str | os.PathLike | None) -> History | None:
+    if cache is None or isinstance(cache, History):
+        return cache
+    if not isinstance(cache, (str, os.PathLike)):
+        raise ConfigurationError(f"cache is a History or a folder, not {type(cache).__name__}.")
+    folder = Path(cache).expanduser().absolute()
+    return History(name=folder.name, root=folder.parent)
 
 
 def _check_turns(turns: Iterable[dict[str, Any]], route: str) -> list[dict[str, Any]]:

@@ -63,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("-o", "--out", metavar="PATH", help="also save the full-size image there (PATH-1, PATH-2, ... with -n)")
     add("--as", dest="as_name", metavar="NAME", help="also bind the result to the variable NAME")
     add("--no-interpolate", action="store_true", help="send {name} in the prompt as written")
+    add("--new", action="store_true",
+        help="send the request even if this notebook's history already has its picture (which is replayed otherwise)")
     return parser
 
 
@@ -93,6 +95,7 @@ def parse_command(line: str, cell: str, namespace: Mapping[str, Any]) -> ImageCo
         image_size=args.image_size,
         route=args.route,
         multi_turn=args.multi_turn,
+        new=args.new,
     )
     sources = ([args.edit] if args.edit is not None else []) + args.image
     return ImageCommand(request=request, sources=tuple(sources), count=args.n, out=args.out, as_name=args.as_name)

@@ -111,20 +111,67 @@ def is_loopback(url: str) -> bool:
 
 
 def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None = None) -> Settings:
-    """Settings from the environment, then ``.env`` in the working directory.
+    """Settings from the environment, then ``.env`` in the working directory, name by name.
 
-    With neither a key nor a base URL, requests go to the built-in emulator.
+    With neither a key nor a base URL, requests go to the built-in emulator. A base URL
+    from the ``.env`` counts only together with a key from that same file, or when it is
+    loopback or the default gateway: otherwise the key of the environment (or none) would go
+    to a host that a folder chose, such as a cloned repository's. That is refused, in one
+    line that names the file and the host.
     """
-    env = dict(read_dotenv(dotenv if dotenv is not None else Path.cwd() / ".env"))
-    env.update(os.environ if environ is None else environ)
+    path = dotenv if dotenv is not None else Path.cwd() / ".env"
+    resolved = _resolve(read_dotenv(path), os.environ if environ is None else environ, path)
+    if isinstance(resolved, str):
+        # Raised here, where no local holds the key or the environment: a verbose traceback
+        # (%xmode Verbose) shows the locals of every frame it passes through.
+        raise ConfigurationError(resolved)
+    return resolved
+
+
+def _resolve(from_file: Mapping[str, str], from_env: Mapping[str, str], dotenv: Path) -> Settings | str:
+    """The settings, or why they are refused."""
+    env = {**from_file, **from_env}
     key = (env.get("AIGATE_API_KEY") or "").strip() or None  # a key from a secret file may end in a newline
     base = env.get("AIGATE_BASE_URL") or None
+    try:
+        base_url = normalise_base_url(base) if base else None
+    except ConfigurationError as exc:
+        return str(exc)
+    if base_url and "AIGATE_BASE_URL" not in from_env:
+        key_from_file = key is not None and "AIGATE_API_KEY" not in from_env
+        if not key_from_file and not is_loopback(base_url) and not is_default_gateway(base_url):
+            return _foreign_host_refusal(dotenv, base_url, environment_key=key is not None)
     return Settings(
         api_key=key,
-        base_url=normalise_base_url(base) if base else None,
+        base_url=base_url,
         model=env.get("AIGATE_MODEL") or DEFAULT_MODEL,
         history_dir=env.get("AIGATE_HISTORY_DIR") or None,
         use_emulator=key is None and base is None,
+    )
+
+
+def is_default_gateway(url: str) -> bool:
+    """True for the gateway's own host, whatever the path: a key sent there goes where it belongs."""
+    parts, default = urlsplit(url), urlsplit(DEFAULT_BASE_URL)
+    try:
+        port = parts.port
+    except ValueError:  # not a number: not the gateway's URL either
+        return False
+    return (parts.scheme, parts.hostname, port) == (default.scheme, default.hostname, None)
+
+
+def _foreign_host_refusal(dotenv: Path, base_url: str, environment_key: bool) -> str:
+    parts = urlsplit(base_url)
+    host = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # no user:password@ from the file
+    sent = (
+        "which would then receive the AIGATE_API_KEY of your environment"
+        if environment_key
+        else "with no AIGATE_API_KEY beside it"
+    )
+    return (
+        f"The file {display_path(dotenv)} sets AIGATE_BASE_URL to {host}, {sent}; nothing was sent. "
+        "A folder's .env may choose the host only together with the key for it: put AIGATE_API_KEY in "
+        "that file too, set AIGATE_BASE_URL in the environment instead, or remove the line."
     )
 
 

@@ -85,13 +85,15 @@ class ImageLike(Protocol):
 class ImageInput:
     """One input image, ready for a request: inline bytes, or a URL the gateway fetches.
 
-    ``parent_id`` names the history entry it came from, when it came from one.
+    ``parent_id`` names the history entry it came from, when it came from one; ``name``
+    the file (or URL, without its query) it was read from, when it was read from one.
     """
 
     mime: str | None
     data: bytes | None
     url: str | None = None
     parent_id: str | None = None
+    name: str | None = None
 
     @property
     def is_url(self) -> bool:
@@ -183,7 +185,8 @@ def to_image_input(source: Any) -> ImageInput:
         data = bytes(source)
         return ImageInput(_require_image_mime(data, "the bytes given"), data)
     if isinstance(source, str) and source.startswith(("http://", "https://")):
-        return ImageInput(None, None, url=source)
+        # A signed URL's query can hold a secret: the name kept in the history leaves it out.
+        return ImageInput(None, None, url=source, name=source.split("?", 1)[0].split("#", 1)[0])
     if isinstance(source, str) and source.startswith("data:"):
         try:
             mime, data = decode_data_url(source)
@@ -195,13 +198,38 @@ def to_image_input(source: Any) -> ImageInput:
         if not path.is_file():
             raise InputError(f"No image file at '{path}'; check the path (relative paths start at {Path.cwd()}).")
         data = path.read_bytes()
-        return ImageInput(_require_image_mime(data, f"'{path}'"), data)
+        return ImageInput(_require_image_mime(data, f"'{path}'"), data, name=path.name)
     if _is_pil_image(source):
         return ImageInput(*_encode_pil(source))
     raise InputError(
         f"Cannot use a {type(source).__name__} as an image; pass a file path, a URL, bytes, "
         "a PIL image, a result or a history entry."
     )
+
+
+def source_shape(source: Any) -> tuple[int, int, str | None, str | None] | None:
+    """``(width, height, aspect_ratio, image_size)`` of an image to be edited, read from its
+    header (no pixels decoded); the ratio and size are those it was asked with, for a result
+    or history entry. None when it cannot be told (a URL, or not an image: the request's
+    own check says why)."""
+    if isinstance(source, ImageLike) and hasattr(source, "size"):
+        width, height = source.size
+        return width, height, getattr(source, "aspect_ratio", None), getattr(source, "image_size", None)
+    if _is_pil_image(source):
+        return (*source.size, None, None)
+    try:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            data = io.BytesIO(bytes(source))
+        elif isinstance(source, (str, os.PathLike)) and not str(source).startswith(("http://", "https://", "data:")):
+            data = Path(source).expanduser()
+        else:
+            return None
+        from PIL import Image
+
+        with Image.open(data) as image:
+            return (*image.size, None, None)
+    except Exception:  # noqa: BLE001 - unreadable here; to_image_input says why when it is sent
+        return None
 
 
 def _is_pil_image(obj: Any) -> bool:

@@ -127,3 +127,34 @@ def normalise_options(
 def same_model(a: str, b: str) -> bool:
     """The same model, however spelt: ``google/gemini-3-pro-image`` is ``gemini-3-pro-image``."""
     return a.strip().removeprefix("google/") == b.strip().removeprefix("google/")
+
+
+#: The long edge (pixels) up to which a picture counts as each size, between the sizes' own.
+_SIZE_EDGES = (("512", 768), ("1K", 1536), ("2K", 3072), ("4K", math.inf))
+
+
+def keep_shape(
+    model: str, width: int, height: int, aspect_ratio: str | None = None, image_size: str | None = None
+) -> tuple[str | None, str | None]:
+    """The ratio and size for an edit of a ``width`` x ``height`` source that keeps its shape:
+    the source's own ``aspect_ratio``/``image_size`` (as it was asked for) where ``model``
+    takes them, else the nearest that it takes. (None, None) for a model we do not know."""
+    spec = spec_for(model)
+    if spec is None or width <= 0 or height <= 0:
+        return None, None
+    ratio = aspect_ratio if aspect_ratio in spec.ratios else min(
+        spec.ratios, key=lambda r: abs(math.log(width / height) - math.log(_ratio_value(r)))
+    )
+    size = None
+    if spec.sizes:
+        wanted = image_size or next(name for name, edge in _SIZE_EDGES if max(width, height) <= edge)
+        order = [name for name, _ in _SIZE_EDGES]
+        size = wanted if wanted in spec.sizes else min(
+            spec.sizes, key=lambda s: abs(order.index(s) - order.index(wanted)) if wanted in order else 0
+        )
+    return ratio, size
+
+
+def _ratio_value(ratio: str) -> float:
+    width, height = ratio.split(":")
+    return float(width) / float(height)

@@ -44,6 +44,8 @@ class PreparedRequest:
     endpoint: Endpoint
     image_hashes: tuple[str, ...]
     request_hash: str
+    #: Each input image as the history records it (see ``input_record``).
+    inputs: tuple[dict[str, str], ...] = field(default=(), hash=False)
 
 
 def endpoint_of(base_url: str, emulated: bool = False) -> Endpoint:
@@ -57,6 +59,14 @@ def image_hash(item: ImageInput) -> str:
     """sha256 hex of an input image's bytes; of the URL's text for a URL the gateway fetches."""
     # surrogatepass: a URL is sent as JSON, which escapes a broken character, so it must hash too
     return hashlib.sha256(item.url.encode("utf-8", "surrogatepass") if item.is_url else item.data).hexdigest()
+
+
+def input_record(item: ImageInput, sha256: str) -> dict[str, str]:
+    """What the history keeps of an input image: its ``sha256`` (as given), and its file
+    ``name`` and history ``entry`` id where it has them, so that an edit of an image from
+    outside the history is still an edit, of something that can be found again."""
+    record = {"sha256": sha256, "name": item.name, "entry": item.parent_id}
+    return {key: value for key, value in record.items() if value}
 
 
 def request_hash(

@@ -42,6 +42,8 @@ METADATA_PROMPT_LIMIT = 8000
 _BUDGET_SLACK = 2048
 #: The HTML around each preview of a multi-image result, generously.
 _HTML_PER_IMAGE = 400
+#: What a replayed result's caption says instead of its time, and how to get a fresh picture.
+REPLAYED = "replayed: no request sent (--new makes a fresh one)"
 #: The layout of a history index line, written as its "v".
 RECORD_VERSION = 1
 
@@ -107,7 +109,17 @@ class ImageResult:
     index: int | None = kept(None)
     parent_index: int | None = kept(None)
     created: str | None = kept(None)
+    #: The input images as sent: ``{"sha256", "name"?, "entry"?}`` each (see ``prepared.input_record``).
+    inputs: list[dict[str, str]] = kept(factory=list)
+    #: The ``PreparedRequest.request_hash`` of the request that made it: the same hash, the same picture asked for.
+    request_hash: str | None = kept(None)
+    #: What it cost in USD, and where that figure came from: "gateway" (the reply said), "table" (estimated
+    #: from a price table), or None (unknown).
+    cost: float | None = kept(None)
+    cost_source: str | None = kept(None)
     files: list[Path] = field(default_factory=list)
+    #: Answered from the history, with no request sent (see ``replay.py``); not kept: the entry is the original.
+    replayed: bool = False
     _pixels: list | None = field(default=None, repr=False)
     _sizes: list[tuple[int, int]] | None = field(default=None, repr=False)
     _sha256s: list[str] | None = field(default=None, repr=False)
@@ -293,11 +305,10 @@ class ImageResult:
             parts.append(self._image_summary(0))
         else:
             parts.append(f"{len(self.originals)} images")
-        parts.append(f"in {self.elapsed:.2f} s")
-        if self.parent_index is not None:
-            parts.append(f"edited from [{self.parent_index}]")
-        elif self.parent_id:
-            parts.append(f"edited from {self.parent_id}")
+        parts.append(REPLAYED if self.replayed else f"in {self.elapsed:.2f} s")
+        source = self.edited_from()
+        if source:
+            parts.append(f"edited from {source}")
         line = " | ".join(parts)
         if self.index is not None:
             line = f"[{self.index}] {line}"
@@ -309,6 +320,18 @@ class ImageResult:
         if self.text:
             lines.append(clip(self.text.strip(), CAPTION_TEXT_LIMIT))
         return "\n".join(lines)
+
+    def edited_from(self) -> str | None:
+        """What this result was edited from, shortly: ``[3]`` (an entry of its history), an
+        entry id from another history, a file name, or ``an image (sha256 1a2b3c4d5e6f)``."""
+        if self.parent_index is not None:
+            return f"[{self.parent_index}]"
+        if self.parent_id:
+            return self.parent_id
+        if self.inputs:
+            first = self.inputs[0]
+            return first.get("name") or f"an image (sha256 {first.get('sha256', '')[:12]})"
+        return None
 
     def _image_summary(self, k: int) -> str:
         width, height = self.sizes[k]

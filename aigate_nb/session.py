@@ -16,10 +16,11 @@ from .client import Client
 from .config import DEFAULT_BASE_URL, display_path, load_settings, mask_key
 from .conversation import continued_model, conversation_turns
 from .errors import HistoryError, InputError, NotKeptError
-from .images import ImageLike, b64_size, to_image_input
-from .models import normalise_options, same_model
+from .images import ImageLike, b64_size, source_shape, to_image_input
+from .models import keep_shape, normalise_options, same_model
 from .notebook import NotebookTracker
 from .prepared import PreparedRequest
+from .replay import kept_for, replayed
 from .results import ImageResult
 from .store import History
 
@@ -36,6 +37,8 @@ class Defaults:
     aspect_ratio: str | None = None
     image_size: str | None = None
     route: str = "chat"
+    #: Answer a request already made from the history, with no call (``%aigate config replay=off``).
+    replay: bool = True
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,8 @@ class Request:
     #: The model the ratio and size were chosen for (a panel's lists), when that may not be
     #: the model that is sent: each then goes only where the sent model takes it.
     options_for: str | None = None
+    #: Always send, even if the history already holds this request's picture (``--new``, a click).
+    new: bool = False
 
 
 class Session:
@@ -61,8 +66,12 @@ class Session:
 
     ``run`` sends one request and records the result in the history before
     returning it, so a result is never lost even if nobody displays it; if the
-    history cannot keep it, ``NotKeptError`` hands it over instead. Unless a
-    ``history`` is given, it is the notebook's (see ``NotebookTracker``) and
+    history cannot keep it, ``NotKeptError`` hands it over instead. A request the
+    history already answers is replayed from it instead of sent (``replay.py``).
+    ``recent`` are the ids of what this kernel made or replayed, in order: a negative
+    index counts back through them (so ``-e -1`` after a replayed cell is that cell's
+    picture, as it was in the run that made it), then through the rest of the history.
+    Unless a ``history`` is given, it is the notebook's (see ``NotebookTracker``) and
     follows it through renames, until a history is chosen by name.
     """
 
@@ -84,6 +93,7 @@ class Session:
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._watchers: list[Callable[[Defaults], None]] = []
+        self.recent: list[str] = []
 
     # -- where requests go -------------------------------------------------------------------
 
@@ -123,12 +133,13 @@ class Session:
             "aspect_ratio": self.defaults.aspect_ratio or "(model default)",
             "image_size": self.defaults.image_size or "(model default)",
             "route": self.defaults.route,
+            "replay": "on" if self.defaults.replay else "off (every request is sent)",
             "history": display_path(self.history.folder),
         }
 
     def set_defaults(self, **changes: str | None) -> Defaults:
         """Change the defaults, checked against the model as a request would be."""
-        unknown = set(changes) - {"model", "aspect_ratio", "image_size", "route"}
+        unknown = set(changes) - {"model", "aspect_ratio", "image_size", "route", "replay"}
         if unknown:
             raise InputError(
                 f"Unknown setting {sorted(unknown)[0]!r}; the settings are model, aspect_ratio, image_size and route."
@@ -137,6 +148,8 @@ class Session:
             changes["model"] = load_settings().model  # "default": AIGATE_MODEL, else the built-in default
         if "route" in changes and not changes["route"]:
             changes["route"] = "chat"
+        if "replay" in changes:
+            changes["replay"] = _switch("replay", changes["replay"])
         merged = replace(self.defaults, **changes)
         if merged.route not in ("chat", "google"):
             raise InputError(f"route {merged.route!r} is not one of 'chat' or 'google'.")
@@ -194,10 +207,12 @@ class Session:
         """A history index (``3``, ``-1``, ``"3"``) or id, a variable name in
         ``user_ns``, or anything image-like, as an image to send."""
         if isinstance(ref, (int, ImageLike)) or not isinstance(ref, str):
-            return self.history.get(ref) if isinstance(ref, int) else ref
+            return self._counted_back(ref) if isinstance(ref, int) else ref
         text = ref.strip()
         if _is_int(text):
-            return self.history.get(text)  # an index, or an id that is all digits
+            if text in self.history.ids():
+                return self.history.get(text)  # an id that is all digits
+            return self._counted_back(int(text))
         if user_ns is not None and text.isidentifier() and text in user_ns:
             return user_ns[text]
         try:
@@ -215,6 +230,8 @@ class Session:
     def with_defaults(self, request: Request) -> Request:
         """``request`` with this notebook's defaults where it says nothing.
 
+        An edit keeps its source's shape: with no ratio or size of its own, it takes those of
+        the image it edits (``images[0]``) where the model takes them, the nearest otherwise.
         A multi-turn edit with no model goes on with the model that made the result it
         continues. The default ratio and size were chosen for the default model, and a
         request's own for ``request.options_for`` when it names a model: for another model
@@ -228,6 +245,11 @@ class Session:
         ratio, size = request.aspect_ratio, request.image_size
         if request.options_for and not same_model(model, request.options_for):
             ratio, size = _taken_or_none(model, ratio=ratio), _taken_or_none(model, size=size)
+        if request.images and not (ratio and size):
+            shape = source_shape(self._image_of(request.images[0]))
+            if shape is not None:
+                kept_ratio, kept_size = keep_shape(model, *shape)
+                ratio, size = ratio or kept_ratio, size or kept_size
         default_ratio, default_size = d.aspect_ratio, d.image_size
         if not same_model(model, d.model):
             default_ratio = _taken_or_none(model, ratio=default_ratio)
@@ -240,6 +262,27 @@ class Session:
             route=request.route or ("google" if request.multi_turn else d.route),
             options_for=None,
         )
+
+    def _counted_back(self, index: int) -> Any:
+        """History entry ``index``; a negative one counts back through what this kernel made or
+        replayed, newest first, then through the rest of the history (see the class)."""
+        if index >= 0 or not self.recent:
+            return self.history.get(index)
+        recent = set(self.recent)
+        order = [entry.id for entry in self.history if entry.id not in recent]
+        order += [entry_id for entry_id in self.recent if entry_id in self.history.ids()]
+        if -index > len(order):
+            return self.history.get(index)  # says what exists
+        return self.history.get(order[index])
+
+    def _image_of(self, ref: Any) -> Any:
+        """A history index or id as its entry; anything else as it is."""
+        if isinstance(ref, (int, str)) and not isinstance(ref, bool):
+            try:
+                return self.history.get(ref)
+            except LookupError:
+                return ref
+        return ref
 
     def can_continue(self, item: Any) -> bool:
         """Whether a multi-turn edit can continue ``item``'s conversation: it came by the
@@ -282,18 +325,39 @@ class Session:
         return prepared, parent if request.multi_turn else prepared.parent_id
 
     def run(self, request: Request) -> ImageResult:
-        """Send one request with the defaults filled in; the result joins the history."""
+        """Send one request with the defaults filled in (or replay it, see ``submit``); the
+        result joins the history."""
         prepared, parent = self.prepare(request)
+        for entry in self._replays(request, prepared, 1):
+            self._remember(entry.id)
+            return replayed(entry)
         return self._send_and_keep(prepared, parent)
 
     def submit(self, request: Request, count: int = 1) -> list[Future]:
         """Check ``request`` here and now, then send ``count`` copies of it off the calling
-        thread; each result joins the history (see ``outcome``)."""
+        thread; each result joins the history (see ``outcome``).
+
+        Unless ``request.new`` or replay is off, what the history already holds for this
+        request is replayed (no call, no cost) and only the missing copies are sent."""
         prepared, parent = self.prepare(request, count)
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=MAX_VARIANTS, thread_name_prefix="aigate")
-            return [self._pool.submit(self._send_and_keep, prepared, parent) for _ in range(count)]
+        found = self._replays(request, prepared, count)
+        futures: list[Future] = []
+        for entry in found:
+            futures.append(_done(replayed(entry)))
+            self._remember(entry.id)
+        missing = count - len(found)
+        if missing:
+            with self._lock:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=MAX_VARIANTS, thread_name_prefix="aigate")
+                futures += [self._pool.submit(self._send_and_keep, prepared, parent) for _ in range(missing)]
+        return futures
+
+    def _replays(self, request: Request, prepared: PreparedRequest, count: int) -> list[Any]:
+        """The entries that answer ``prepared`` without a call, unless a fresh one is asked for."""
+        if request.new or not self.defaults.replay:
+            return []
+        return kept_for(self.history, prepared, count)
 
     def _send_and_keep(self, prepared: PreparedRequest, parent: str | None) -> ImageResult:
         result = self.client.send(prepared)
@@ -301,6 +365,7 @@ class Session:
         history = self.history
         try:
             history.append(result)
+            self._remember(result.id)
         except HistoryError as exc:
             reason = str(exc).rstrip(".")
             raise NotKeptError(
@@ -311,6 +376,15 @@ class Session:
         if self._notebook is not None and not self._chosen:
             self._notebook.claim(history)  # its folder exists now: it records whose it is
         return result
+
+    def _remember(self, entry_id: str | None) -> None:
+        """Note ``entry_id`` as the newest thing this kernel made or replayed."""
+        if entry_id is None:
+            return
+        with self._lock:
+            if entry_id in self.recent:
+                self.recent.remove(entry_id)
+            self.recent.append(entry_id)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -341,6 +415,25 @@ def outcome(future: Future) -> Outcome:
         return Outcome(result=exc.result, not_kept=exc)
     except Exception as exc:  # noqa: BLE001 - handed to the front end, which shows it as one line
         return Outcome(error=exc)
+
+
+def _done(result: ImageResult) -> Future:
+    """A future that already holds ``result``: a replay takes its place beside the requests sent."""
+    future: Future = Future()
+    future.set_result(result)
+    return future
+
+
+def _switch(name: str, value: Any) -> bool:
+    """``on``/``off`` (``true``/``false``, ``yes``/``no``, ``1``/``0``, a bool) as a bool; None: the default, on."""
+    if value is None or isinstance(value, bool):
+        return True if value is None else value
+    text = str(value).strip().lower()
+    if text in ("on", "true", "yes", "1"):
+        return True
+    if text in ("off", "false", "no", "0"):
+        return False
+    raise InputError(f"{name} is on or off, not {value!r}; e.g. %aigate config {name}=off.")
 
 
 def _taken_or_none(model: str, ratio: str | None = None, size: str | None = None) -> str | None:

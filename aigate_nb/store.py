@@ -221,6 +221,7 @@ class History:
         """Hold no entries, as before the index was first read."""
         self._entries: list[HistoryEntry] = []
         self._by_id: dict[str, HistoryEntry] = {}
+        self._by_hash: dict[str, list[HistoryEntry]] = {}  # request hash -> its entries, oldest first
         self._by_index: dict[int, HistoryEntry] = {}
         self._missing: dict[int, Path] = {}  # index -> the file that is gone
         self._known_ids: set[str] = set()
@@ -301,6 +302,19 @@ class History:
                 seen.add(chain[-1].parent)
                 chain.append(self._by_id[chain[-1].parent])
         return chain[::-1]
+
+    def ids(self) -> set[str]:
+        """The ids of the entries held now."""
+        self._catch_up()
+        with self._lock:
+            return set(self._by_id)
+
+    def find(self, request_hash: str) -> list[HistoryEntry]:
+        """The entries made by requests with this ``request_hash`` (see ``prepared.request_hash``),
+        oldest first: the pictures this notebook already has for that request."""
+        self._catch_up()
+        with self._lock:
+            return list(self._by_hash.get(request_hash, ()))
 
     def _what_exists(self) -> str:
         indices = sorted(self._by_index)
@@ -607,6 +621,8 @@ class History:
             self._by_index[entry.index] = entry
         self._by_id[entry.id] = entry
         bisect.insort(self._entries, entry, key=lambda e: e.index)
+        if entry.request_hash:
+            bisect.insort(self._by_hash.setdefault(entry.request_hash, []), entry, key=lambda e: e.index)
 
     def _entry_from(self, record: dict) -> HistoryEntry:
         return HistoryEntry(ImageResult.from_record(record, self.folder))

@@ -543,7 +543,9 @@ def error_from_body(status: int, text: str, *, retry_after: float | None = None,
     """The typed error for an HTTP error status and its body."""
     message, code, error_type = read_error_body(status, text)
     common = {"status": status or None, "code": code, "error_type": error_type, "attempts": attempts}
-    refused = code == "API_KEY_INVALID" or error_type in ("UNAUTHENTICATED", "PERMISSION_DENIED", "authentication_error")
+    refused = code == "API_KEY_INVALID" or error_type in (
+        "UNAUTHENTICATED", "PERMISSION_DENIED", "authentication_error"
+    )
     if status in (401, 403) or refused:
         return AuthenticationError(message, **common)
     if status == 429:

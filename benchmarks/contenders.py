@@ -82,9 +82,10 @@ class Floor:
 class KeepingFloor:
     """Less than the floor: the chat request, one ``raw.read()``, the base64 sliced straight
     from the body with no JSON parsed at all (no client may trust a reply that far) and one
-    pybase64 decode; then the least that keeps the image: its sha256 and one write to a new file. ``many(n)`` runs ``n`` of them on ``n`` threads,
-    each with its own connection, as ``Session.submit`` does: the machine's own cost of
-    ``-n n`` for this image, with no package code in the way."""
+    pybase64 decode; then the least that keeps the image: its sha256 and one write to a new file.
+    ``many(n)`` runs ``n`` of them on ``n`` threads, each with its own connection, as
+    ``Session.submit`` does: the machine's own cost of ``-n n`` for this image, with no package
+    code in the way."""
 
     def __init__(self, url: str, folder: Path) -> None:
         self.url = url
@@ -145,7 +146,10 @@ def openai_sdk(url: str) -> Callable[[Payload], bytes]:
         completion = client.chat.completions.create(
             model=MODEL,
             messages=[{"role": "user", "content": payload.prompt}],
-            extra_body={"modalities": ["image", "text"], "image_config": {"aspect_ratio": RATIO, "image_size": payload.tier}},
+            extra_body={
+                "modalities": ["image", "text"],
+                "image_config": {"aspect_ratio": RATIO, "image_size": payload.tier},
+            },
         )
         data_url = completion.choices[0].message.images[0]["image_url"]["url"]
         return base64.b64decode(data_url.split(",", 1)[1])

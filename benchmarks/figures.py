@@ -125,7 +125,8 @@ def display(url: str, payloads: list[Payload], repeats: int, folder: Path) -> li
         judged = payload.tier == "4K"  # the goals are set for 4K results
         rows.append(Row(
             "display time", f"{payload.name} ({payload.size[0]}x{payload.size[1]})", best["bundle"] / best["decode"],
-            "x", DISPLAY_TIME_GOAL if judged else None, f"bundle {ms(best['bundle'])}, full decode {ms(best['decode'])}",
+            "x", DISPLAY_TIME_GOAL if judged else None,
+            f"bundle {ms(best['bundle'])}, full decode {ms(best['decode'])}",
             {"bundle ms": round(best["bundle"] * 1000, 2), "decode ms": round(best["decode"] * 1000, 2)},
         ))
         rows.append(Row(
@@ -161,7 +162,8 @@ def memory(url: str, payloads: list[Payload], count: int) -> list[Row]:
     run = _memory_run(url, payload, count, "--keep")
     rows.append(Row(
         "memory", f"{count} x {payload.name} results kept alive (as IPython's Out keeps them)", run["growth_mb"], "MB",
-        None, f"RSS {run['before_mb']:.0f} -> {run['after_mb']:.0f} MB: a kept result reads its bytes from its file", run,
+        None,
+        f"RSS {run['before_mb']:.0f} -> {run['after_mb']:.0f} MB: a kept result reads its bytes from its file", run,
     ))
     return rows
 

@@ -35,7 +35,8 @@ def profile(url: str, payload: Payload, folder: Path, runs: int = 5) -> list[Pat
 
     for route in ("chat", "google"):
         record(f"generate-{payload.tier}-{payload.format}-{route}".lower(),
-               lambda route=route: client.generate(payload.prompt, aspect_ratio=RATIO, image_size=payload.tier, route=route))
+               lambda route=route: client.generate(payload.prompt, aspect_ratio=RATIO, image_size=payload.tier,
+                                                   route=route))
     result = client.generate(payload.prompt, aspect_ratio=RATIO, image_size=payload.tier)
     record(f"display-{payload.tier}-{payload.format}".lower(), lambda: dataclasses.replace(
         result, _pixels=None, _sizes=None, _sha256s=None, _previews=None)._repr_mimebundle_())

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -22,3 +23,22 @@ def wait_for(condition: Callable[[], T], timeout: float = 10.0, interval: float 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout} s")
         time.sleep(interval)
+
+
+def max_in_flight(records: Iterable[Any]) -> int:
+    """The most of these emulator records that the emulator was handling at one moment.
+
+    Read from the emulator's own ``started``/``finished`` stamps: load slows every request but
+    cannot make requests sent one after another overlap, as it can break a wall-clock ratio.
+    A record with no ``finished`` yet counts as still in flight.
+    """
+    edges = sorted(
+        edge
+        for record in records
+        for edge in ((record.started, 1), (math.inf if record.finished is None else record.finished, -1))
+    )
+    in_flight = most = 0
+    for _, step in edges:  # at a tie an end (-1) sorts first: one ending as another starts is no overlap
+        in_flight += step
+        most = max(most, in_flight)
+    return most

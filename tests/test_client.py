@@ -77,7 +77,8 @@ def test_lowercase_size_is_normalised_before_sending(client, emu):
 
 def test_the_smallest_tier_works_on_both_routes(client):
     for route in ("chat", "google"):
-        assert pixels(client.generate("tiny", model=FLASH, aspect_ratio="1:1", image_size="512", route=route)) == (512, 512)
+        result = client.generate("tiny", model=FLASH, aspect_ratio="1:1", image_size="512", route=route)
+        assert pixels(result) == (512, 512)
 
 
 def test_a_reply_keeps_its_original_format_and_bytes(client):
@@ -226,7 +227,11 @@ def test_plain_http_to_another_host_with_a_key_warns():
 @pytest.mark.parametrize("route", ["chat", "google"])
 @pytest.mark.parametrize(
     "fault,field,value",
-    [("no-image", "text", None), ("image-safety", "finish_reason", "IMAGE_SAFETY"), ("prompt-blocked", "block_reason", "SAFETY")],
+    [
+        ("no-image", "text", None),
+        ("image-safety", "finish_reason", "IMAGE_SAFETY"),
+        ("prompt-blocked", "block_reason", "SAFETY"),
+    ],
 )
 def test_replies_without_an_image_raise_no_image_and_are_not_retried(emu, route, fault, field, value):
     with faulty(emu, fault) as c, pytest.raises(NoImageError) as info:
@@ -316,7 +321,10 @@ def test_backoff_grows_between_retries_without_retry_after(emu, slept):
 
 
 def test_a_slow_reply_beyond_the_read_timeout_is_a_timeout_error(emu):
-    with faulty(emu, "timeout;delay=5", timeout=(2, 0.3)) as c, pytest.raises(RequestTimeoutError, match="raise the read timeout"):
+    with (
+        faulty(emu, "timeout;delay=5", timeout=(2, 0.3)) as c,
+        pytest.raises(RequestTimeoutError, match="raise the read timeout"),
+    ):
         c.generate("too slow")
     assert len(generate_records(emu)) == 1
 

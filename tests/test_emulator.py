@@ -20,6 +20,7 @@ from PIL import Image
 
 from aigate_nb.emulator import Emulator
 from aigate_nb.emulator.models import find_model
+from support import max_in_flight, wait_for
 
 FLASH_31 = "google/gemini-3.1-flash-image-preview"
 PRO_3 = "google/gemini-3-pro-image"
@@ -176,7 +177,8 @@ def test_capability_table_matches_the_documented_pixel_table():
     ],
 )
 def test_chat_image_has_documented_size_and_format(emu, http, model, ratio, size, pixels, fmt):
-    reply = http.post(emu.url + "/v1/chat/completions", json=chat_body(f"pixels {ratio}", model, ratio=ratio, size=size))
+    body = chat_body(f"pixels {ratio}", model, ratio=ratio, size=size)
+    reply = http.post(emu.url + "/v1/chat/completions", json=body)
     assert reply.status_code == 200, reply.text
     mime, _, image = chat_image(reply.json())
     assert image.size == pixels
@@ -276,7 +278,8 @@ def test_gemini3_signs_the_image_and_a_leading_text_part(emu, http):
     assert "inlineData" in parts[1] and parts[1]["thoughtSignature"]
     usage = reply["usageMetadata"]
     assert usage["thoughtsTokenCount"] > 0
-    assert usage["totalTokenCount"] == usage["promptTokenCount"] + usage["candidatesTokenCount"] + usage["thoughtsTokenCount"]
+    parts = ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount")
+    assert usage["totalTokenCount"] == sum(usage[name] for name in parts)
 
 
 def test_gemini_25_never_signs(emu, http):
@@ -413,12 +416,15 @@ RATIO_31 = (
         (FLASH_31, google_body("x", size="1k"), "uppercase 'K'"),
         (FLASH_25, google_body("x", size="1K"), "Image size 1K is not supported for this model."),
         (PRO_3, google_body("x", aspectRatio="16:9"),
-         "Invalid JSON payload received. Unknown name \"aspectRatio\" at 'request.generation_config': Cannot find field."),
+         "Invalid JSON payload received. Unknown name \"aspectRatio\" at 'request.generation_config': "
+         "Cannot find field."),
         (PRO_3, google_body("x", parts=[{"fileData": {"mimeType": "image/png", "fileUri": "https://example.com/a.png"}}]),
          "inline images only"),
         (PRO_3, google_body("x", parts=[{"inlineData": {"mimeType": "image/png", "data": "https://example.com/a.png"}}]),
          "inline images only"),
-        (FLASH_25, google_body("x", parts=[{"inlineData": {"mimeType": "image/png", "data": png_data_url()[0].split(",")[1]}}] * 4),
+        (FLASH_25,
+         google_body("x", parts=[{"inlineData": {"mimeType": "image/png", "data": png_data_url()[0].split(",")[1]}}]
+                     * 4),
          "at most 3"),
         (PRO_3, google_body("x", parts=[{"inlineData": {"mimeType": "image/png", "data": BAD_IMAGE.split(",")[1]}}]),
          "Unable to process input image"),
@@ -481,7 +487,8 @@ def test_key_is_required_on_the_chat_route(keyed, http):
     [({"Authorization": f"Bearer {SECRET}"}, {}), ({"x-goog-api-key": SECRET}, {}), ({}, {"key": SECRET})],
 )
 def test_google_route_takes_the_key_three_ways(keyed, http, headers, params):
-    reply = http.post(google_url(keyed, FLASH_31), json=google_body("keyed", size="512"), headers=headers, params=params)
+    body = google_body("keyed", size="512")
+    reply = http.post(google_url(keyed, FLASH_31), json=body, headers=headers, params=params)
     assert reply.status_code == 200, reply.text
 
 
@@ -571,20 +578,24 @@ def test_keep_alive_serves_several_requests_on_one_connection(emu):
         connection.close()
 
 
-def test_concurrent_requests_are_served_in_parallel(emu):
+def test_concurrent_requests_are_served_in_parallel():
     results = {}
 
     def call(number):
         body = chat_body(f"variant {number}", size="512")
-        results[number] = requests.post(emu.url + "/v1/chat/completions", json=body, timeout=30)
+        results[number] = requests.post(slow.url + "/v1/chat/completions", json=body, timeout=30)
 
-    callers = [threading.Thread(target=call, args=(n,)) for n in range(4)]
-    for caller in callers:
-        caller.start()
-    for caller in callers:
-        caller.join(timeout=30)
+    # Each held half a second: served one at a time, no two would overlap.
+    with Emulator(latency=0.5) as slow:
+        callers = [threading.Thread(target=call, args=(n,)) for n in range(4)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(timeout=30)
+        records = slow.requests
     assert sorted(results) == [0, 1, 2, 3] and all(r.status_code == 200 for r in results.values())
     assert len({chat_image(r.json())[1] for r in results.values()}) == 4
+    assert max_in_flight(records) == 4, [(r.started, r.finished) for r in records]
 
 
 # -- faults --------------------------------------------------------------------------------
@@ -620,7 +631,8 @@ def test_fault_with_count_fails_only_the_first_attempts(fresh, http):
 
 def test_fault_without_count_fails_every_attempt(fresh, http):
     for _ in range(3):
-        reply = http.post(fresh.url + "/v1/chat/completions", json=chat_body("always"), headers={"X-Emulator-Fault": "500"})
+        fault = {"X-Emulator-Fault": "500"}
+        reply = http.post(fresh.url + "/v1/chat/completions", json=chat_body("always"), headers=fault)
         assert reply.status_code == 500
     assert len(fresh.attempts("always")) == 3
 
@@ -667,16 +679,19 @@ def test_bad_base64_fault_corrupts_only_the_image(fresh, http):
 
 def test_no_image_fault_answers_text_only(fresh, http):
     headers = {"X-Emulator-Fault": "no-image"}
-    choice = http.post(fresh.url + "/v1/chat/completions", json=chat_body("nothing"), headers=headers).json()["choices"][0]
+    reply = http.post(fresh.url + "/v1/chat/completions", json=chat_body("nothing"), headers=headers)
+    choice = reply.json()["choices"][0]
     assert choice["finish_reason"] == "stop" and "images" not in choice["message"] and choice["message"]["content"]
-    candidate = http.post(google_url(fresh, PRO_3), json=google_body("nothing"), headers=headers).json()["candidates"][0]
+    reply = http.post(google_url(fresh, PRO_3), json=google_body("nothing"), headers=headers)
+    candidate = reply.json()["candidates"][0]
     assert candidate["finishReason"] == "STOP"
     assert [list(p) for p in candidate["content"]["parts"]] == [["text", "thoughtSignature"]]
 
 
 def test_image_safety_fault_shapes(fresh, http):
     headers = {"X-Emulator-Fault": "image-safety"}
-    choice = http.post(fresh.url + "/v1/chat/completions", json=chat_body("unsafe"), headers=headers).json()["choices"][0]
+    reply = http.post(fresh.url + "/v1/chat/completions", json=chat_body("unsafe"), headers=headers)
+    choice = reply.json()["choices"][0]
     assert choice["finish_reason"] == "content_filter" and choice["native_finish_reason"] == "IMAGE_SAFETY"
     assert choice["message"]["content"] is None and "images" not in choice["message"]
     candidate = http.post(google_url(fresh, PRO_3), json=google_body("unsafe"), headers=headers).json()["candidates"][0]
@@ -693,7 +708,8 @@ def test_prompt_blocked_fault_shapes(fresh, http):
 
 
 def test_html_502_fault_is_a_proxy_page(fresh, http):
-    reply = http.post(fresh.url + "/v1/chat/completions", json=chat_body("proxy"), headers={"X-Emulator-Fault": "html-502"})
+    fault = {"X-Emulator-Fault": "html-502"}
+    reply = http.post(fresh.url + "/v1/chat/completions", json=chat_body("proxy"), headers=fault)
     assert reply.status_code == 502
     assert reply.headers["Content-Type"].startswith("text/html") and "<h1>502 Bad Gateway</h1>" in reply.text
 
@@ -746,14 +762,38 @@ def test_a_fixed_picture_must_be_an_image():
 # -- lifecycle -----------------------------------------------------------------------------
 
 
-def test_latency_delays_generation_but_not_the_model_list(http):
+def test_latency_delays_generation_replies(http):
     with Emulator(latency=0.4) as slow:
         started = time.monotonic()
-        http.get(slow.url + "/v1/models")
-        listed = time.monotonic()
-        http.post(slow.url + "/v1/chat/completions", json=chat_body("latency", size="512"))
-        generated = time.monotonic()
-    assert listed - started < 0.4 <= generated - listed
+        reply = http.post(slow.url + "/v1/chat/completions", json=chat_body("latency", size="512"))
+        took = time.monotonic() - started
+        [record] = slow.attempts("latency")
+    assert reply.status_code == 200 and took >= 0.4
+    assert record.finished - record.started >= 0.4
+
+
+def test_the_model_list_is_answered_while_a_generation_is_held(http):
+    latency = 30
+    emulator = Emulator(latency=latency).start()
+
+    def hold():
+        try:
+            requests.post(emulator.url + "/v1/chat/completions", json=chat_body("held"), timeout=60)
+        except requests.ConnectionError:
+            pass  # dropped when the emulator stops, as it should be
+
+    caller = threading.Thread(target=hold, daemon=True)
+    try:
+        caller.start()
+        [held] = wait_for(lambda: emulator.attempts("held"))
+        listed = http.get(emulator.url + "/v1/models", timeout=60)
+        [models] = [record for record in emulator.requests if record.path == "/v1/models"]
+        # Answered before the generation's latency ran out: a list that waited out a latency of its
+        # own, starting after the generation, could only be answered after it.
+        assert listed.status_code == 200 and models.finished < held.started + latency
+    finally:
+        emulator.stop()
+        caller.join(timeout=10)
 
 
 def test_stop_returns_promptly_while_a_handler_sleeps():
@@ -769,11 +809,15 @@ def test_stop_returns_promptly_while_a_handler_sleeps():
 
     caller = threading.Thread(target=call)
     caller.start()
-    started = time.monotonic()
+    [held] = wait_for(lambda: emulator.attempts("held"))
     emulator.stop()
+    # Had stop() waited for the handler, the handler would have slept its 30 s and answered.
+    assert held.status is None
     caller.join(timeout=10)
-    assert time.monotonic() - started < 3
     assert outcome == ["dropped"]
+    # The stop woke the handler, which dropped the request rather than answer it later.
+    wait_for(lambda: held.finished is not None)
+    assert held.status is None
 
 
 def test_command_line_prints_its_url_first_then_serves_until_terminated():

@@ -133,7 +133,8 @@ def _kept_fields(entry) -> dict:
 def test_a_new_field_of_the_record_is_kept_and_read_back_by_the_history(history, tmp_path):
     entry = history.append(result_of(0, usage={"promptTokenCount": 7}))
     line = json.loads((history.folder / "index.jsonl").read_text().splitlines()[0])
-    assert {item.metadata["kept"] or item.name for item in dataclasses.fields(ImageResult) if "kept" in item.metadata} <= set(line)
+    kept = {item.metadata["kept"] or item.name for item in dataclasses.fields(ImageResult) if "kept" in item.metadata}
+    assert kept <= set(line)
     assert line["usage"] == {"promptTokenCount": 7} and line["parent"] is None and line["created"] == entry.created
     assert History(history.name, root=history.folder.parent)[0].usage == {"promptTokenCount": 7}
 
@@ -332,7 +333,8 @@ def test_entries_are_found_by_index_negative_index_string_or_id(history):
 
 
 def test_a_missing_index_says_what_exists(history):
-    with pytest.raises(HistoryError, match=r"^No history entry 0; this notebook's history is empty; generate an image first\.$"):
+    empty = r"^No history entry 0; this notebook's history is empty; generate an image first\.$"
+    with pytest.raises(HistoryError, match=empty):
         history.get(0)
     for n in range(5):
         history.append(result_of(n))

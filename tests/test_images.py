@@ -60,7 +60,10 @@ def test_a_file_that_is_not_an_image_is_refused(tmp_path):
 
 
 def test_urls_pass_through_and_data_urls_are_decoded():
-    assert to_image_input("https://example.org/cat.jpg") == ImageInput(None, None, url="https://example.org/cat.jpg")
+    url = "https://example.org/cat.jpg"
+    assert to_image_input(url) == ImageInput(None, None, url=url, name=url)
+    signed = to_image_input(url + "?token=secret#frag")
+    assert signed.url == url + "?token=secret#frag" and signed.name == url  # the query is not kept
     data = png_bytes()
     assert to_image_input(encode_data_url("image/png", data)).data == data
     with pytest.raises(InputError, match="data URL"):

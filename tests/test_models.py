@@ -12,7 +12,9 @@ PRO = "google/gemini-3-pro-image"
 FLASH_25 = "google/gemini-2.5-flash-image"
 
 
-@pytest.mark.parametrize("given,expected", [("1k", "1K"), ("2K", "2K"), (" 4k ", "4K"), ("0.5K", "512"), ("512px", "512"), (None, None)])
+@pytest.mark.parametrize(
+    "given,expected", [("1k", "1K"), ("2K", "2K"), (" 4k ", "4K"), ("0.5K", "512"), ("512px", "512"), (None, None)]
+)
 def test_sizes_are_normalised(given, expected):
     assert normalise_size(given) == expected
 

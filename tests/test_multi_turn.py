@@ -86,7 +86,8 @@ def test_each_edit_sends_the_whole_conversation_with_the_signatures_as_received(
     body = sent_body(emu, "add a full moon")
     contents = body["contents"]
     assert [c["role"] for c in contents] == ["user", "model", "user", "model", "user"]
-    assert [c["parts"][0].get("text") for c in contents[::2]] == ["a red fox in fresh snow", "make it night", "add a full moon"]
+    prompts = [c["parts"][0].get("text") for c in contents[::2]]
+    assert prompts == ["a red fox in fresh snow", "make it night", "add a full moon"]
     kept = History("turns", root=session.history.folder.parent)
     assert signatures(contents[1]) == [p.get("thoughtSignature") for p in kept[0].model_parts]
     assert signatures(contents[3]) == [p.get("thoughtSignature") for p in kept[1].model_parts]
@@ -200,7 +201,8 @@ def test_the_result_continued_is_the_parent_whatever_else_goes_along(session, em
 def test_other_images_keep_their_share_and_the_first_steps_give_way(session, emu, tmp_path):
     first = session.run(Request("a red fox", model=FLASH, route="google"))
     second = session.run(Request("make it night", images=(first,), multi_turn=True))
-    replies = [len(model_turn(r.model_parts, [(r.mime, r.data)])["parts"][-1]["inlineData"]["data"]) for r in (first, second)]
+    turns = [model_turn(r.model_parts, [(r.mime, r.data)]) for r in (first, second)]
+    replies = [len(turn["parts"][-1]["inlineData"]["data"]) for turn in turns]
     photo = tmp_path / "photo.png"
     Image.effect_noise((160, 120), 60).convert("RGB").save(photo)
     assert (photo.stat().st_size + 2) // 3 * 4 < min(replies)
@@ -209,7 +211,8 @@ def test_other_images_keep_their_share_and_the_first_steps_give_way(session, emu
     with pytest.warns(RuntimeWarning, match="first step was left out"):
         session.run(Request("add this photo on the wall", images=(second, photo), multi_turn=True))
     sent = emu.attempts("add this photo on the wall")[-1]
-    assert [c["parts"][0].get("text") for c in sent.body["contents"][::2]] == ["make it night", "add this photo on the wall"]
+    prompts = [c["parts"][0].get("text") for c in sent.body["contents"][::2]]
+    assert prompts == ["make it night", "add this photo on the wall"]
     assert hashlib.sha256(photo.read_bytes()).hexdigest() in {image.sha256 for image in sent.images}  # sent as it is
 
 
@@ -241,7 +244,8 @@ def test_an_index_or_id_continues_with_the_entrys_model_and_not_the_defaults_for
         made = session.run(Request(f"add a bell {ref}", images=(ref,), multi_turn=True))
         sent = emu.attempts(f"add a bell {ref}")[-1]
         assert "gemini-2.5-flash-image" in sent.path and made.model == "google/gemini-2.5-flash-image"
-        assert "imageConfig" not in sent.body["generationConfig"]  # 2K was the default of another model
+        # 2K was the default of another model; the edit keeps its source's shape instead
+        assert sent.body["generationConfig"]["imageConfig"] == {"aspectRatio": "1:1"}
     # however it is spelt, the model that made it may be named
     session.run(Request("add a lamp", images=(older,), model="gemini-2.5-flash-image", multi_turn=True))
 

@@ -98,7 +98,8 @@ def test_generate_adds_an_entry_and_shows_it(panel, session, emu):
 
     assert len(session.history) == 1
     entry = session.history[0]
-    assert (entry.prompt, entry.model, entry.aspect_ratio) == ("a lighthouse at dusk", "google/gemini-3-pro-image", "16:9")
+    assert (entry.prompt, entry.model, entry.aspect_ratio) == (
+        "a lighthouse at dusk", "google/gemini-3-pro-image", "16:9")
     assert emu.attempts("a lighthouse at dusk")
     assert panel.selected == 0 and panel.preview.value
     assert visible_slots(panel) == ["[0]"]
@@ -326,7 +327,9 @@ def test_defaults_set_elsewhere_show_in_the_panel(panel, session):
     assert (panel.aspect_ratio.value, panel.image_size.value) == (MODEL_DEFAULT, MODEL_DEFAULT)
 
 
-def test_after_a_clear_the_selection_is_dropped_not_aimed_at_the_new_entry_of_that_number(panel, session, emu, tmp_path):
+def test_after_a_clear_the_selection_is_dropped_not_aimed_at_the_new_entry_of_that_number(
+    panel, session, emu, tmp_path
+):
     generate(panel, "an old lantern")
     panel.select(0)
     session.history.clear()

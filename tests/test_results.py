@@ -300,7 +300,9 @@ def test_save_keeps_a_jpeg_byte_for_byte(tmp_path):
 
 def test_save_png_adds_text_chunks_and_keeps_every_other_byte(tmp_path):
     data = plain_png((128, 64))
-    result = result_of(data, prompt="ein Fuchs im Schnee, ☃", aspect_ratio="2:1", image_size="1K", parent_id="0123456789ab")
+    result = result_of(
+        data, prompt="ein Fuchs im Schnee, ☃", aspect_ratio="2:1", image_size="1K", parent_id="0123456789ab",
+    )
     path = result.save(tmp_path / "fox.png")
     saved = Image.open(path)
     assert saved.text["prompt"] == "ein Fuchs im Schnee, ☃"

@@ -173,3 +173,51 @@ def test_a_reference_is_an_index_an_id_a_variable_or_a_path(session):
     assert session.resolve_image("photos/cat.png") == "photos/cat.png"
     with pytest.raises(InputError, match="neither a history index"):
         session.resolve_image("nothing_here", {})
+
+
+# -- an edit keeps its source's shape -------------------------------------------------------------
+
+def test_an_edit_with_no_ratio_or_size_keeps_its_sources(session, emu):
+    wide = session.run(Request("a harbour", aspect_ratio="21:9", image_size="2K"))
+    edit = session.run(Request("add a boat", images=(wide,)))
+    assert (edit.aspect_ratio, edit.image_size) == ("21:9", "2K") and edit.size == wide.size
+    config = emu.attempts("add a boat")[-1].body["image_config"]
+    assert config == {"aspect_ratio": "21:9", "image_size": "2K"}
+    by_index = session.with_defaults(Request("add a gull", images=("0",)))
+    assert (by_index.aspect_ratio, by_index.image_size) == ("21:9", "2K")
+
+
+def test_an_edit_keeps_the_nearest_shape_the_model_takes(session):
+    tall = session.run(Request("a lighthouse", aspect_ratio="1:4", image_size="512"))
+    filled = session.with_defaults(Request("add a gull", images=(tall,), model=PRO))
+    assert (filled.aspect_ratio, filled.image_size) == ("9:16", "1K")  # Pro takes neither 1:4 nor 512
+    older = session.with_defaults(Request("add a gull", images=(tall,), model=OLD))
+    assert older.image_size is None  # 2.5 takes no size at all
+
+
+def test_an_edit_of_a_file_takes_its_shape_from_its_pixels(session, tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (3000, 2000), (90, 120, 150)).save(photo)
+    filled = session.with_defaults(Request("make it night", images=(str(photo),)))
+    assert (filled.aspect_ratio, filled.image_size) == ("3:2", "2K")
+
+
+def test_a_ratio_or_size_given_wins_over_the_sources(session):
+    wide = session.run(Request("a harbour", aspect_ratio="21:9", image_size="2K"))
+    filled = session.with_defaults(Request("add a boat", images=(wide,), aspect_ratio="1:1"))
+    assert (filled.aspect_ratio, filled.image_size) == ("1:1", "2K")
+
+
+def test_an_edit_of_a_file_records_the_file_it_came_from(session, tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (64, 48), (90, 120, 150)).save(photo)
+    made = session.run(Request("make it night", images=(str(photo),)))
+    entry = session.history[-1]
+    assert entry.inputs == [{"sha256": made.inputs[0]["sha256"], "name": "photo.png"}]
+    assert entry.edited_from() == "photo.png" and "edited from photo.png" in made.caption()
+    again = session.run(Request("add stars", images=(made,)))
+    assert again.inputs[0]["entry"] == made.id and again.edited_from() == f"[{made.index}]"

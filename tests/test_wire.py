@@ -92,7 +92,8 @@ def test_google_body_refuses_a_url_before_sending():
 # -- chat replies -----------------------------------------------------------------------------
 
 def chat_reply(message, finish="stop", **extra):
-    return {"id": "gate-1", "object": "chat.completion", "choices": [{"index": 0, "message": message, "finish_reason": finish}], **extra}
+    choice = {"index": 0, "message": message, "finish_reason": finish}
+    return {"id": "gate-1", "object": "chat.completion", "choices": [choice], **extra}
 
 
 def image_item(mime, b64):
@@ -101,7 +102,8 @@ def image_item(mime, b64):
 
 @pytest.mark.parametrize("content", [None, "", "Here you go."])
 def test_chat_reply_reads_images_whatever_the_content(content):
-    reply = parse_chat_reply(chat_reply({"role": "assistant", "content": content, "images": [image_item("image/png", PNG64)]}))
+    message = {"role": "assistant", "content": content, "images": [image_item("image/png", PNG64)]}
+    reply = parse_chat_reply(chat_reply(message))
     assert [(i.mime, i.data) for i in reply.images] == [("image/png", PNG)]
     assert reply.text == (content or None)
     assert reply.finish_reason == "stop"
@@ -131,8 +133,9 @@ def test_chat_reply_with_text_only_raises_no_image_with_the_text():
 
 def test_chat_reply_content_filter_carries_the_native_reason():
     message = {"content": None}
+    choice = {"message": message, "finish_reason": "content_filter", "native_finish_reason": "IMAGE_SAFETY"}
     with pytest.raises(NoImageError) as info:
-        parse_chat_reply({"choices": [{"message": message, "finish_reason": "content_filter", "native_finish_reason": "IMAGE_SAFETY"}]})
+        parse_chat_reply({"choices": [choice]})
     assert info.value.finish_reason == "IMAGE_SAFETY"
     assert "IMAGE_SAFETY" in str(info.value)
 
@@ -195,7 +198,8 @@ def test_google_reply_reads_snake_case_parts():
 
 
 def test_google_image_safety_finish_without_parts_raises_no_image():
-    data = {"candidates": [{"content": {"role": "model"}, "finishReason": "IMAGE_SAFETY", "finishMessage": "Unsafe output."}]}
+    candidate = {"content": {"role": "model"}, "finishReason": "IMAGE_SAFETY", "finishMessage": "Unsafe output."}
+    data = {"candidates": [candidate]}
     with pytest.raises(NoImageError) as info:
         parse_google_reply(data)
     assert info.value.finish_reason == "IMAGE_SAFETY"
@@ -230,23 +234,27 @@ def test_model_ids_can_be_filtered_to_image_models():
         {"id": "google/gemini-2.5-flash-image"},
         {"id": 3},
     ]}
-    assert parse_model_ids(data) == ["google/gemini-3-pro-image", "google/gemini-2.5-flash", "google/gemini-2.5-flash-image"]
+    assert parse_model_ids(data) == [
+        "google/gemini-3-pro-image", "google/gemini-2.5-flash", "google/gemini-2.5-flash-image"]
     assert parse_model_ids(data, image_only=True) == ["google/gemini-3-pro-image", "google/gemini-2.5-flash-image"]
 
 
 # -- error bodies -----------------------------------------------------------------------------
 
 def test_openai_style_error_body_gives_the_gateways_message_and_code():
-    body = json.dumps({"error": {"message": "bad ratio", "type": "invalid_request_error", "param": "image_config.aspect_ratio", "code": "invalid_value"}})
+    body = json.dumps({"error": {"message": "bad ratio", "type": "invalid_request_error",
+                                 "param": "image_config.aspect_ratio", "code": "invalid_value"}})
     error = error_from_body(400, body)
     assert isinstance(error, BadRequestError)
-    assert (error.message, error.code, error.error_type, error.status) == ("bad ratio", "invalid_value", "invalid_request_error", 400)
+    assert (error.message, error.code, error.error_type, error.status) == (
+        "bad ratio", "invalid_value", "invalid_request_error", 400)
     assert str(error) == "HTTP 400: bad ratio"
 
 
 def test_google_style_error_body_gives_status_and_reason():
+    detail = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}
     body = json.dumps({"error": {"code": 400, "message": "API key not valid.", "status": "INVALID_ARGUMENT",
-                                 "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]}})
+                                 "details": [detail]}})
     error = error_from_body(400, body)
     assert isinstance(error, AuthenticationError)
     assert error.error_type == "INVALID_ARGUMENT" and error.message == "API key not valid."
@@ -270,7 +278,8 @@ def test_html_502_page_is_summarised_in_one_line():
 
 
 @pytest.mark.parametrize("status,kind", [(401, AuthenticationError), (403, AuthenticationError), (429, RateLimitError),
-                                         (404, BadRequestError), (422, BadRequestError), (500, ServerError), (503, ServerError)])
+                                         (404, BadRequestError), (422, BadRequestError),
+                                         (500, ServerError), (503, ServerError)])
 def test_status_selects_the_error_type(status, kind):
     assert type(error_from_body(status, "{}")) is kind
 

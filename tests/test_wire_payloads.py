@@ -70,7 +70,8 @@ def test_a_large_google_image_is_decoded_from_the_bytes_and_its_part_kept_for_re
     assert list(payloads.values()) == [BIG]
     reply = parse_google_reply(data, payloads)
     assert reply.images[0].data == BIG and reply.text == "A picture."
-    assert reply.model_parts[-1] == {"thoughtSignature": "c2ln", "inlineData": {"mimeType": "image/png", "imageIndex": 0}}
+    assert reply.model_parts[-1] == {
+        "thoughtSignature": "c2ln", "inlineData": {"mimeType": "image/png", "imageIndex": 0}}
 
 
 def test_small_replies_are_parsed_as_json():

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from .inputs import ImageSummary
@@ -19,6 +20,11 @@ class RecordedRequest:
     A generation attempt is recorded as soon as it is understood, before any latency or
     ``timeout`` fault holds it back, so that a test can count attempts still in flight; its
     ``status`` is filled in just before the reply is written.
+
+    ``started`` and ``finished`` are ``time.monotonic()`` readings of when the emulator began
+    handling the request and when it settled the outcome, so that a test can tell which requests
+    it was handling at the same time without timing anything itself (a loaded machine makes every
+    request slower, but cannot make requests sent one after another overlap).
     """
 
     method: str
@@ -31,6 +37,8 @@ class RecordedRequest:
     images: tuple[ImageSummary, ...]  # the input images used, as decoded
     fault: str | None  # the fault kind applied, if any
     status: int | None = None  # None: no reply sent (yet; or ever, after a reset or a stop)
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None  # None: still being handled (or it broke off before an outcome)
 
 
 def summarize_body(value: Any, key: str | None = None) -> Any:

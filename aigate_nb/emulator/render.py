@@ -3,7 +3,8 @@
 A generated picture is a gradient whose colours come from the prompt's hash, with the prompt's
 words drawn large; an edit is its first source image, tinted and bannered with the edit's words.
 Both carry a small corner label. Everything is drawn at no more than about two megapixels and
-scaled up, so a 4K or 12288x1536 picture stays cheap on a small machine.
+scaled up, so a 4K or 12288x1536 picture stays cheap on a small machine. Letters the built-in
+font lacks come from another font of the machine (``fonts.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ import math
 from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont, ImageOps
+
+from .fonts import Lettering
 
 WORK_PIXELS = 2_200_000  # a 1K picture of any ratio is drawn at full scale
 JPEG_QUALITY = 90
@@ -192,17 +195,17 @@ def _draw_label(picture: Image.Image, label: str) -> None:
     """The small corner label, shrunk (and wrapped at its separators) to fit narrow pictures."""
     width, height = picture.size
     size = max(9, round(min(width, height) * 0.025))
-    font, lines = _layout(label.split(" · "), " · ", size, width * 0.94)
+    lettering, lines = _layout(label.split(" · "), " · ", size, width * 0.94)
     while len(lines) > 1 and size > 7:
         size -= 1
-        font, lines = _layout(label.split(" · "), " · ", size, width * 0.94)
+        lettering, lines = _layout(label.split(" · "), " · ", size, width * 0.94)
     text = "\n".join(lines)
     draw = ImageDraw.Draw(picture)
-    left, top, right, bottom = draw.multiline_textbbox((0, 0), text, font=font)
+    left, top, right, bottom = _text_box(draw, lettering, (0, 0), text)
     pad = max(2, size // 3)
     box = (0, max(0, height - (bottom - top) - 2 * pad), min(width, right + 2 * pad), height)
     _darken(picture, box)
-    draw.multiline_text((pad, box[1] + pad - top), text, font=font, fill=_WHITE)
+    _draw_text(draw, lettering, (pad, box[1] + pad - top), text, fill=_WHITE)
 
 
 def _draw_centered(
@@ -215,11 +218,11 @@ def _draw_centered(
     centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
 
     def styled(size: int) -> dict:
-        font, lines = _layout(tokens, joiner, size, box[2] - box[0])
+        lettering, lines = _layout(tokens, joiner, size, box[2] - box[0])
         return {
+            "lettering": lettering,
             "xy": centre,
             "text": "\n".join(lines),
-            "font": font,
             "anchor": "mm",
             "align": "center",
             "spacing": size // 5,
@@ -230,33 +233,95 @@ def _draw_centered(
     size = low
     while low <= high:  # binary search for the largest font size that fits
         middle = (low + high) // 2
-        left, top, right, bottom = draw.multiline_textbbox(**styled(middle))
+        left, top, right, bottom = _text_box(draw, **styled(middle))
         if left >= box[0] and top >= box[1] and right <= box[2] and bottom <= box[3]:
             size, low = middle, middle + 1
         else:
             high = middle - 1
-    draw.multiline_text(**styled(size), fill=_WHITE, stroke_fill=_BLACK)
+    _draw_text(draw, **styled(size), fill=_WHITE, stroke_fill=_BLACK)
 
 
-def _layout(
-    tokens: list[str], joiner: str, size: int, width: float
-) -> tuple[ImageFont.FreeTypeFont, list[str]]:
-    """The font of this size and the tokens greedily wrapped into lines no wider than ``width``.
+def _layout(tokens: list[str], joiner: str, size: int, width: float) -> tuple[Lettering, list[str]]:
+    """The lettering of this size and the tokens greedily wrapped into lines no wider than ``width``.
 
     A token wider than ``width`` on its own stays whole; the caller's fit check rejects the size.
     """
-    font = ImageFont.load_default(size=size)
+    lettering = Lettering(size)
     lines: list[str] = []
     current = ""
     for token in tokens:
         candidate = f"{current}{joiner}{token}" if current else token
-        if current and font.getlength(candidate) > width:
+        if current and lettering.getlength(candidate) > width:
             lines.append(current)
             current = token
         else:
             current = candidate
     lines.append(current)
-    return font, lines  # type: ignore[return-value]
+    return lettering, lines
+
+
+# Text the built-in font draws alone goes through Pillow's multiline text as it always did, so
+# that its pixels never change; text with letters of other fonts is placed run by run, each run
+# on one baseline shared by the line, with the same anchors ("la": top left, "mm": centred).
+
+
+def _text_box(
+    draw: ImageDraw.ImageDraw, lettering: Lettering, xy: tuple[float, float], text: str,
+    anchor: str | None = None, align: str = "left", spacing: int = 4, stroke_width: int = 0,
+) -> tuple[float, float, float, float]:
+    if lettering.plain(text):
+        return draw.multiline_textbbox(xy, text, font=lettering.font, anchor=anchor, align=align,
+                                       spacing=spacing, stroke_width=stroke_width)
+    boxes = []
+    for x, y, font, piece in _placed_runs(lettering, xy, text, anchor, align, spacing, stroke_width):
+        left, top, right, bottom = font.getbbox(piece, anchor="ls", stroke_width=stroke_width)
+        boxes.append((left + x, top + y, right + x, bottom + y))
+    return (min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes), max(b[3] for b in boxes))
+
+
+def _draw_text(
+    draw: ImageDraw.ImageDraw, lettering: Lettering, xy: tuple[float, float], text: str,
+    anchor: str | None = None, align: str = "left", spacing: int = 4, stroke_width: int = 0,
+    fill: tuple[int, int, int] = _WHITE, stroke_fill: tuple[int, int, int] | None = None,
+) -> None:
+    if lettering.plain(text):
+        draw.multiline_text(xy, text, font=lettering.font, anchor=anchor, align=align, spacing=spacing,
+                            stroke_width=stroke_width, fill=fill, stroke_fill=stroke_fill)
+        return
+    placed = _placed_runs(lettering, xy, text, anchor, align, spacing, stroke_width)
+    if stroke_width:  # every outline first, so that no run's outline covers its neighbour's letters
+        for x, y, font, piece in placed:
+            draw.text((x, y), piece, font=font, anchor="ls", fill=stroke_fill, stroke_width=stroke_width,
+                      stroke_fill=stroke_fill)
+    for x, y, font, piece in placed:
+        draw.text((x, y), piece, font=font, anchor="ls", fill=fill)
+
+
+def _placed_runs(
+    lettering: Lettering, xy: tuple[float, float], text: str, anchor: str | None, align: str, spacing: int,
+    stroke_width: int,
+) -> list[tuple[float, float, ImageFont.FreeTypeFont, str]]:
+    """Each run of each line with the point its baseline starts at (anchor "ls")."""
+    anchor = anchor or "la"
+    assert (anchor, align) in (("la", "left"), ("mm", "center")), "the only placements this module uses"
+    lines = [lettering.runs(line) for line in text.split("\n")]
+    fonts = [lettering.font] + [font for line in lines for font, _ in line]
+    ascent = max(font.getmetrics()[0] for font in fonts)
+    descent = max(font.getmetrics()[1] for font in fonts)
+    line_spacing = ascent + stroke_width + spacing
+    if anchor == "mm":
+        baseline = xy[1] - (len(lines) - 1) * line_spacing / 2 + (ascent - descent) / 2
+    else:
+        baseline = xy[1] + ascent
+    placed = []
+    for runs in lines:
+        width = sum(font.getlength(piece) for font, piece in runs)
+        x = xy[0] - width / 2 if anchor == "mm" else xy[0]
+        for font, piece in runs:
+            placed.append((x, baseline, font, piece))
+            x += font.getlength(piece)
+        baseline += line_spacing
+    return placed
 
 
 def _words(text: str) -> list[str]:

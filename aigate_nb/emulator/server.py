@@ -177,6 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
         # Done before the reply is written, so a test that has its reply also sees the record.
         if self._record is not None:
             self._record.status = status
+            self._record.finished = time.monotonic()
             self._log_record()
             self._record = None
 

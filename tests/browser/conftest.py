@@ -73,7 +73,8 @@ class EmulatorProcess:
 
     def slow_down_next(self, seconds: float) -> None:
         """Hold the next generation reply back for ``seconds`` (the emulator's ``timeout`` fault)."""
-        reply = requests.post(f"{self.url}/emulator/faults", json={"kind": "timeout", "delay": seconds, "count": 1}, timeout=5)
+        fault = {"kind": "timeout", "delay": seconds, "count": 1}
+        reply = requests.post(f"{self.url}/emulator/faults", json=fault, timeout=5)
         reply.raise_for_status()
 
 

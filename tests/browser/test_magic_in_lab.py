@@ -43,7 +43,9 @@ def test_magic_cells_render_a_result_and_its_edit(lab_server, page, artifacts):
     assert width == 1024
 
     page.mouse.move(0, 0)
-    page.locator(".jp-NotebookPanel").first.evaluate("el => el.querySelector('.jp-WindowedPanel-outer, .jp-Notebook').scrollTo(0, 0)")
+    page.locator(".jp-NotebookPanel").first.evaluate(
+        "el => el.querySelector('.jp-WindowedPanel-outer, .jp-Notebook').scrollTo(0, 0)"
+    )
     shot = artifacts / "result.png"
     page.locator(".jp-NotebookPanel").first.screenshot(path=str(shot))
     copy_to_docs(shot)

@@ -119,7 +119,8 @@ def test_generate_select_and_edit_in_jupyterlab(lab_server, emulator_process, pa
     wait_for(lambda: cell_images.count() == 2)
 
     entries = history_entries(lab_server, name)
-    assert [e["prompt"] for e in entries] == ["a lighthouse on a cliff at dusk, oil painting", "add a full moon over the sea"]
+    prompts = [e["prompt"] for e in entries]
+    assert prompts == ["a lighthouse on a cliff at dusk, oil painting", "add a full moon over the sea"]
     assert entries[0]["parent"] is None and entries[1]["parent"] == entries[0]["id"]
     assert entries[1]["parent_index"] == 0
 
@@ -133,7 +134,9 @@ def test_generate_select_and_edit_in_jupyterlab(lab_server, emulator_process, pa
     # Saved, the notebook keeps both results as ordinary outputs (widget state is not saved).
     page.locator(".jp-Notebook .jp-Cell").nth(0).locator(".jp-InputPrompt").click()
     page.keyboard.press("Control+s")
-    outputs = wait_for(lambda: len(saved_result_outputs(lab_server, name)) == 2 and saved_result_outputs(lab_server, name), 20)
+    outputs = wait_for(
+        lambda: len(saved_result_outputs(lab_server, name)) == 2 and saved_result_outputs(lab_server, name), 20
+    )
     assert all({"image/jpeg", "image/png"} & set(o["data"]) for o in outputs)
 
     # "New cell": the next cell that runs gets a %%gemini_image --edit cell below it.

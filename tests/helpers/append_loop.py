@@ -32,7 +32,8 @@ def main() -> None:
     history = History(name, root=root)
     done = 0
     while count is None or done < count:
-        result = ImageResult([ReplyImage("image/png", noisy_png(256))], f"entry from pid {os.getpid()} #{done}", "test/model")
+        image = ReplyImage("image/png", noisy_png(256))
+        result = ImageResult([image], f"entry from pid {os.getpid()} #{done}", "test/model")
         entry = history.append(result)
         print(f"appended {entry.index}", flush=True)
         done += 1

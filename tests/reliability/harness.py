@@ -286,12 +286,16 @@ class ScriptedGateway:
     repeats) and ``GET /v1/models`` with one model; ``attempts`` counts the POSTs.
 
     For replies the emulator has no fault for: odd Retry-After values, image data that is
-    not an image, JSON nested deeper than a parser can follow.
+    not an image, JSON nested deeper than a parser can follow. As "another host" it tells
+    whether anything reached it at all: ``connections`` counts every connection accepted,
+    ``received`` holds each request's method, path and Authorization header.
     """
 
     def __init__(self, *replies: Reply) -> None:
         self.replies = list(replies)
         self.attempts = 0
+        self.connections = 0
+        self.received: list[tuple[str, str, str | None]] = []
         self._lock = threading.Lock()
         gateway = self
 
@@ -300,6 +304,18 @@ class ScriptedGateway:
 
             def log_message(self, *args: Any) -> None:
                 pass
+
+            def setup(self) -> None:
+                with gateway._lock:
+                    gateway.connections += 1
+                super().setup()
+
+            def parse_request(self) -> bool:
+                parsed = super().parse_request()
+                if parsed:
+                    with gateway._lock:
+                        gateway.received.append((self.command, self.path, self.headers.get("Authorization")))
+                return parsed
 
             def do_GET(self) -> None:
                 self._answer(Reply(200, json.dumps({"object": "list", "data": [
@@ -341,5 +357,6 @@ class ScriptedGateway:
 
 def chat_reply_with(data_url: str) -> bytes:
     """A well-formed chat completion whose one image is ``data_url``."""
+    image = {"type": "image_url", "image_url": {"url": data_url}}
     return json.dumps({"choices": [{"index": 0, "finish_reason": "stop", "message": {
-        "role": "assistant", "content": None, "images": [{"type": "image_url", "image_url": {"url": data_url}}]}}]}).encode()
+        "role": "assistant", "content": None, "images": [image]}}]}).encode()

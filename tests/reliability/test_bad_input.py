@@ -152,7 +152,9 @@ def test_a_lowercase_size_is_accepted_and_sent_normalised(frontends, emu, front_
     assert outcome.result.size == (2048, 2048)
     [record] = generation_requests(emu)
     sent = record.body["image_config"] if route == "chat" else record.body["generationConfig"]["imageConfig"]
-    assert sent == ({"aspect_ratio": "1:1", "image_size": "2K"} if route == "chat" else {"aspectRatio": "1:1", "imageSize": "2K"})
+    assert sent == (
+        {"aspect_ratio": "1:1", "image_size": "2K"} if route == "chat" else {"aspectRatio": "1:1", "imageSize": "2K"}
+    )
 
 
 @pytest.mark.parametrize("route", ["chat", "google"])
@@ -225,7 +227,10 @@ def test_an_unreadable_history_index_is_one_sentence_saying_what_to_do(frontends
     index.mkdir(parents=True)  # a folder where the index file should be
     with pytest.raises(HistoryError) as info:
         History(name="broken", root=tmp_path / "history")
-    expected = f"Cannot read the history index {index} (Is a directory); set AIGATE_HISTORY_DIR to a folder you can write to."
+    expected = (
+        f"Cannot read the history index {index} (Is a directory); "
+        "set AIGATE_HISTORY_DIR to a folder you can write to."
+    )
     assert str(info.value) == expected
     frontends.load(frontends.session())
     assert frontends.cell("%aigate history --name broken")[1] == expected
@@ -238,7 +243,8 @@ def test_a_history_dir_under_a_regular_file_is_refused_when_the_extension_loads(
     monkeypatch.setenv("AIGATE_HISTORY_DIR", str(blocker / "history"))
     monkeypatch.setenv("AIGATE_API_KEY", TEST_KEY)
     monkeypatch.setenv("AIGATE_BASE_URL", emu.url)
-    with pytest.raises(HistoryError, match=r"\(Not a directory\); set AIGATE_HISTORY_DIR to a folder you can write to\.$"):
+    refused = r"\(Not a directory\); set AIGATE_HISTORY_DIR to a folder you can write to\.$"
+    with pytest.raises(HistoryError, match=refused):
         History()
     frontends.unload()
     _, message, _ = frontends.cell("%load_ext aigate_nb")

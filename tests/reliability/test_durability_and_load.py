@@ -186,7 +186,7 @@ def test_200_requests_at_concurrency_16_through_session_submit(load_emulator, po
     session = Session(Client(api_key=TEST_KEY, base_url=load_emulator.url, retry_backoff=0.01),
                       History(name="load", root=tmp_path))
     futures = [future for n in range(REQUESTS)
-               for future in session.submit(Request(prompt_for(n), image_size="512"))]
+               for future in session.submit(Request(prompt_for(n), image_size="512", new=True))]
     results = [future.result(timeout=120) for future in futures]
     assert sorted(result.index for result in results) == list(range(REQUESTS))
     assert len(History(name="load", root=tmp_path)) == REQUESTS

@@ -187,7 +187,9 @@ def test_json_nested_deeper_than_a_parser_follows_is_one_clear_error(status):
 
 def test_a_gateway_that_is_not_there_is_one_line_through_the_magic(frontends):
     outcome = frontends.run("magic", frontends.session(base_url="http://127.0.0.1:9"), "anyone there?")
-    assert outcome.message.startswith("The connection to http://127.0.0.1:9 failed after 3 attempts (connection refused)")
+    assert outcome.message.startswith(
+        "The connection to http://127.0.0.1:9 failed after 3 attempts (connection refused)"
+    )
     assert "check AIGATE_BASE_URL" in outcome.message
 
 

@@ -2,7 +2,8 @@
 ``%aigate config``), not in reprs, not in verbose tracebacks, not in logs, files or the
 emulator's records. The fault matrix and the bad-input catalogue run under the same guard
 (``key_guard``); these are the places they do not reach. Plain http:// to another host
-with a key set is warned about, from Python and from ``%aigate use gateway``.
+with a key set is warned about, from Python and from ``%aigate use gateway``. A folder's
+``.env`` that names another host without the key for it is refused before anything is sent.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ import warnings
 
 import nbformat
 import pytest
+from IPython.core.ultratb import VerboseTB
 from nbclient import NotebookClient
 
 from aigate_nb.client import Client
 from aigate_nb.config import load_settings, mask_key
 from aigate_nb.emulator import Emulator
 from aigate_nb.errors import AigateError, ConfigurationError
-from aigate_nb.session import Request, Session
+from aigate_nb.session import Request, Session, set_current_session
 from aigate_nb.store import History
-from harness import LEAK_NEEDLES, Evidence, search_for_key, texts_of
+from harness import LEAK_NEEDLES, Evidence, Reply, ScriptedGateway, search_for_key, texts_of
 from support import TEST_KEY
 
 NOTEBOOK_CELLS = [
@@ -203,6 +205,52 @@ def test_aigate_use_gateway_warns_about_plain_http_too(frontends, monkeypatch):
     [warning] = [w for w in caught if issubclass(w.category, UserWarning)]
     assert "plain http://" in str(warning.message) and TEST_KEY not in str(warning.message)
     frontends.evidence.add(str(warning.message), json.dumps(frontends.cell("%aigate config")[2]))
+
+
+# -- a folder's .env and another host ------------------------------------------------------------
+
+
+def test_a_folders_env_naming_another_host_gets_no_key_and_no_request(frontends, key_guard, tmp_path, monkeypatch):
+    with ScriptedGateway(Reply(500, b"{}")) as elsewhere:
+        # On loopback, so that nothing leaves the machine, but not by a loopback name: to the
+        # package it is another host, as a cloned repository's .env would name one.
+        url = elsewhere.url.replace("127.0.0.1", "127.1")
+        host = url.removeprefix("http://")
+        folder = tmp_path / "cloned"
+        folder.mkdir()
+        (folder / ".env").write_text(f"AIGATE_BASE_URL={url}\n")
+        monkeypatch.chdir(folder)
+        monkeypatch.setenv("AIGATE_API_KEY", TEST_KEY)
+
+        refusals = []
+        for attempt in (Client, lambda: Client(api_key=TEST_KEY), Session, load_settings, History):
+            with pytest.raises(ConfigurationError) as info:
+                attempt()
+            refusals.append(info.value)
+            if len(refusals) != 2:  # a key passed as an argument shows as one in a verbose traceback
+                verbose = VerboseTB(theme_name="nocolor").text(info.type, info.value, info.tb)
+                key_guard.add(verbose)
+                assert not [needle for needle in LEAK_NEEDLES if needle in verbose]
+        set_current_session(None)
+        _, line, shown = frontends.cell("%load_ext aigate_nb")  # one UsageError line, no traceback
+        assert elsewhere.connections == 0 and elsewhere.received == [], "a refused request reached the host"
+
+        assert {str(refusal) for refusal in refusals} == {line}
+        assert line.startswith(f"The file .env sets AIGATE_BASE_URL to {url}, which would then receive the "
+                               "AIGATE_API_KEY of your environment; nothing was sent.") and shown == []
+        assert "\n" not in line and host in line and mask_key(TEST_KEY) not in line
+        key_guard.add(*refusals, line)
+
+        # The same host is reached once the .env brings its own key for it (and the environment
+        # has none, which would come first): the test could see a request.
+        folder_key = "sk-the-folders-own-" + secrets.token_hex(8)
+        (folder / ".env").write_text(f"AIGATE_BASE_URL={url}\nAIGATE_API_KEY={folder_key}\n")
+        monkeypatch.delenv("AIGATE_API_KEY")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # plain http:// to a host that is not loopback by name
+            with Client(max_retries=0) as client:
+                client.models()
+        assert elsewhere.received == [("GET", "/v1/models", f"Bearer {folder_key}")]
 
 
 # -- the search itself ----------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 valid envelopes of both routes with random leaves, random data URLs, random and broken
 base64, large payloads that take the fast byte-level path, and error bodies of any bytes.
 Whatever arrives, the only exceptions are the package's own, and what comes back is usable.
+Where a value can be built and read back (data URLs, base64, replies built by hand from
+generated images and text, error bodies built by the emulator), reading gives back what
+was built.
 
 ``tests/test_wire.py`` feeds the parsers arbitrary JSON; these strategies get past the
 first checks, into the code that decodes images and text.
@@ -10,24 +13,41 @@ first checks, into the code that decodes images and text.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import random
+import string
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aigate_nb.errors import AigateError, GatewayError, NoImageError, ResponseError
-from aigate_nb.images import b64decode, decode_data_url
+from aigate_nb.emulator.errors import ApiError, google_error_body, openai_error_body
+from aigate_nb.errors import (
+    AigateError,
+    AuthenticationError,
+    BadRequestError,
+    GatewayError,
+    NoImageError,
+    RateLimitError,
+    ResponseError,
+    ServerError,
+)
+from aigate_nb.images import b64decode, b64encode, decode_data_url, encode_data_url
+from aigate_nb.text import one_line
 from aigate_nb.wire import (
+    MESSAGE_LIMIT,
+    Reply,
     ReplyImage,
     error_from_body,
     load_reply,
+    model_turn,
     parse_chat_reply,
     parse_google_reply,
     parse_model_ids,
 )
 
 PROPERTY = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+ROUND_TRIP = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 leaves = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
           | st.text(max_size=30))
@@ -102,14 +122,16 @@ def chat_replies(draw) -> dict:
     if sometimes(draw, 1):
         message["content"] = draw(maybe(st.one_of(st.none(), text, st.lists(weighted(
             (2, st.fixed_dictionaries({"type": st.just("text"), "text": text})),
-            (2, st.fixed_dictionaries({"type": st.just("image_url"), "image_url": st.fixed_dictionaries({"url": url})})),
+            (2, st.fixed_dictionaries({"type": st.just("image_url"),
+                                       "image_url": st.fixed_dictionaries({"url": url})})),
             (1, json_values)), max_size=3))))
     choice: dict = {"index": 0, "message": draw(maybe(st.just(message)))}
     if sometimes(draw, 1):
         choice["finish_reason"] = draw(maybe(st.sampled_from(["stop", "content_filter", "length", "error"])))
     if sometimes(draw, 1):
         choice["native_finish_reason"] = draw(maybe(st.sampled_from(["STOP", "IMAGE_SAFETY", "NO_IMAGE"])))
-    reply: dict = {"choices": draw(maybe(st.lists(weighted((4, st.just(choice)), (1, json_values)), min_size=1, max_size=2)))}
+    choices = st.lists(weighted((4, st.just(choice)), (1, json_values)), min_size=1, max_size=2)
+    reply: dict = {"choices": draw(maybe(choices))}
     for name, value in (("id", st.text(max_size=10)), ("usage", json_values),
                         ("prompt_feedback", st.fixed_dictionaries({"block_reason": maybe(st.text(max_size=10))}))):
         if sometimes(draw, 1):
@@ -123,7 +145,8 @@ def chat_replies(draw) -> dict:
 def google_replies(draw) -> dict:
     inline_key = draw(st.sampled_from(["inlineData", "inlineData", "inline_data"]))
     mime_key = draw(st.sampled_from(["mimeType", "mimeType", "mime_type"]))
-    inline = st.fixed_dictionaries({mime_key: maybe(MIMES), "data": maybe(weighted((2, base64_text()), (1, large_payloads)))})
+    payload = maybe(weighted((2, base64_text()), (1, large_payloads)))
+    inline = st.fixed_dictionaries({mime_key: maybe(MIMES), "data": payload})
     signature = {"thoughtSignature": st.text(max_size=10)}
     thought = {"thought": maybe(st.booleans())}
     part = weighted(
@@ -140,7 +163,8 @@ def google_replies(draw) -> dict:
         candidate["finishMessage"] = draw(maybe(st.text(max_size=30)))
     reply: dict = {}
     if sometimes(draw, 6):
-        reply["candidates"] = draw(maybe(st.lists(weighted((4, st.just(candidate)), (1, json_values)), min_size=1, max_size=2)))
+        candidates = st.lists(weighted((4, st.just(candidate)), (1, json_values)), min_size=1, max_size=2)
+        reply["candidates"] = draw(maybe(candidates))
     if not sometimes(draw):
         reply["promptFeedback"] = draw(maybe(st.fixed_dictionaries({}, optional={
             "blockReason": maybe(st.sampled_from(["SAFETY", "OTHER", "PROHIBITED_CONTENT"])),
@@ -239,8 +263,9 @@ error_bodies = st.one_of(
         st.fixed_dictionaries({}, optional={
             "message": maybe(error_messages), "type": maybe(st.text(max_size=20)), "param": leaves,
             "code": maybe(st.integers(0, 999) | st.text(max_size=10)), "status": maybe(st.text(max_size=20)),
-            "details": maybe(st.lists(st.fixed_dictionaries({}, optional={"reason": leaves, "@type": leaves}) | json_values,
-                                      max_size=2))}),
+            "details": maybe(st.lists(
+                st.fixed_dictionaries({}, optional={"reason": leaves, "@type": leaves}) | json_values,
+                max_size=2))}),
         json_values)}).map(lambda v: json.dumps(v).encode()),
     st.text(max_size=100).map(lambda t: f"<html><head><title>{t}</title></head><body>{t}</body></html>".encode()),
     st.integers(1, 50_000).map(lambda n: b"[" * n + b"]" * n),
@@ -256,3 +281,187 @@ def test_an_error_body_of_any_bytes_gives_one_typed_error(status, raw):
     text = str(error)
     assert text.startswith(f"HTTP {status}: ")
     assert isinstance(error.code, (str, type(None))) and isinstance(error.error_type, (str, type(None)))
+
+
+# -- round trips ----------------------------------------------------------------------------------
+
+IMAGE_MIMES = st.sampled_from(["image/png", "image/jpeg", "image/webp", "image/heic", "image/gif"])
+any_bytes = weighted((4, st.binary(max_size=300)),
+                     (1, st.integers(0, 2**32).map(lambda seed: random.Random(seed).randbytes(70_000))))
+images = st.lists(st.tuples(IMAGE_MIMES, any_bytes), min_size=1, max_size=3)
+usages = st.dictionaries(st.sampled_from(["prompt_tokens", "completion_tokens", "totalTokenCount"]),
+                         st.integers(0, 10_000), max_size=3)
+
+
+def stdlib_base64(data: bytes) -> str:
+    """Base64 by the standard library, an encoder independent of the package's."""
+    return base64.b64encode(data).decode("ascii")
+
+
+def joined_text(texts) -> str | None:
+    """The text a reply gives: its non-blank texts, one per line, or None."""
+    return "\n".join(text for text in texts if text.strip()) or None
+
+
+def read_both_ways(parse, body: dict, route: str) -> list[Reply]:
+    """``body`` parsed from its JSON and from its bytes (where large images skip the JSON parser)."""
+    raw = json.dumps(body).encode()
+    return [parse(json.loads(raw)), parse(*load_reply(raw, route))]
+
+
+@ROUND_TRIP
+@given(IMAGE_MIMES | st.from_regex(r"[a-z]{1,11}/[a-z0-9.+-]{1,20}", fullmatch=True), any_bytes)
+def test_a_data_url_of_any_bytes_decodes_back_to_its_type_and_bytes(mime, data):
+    url = f"data:{mime};base64,{stdlib_base64(data)}"
+    assert encode_data_url(mime, data) == url
+    assert decode_data_url(url) == (mime, data)
+
+
+@ROUND_TRIP
+@given(any_bytes)
+def test_base64_of_any_bytes_decodes_back_to_them(data):
+    text = stdlib_base64(data)
+    assert b64encode(data) == text
+    for encoded in (text, text.encode(), memoryview(text.encode())):  # load_reply passes memoryviews
+        assert b64decode(encoded) == data
+
+
+@st.composite
+def chat_replies_built_from(draw) -> tuple[dict, Reply]:
+    """A chat reply built by hand from generated images and text, and the ``Reply`` it holds.
+
+    The images are in ``message.images``, or (as some gateways send one image) an ``image_url``
+    part of ``content`` beside a text part.
+    """
+    in_content = draw(st.booleans())
+    pictures = draw(images)[:1] if in_content else draw(images)
+    items = [{"type": "image_url", "image_url": {"url": f"data:{mime};base64,{stdlib_base64(data)}"}}
+             for mime, data in pictures]
+    text = draw(st.none() | st.text(max_size=40))
+    if in_content:
+        texts = [] if text is None else [{"type": "text", "text": text}]
+        message = {"role": "assistant", "content": draw(st.permutations(texts + items))}
+    else:
+        message = {"role": "assistant", "content": text, "images": items}
+    finish = draw(st.none() | st.sampled_from(["stop", "length", "content_filter"]))
+    usage = draw(usages)
+    reply_id = draw(st.text(min_size=1, max_size=12))
+    body = {"id": reply_id, "object": "chat.completion",
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}], "usage": usage}
+    expected = Reply([ReplyImage(mime, data) for mime, data in pictures],
+                     joined_text([] if text is None else [text]), finish, usage, response_id=reply_id)
+    return body, expected
+
+
+@ROUND_TRIP
+@given(chat_replies_built_from())
+def test_a_chat_reply_built_from_images_and_text_gives_them_back(built):
+    body, expected = built
+    for reply in read_both_ways(parse_chat_reply, body, "chat"):
+        assert reply == expected
+
+
+@st.composite
+def google_replies_built_from(draw) -> tuple[dict, Reply, list[dict]]:
+    """A ``generateContent`` reply built by hand from generated images and texts in any order,
+    some parts signed, sometimes after a thought text and a thought image; the ``Reply`` it
+    holds (``model_parts`` aside) and its parts without the thoughts."""
+    pictures = draw(images)
+    texts = draw(st.lists(st.text(max_size=30), max_size=2))
+    order = draw(st.permutations([("image", picture) for picture in pictures] + [("text", text) for text in texts]))
+    parts = []
+    for kind, value in order:
+        if kind == "image":
+            part = {"inlineData": {"mimeType": value[0], "data": stdlib_base64(value[1])}}
+        else:
+            part = {"text": value}
+        if draw(st.booleans()):
+            part["thoughtSignature"] = draw(st.text(min_size=1, max_size=12))
+        parts.append(part)
+    thoughts = [{"text": draw(st.text(max_size=30)), "thought": True},
+                {"inlineData": {"mimeType": "image/png", "data": stdlib_base64(draw(st.binary(max_size=50)))},
+                 "thought": True}] if draw(st.booleans()) else []
+    finish = draw(st.none() | st.sampled_from(["STOP", "MAX_TOKENS"]))
+    usage = draw(usages)
+    response_id = draw(st.text(min_size=1, max_size=12))
+    candidate = {"content": {"role": "model", "parts": thoughts + parts}, "index": 0}
+    if finish is not None:
+        candidate["finishReason"] = finish
+    body = {"candidates": [candidate], "usageMetadata": usage, "responseId": response_id}
+    expected = Reply([ReplyImage(value[0], value[1]) for kind, value in order if kind == "image"],
+                     joined_text([value for kind, value in order if kind == "text"]), finish, usage,
+                     response_id=response_id)
+    return body, expected, parts
+
+
+@ROUND_TRIP
+@given(google_replies_built_from())
+def test_a_google_reply_built_from_images_and_text_gives_them_back_without_the_thoughts(built):
+    body, expected, _ = built
+    for reply in read_both_ways(parse_google_reply, body, "google"):
+        assert dataclasses.replace(reply, model_parts=None) == expected
+
+
+@ROUND_TRIP
+@given(google_replies_built_from())
+def test_a_google_replys_model_turn_sends_back_the_parts_received_without_the_thoughts(built):
+    body, _, parts = built
+    for reply in read_both_ways(parse_google_reply, body, "google"):
+        turn = model_turn(reply.model_parts, [(image.mime, image.data) for image in reply.images])
+        assert turn == {"role": "model", "parts": parts}
+
+
+# A message in the gateway's own words: any text but blank, long enough at times to be clipped, and
+# without braces, which would make the client look for an upstream error wrapped inside it.
+error_texts = weighted((3, st.text(min_size=1, max_size=60)), (1, st.text(min_size=450, max_size=600))).filter(
+    lambda message: message.strip() and "{" not in message)
+
+
+# Every status the client treats apart, and any other.
+error_statuses = st.sampled_from([400, 401, 403, 404, 429, 500, 502, 503, 504]) | st.integers(400, 599)
+
+
+def expected_error_type(status: int, kind: str | None, code: str | None) -> type[GatewayError]:
+    """The documented class: an authentication error for 401, 403 or a kind or code saying so,
+    then by status."""
+    if status in (401, 403) or kind in ("authentication_error", "UNAUTHENTICATED", "PERMISSION_DENIED") \
+            or code == "API_KEY_INVALID":
+        return AuthenticationError
+    if status == 429:
+        return RateLimitError
+    return ServerError if status >= 500 else BadRequestError
+
+
+def check_error(error: GatewayError, status: int, message: str, code: str | None, kind: str | None) -> None:
+    """``error`` carries what the body said, its message on one line, and shows it after the status."""
+    assert type(error) is expected_error_type(status, kind, code)
+    expected = (status, one_line(message, MESSAGE_LIMIT), code, kind)
+    assert (error.status, error.message, error.code, error.error_type) == expected
+    assert str(error).startswith(f"HTTP {status}: {error.message.rstrip('. ')}")
+
+
+@ROUND_TRIP
+@given(error_statuses, error_texts,
+       st.none() | st.text(alphabet=string.ascii_lowercase + "_", min_size=1, max_size=20),
+       st.sampled_from([None, "invalid_request_error", "server_error", "authentication_error"]))
+def test_an_openai_error_body_gives_back_its_status_message_code_and_type(status, message, code, kind):
+    sent = ApiError(status, message, code=code, kind=kind)
+    error = error_from_body(status, json.dumps(openai_error_body(sent)))
+    check_error(error, status, message, code, sent.kind)
+
+
+@ROUND_TRIP
+@given(error_statuses, error_texts, st.none() | st.sampled_from(["API_KEY_INVALID", "RATE_LIMIT_EXCEEDED"]))
+def test_a_google_error_body_gives_back_its_status_message_reason_and_status_name(status, message, reason):
+    details = reason and [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason}]
+    body = google_error_body(ApiError(status, message, details=details))
+    error = error_from_body(status, json.dumps(body))
+    check_error(error, status, message, reason or str(status), body["error"]["status"])
+
+
+@ROUND_TRIP
+@given(error_statuses, error_texts)
+def test_an_upstream_error_wrapped_in_the_gateways_message_gives_the_upstream_message(status, inner):
+    wrapped = f"Provider returned error: {status} " + json.dumps({"error": {"message": inner, "code": status}})
+    for body in (openai_error_body(ApiError(status, wrapped)), google_error_body(ApiError(status, wrapped))):
+        assert error_from_body(status, json.dumps(body)).message == one_line(inner, MESSAGE_LIMIT)
