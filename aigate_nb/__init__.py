@@ -21,6 +21,7 @@ from .errors import (
     InputError,
     NoImageError,
     NotKeptError,
+    QuotaExhausted,
     RateLimitError,
     RequestTimeoutError,
     ResponseError,
@@ -34,6 +35,7 @@ _LAZY = {
     "History": "aigate_nb.store",
     "HistoryEntry": "aigate_nb.store",
     "ImageResult": "aigate_nb.results",
+    "Pacer": "aigate_nb.pacing",
 }
 
 __all__ = [
@@ -51,6 +53,8 @@ __all__ = [
     "InputError",
     "NoImageError",
     "NotKeptError",
+    "Pacer",
+    "QuotaExhausted",
     "RateLimitError",
     "RequestTimeoutError",
     "ResponseError",

@@ -17,6 +17,7 @@ from .config import DEFAULT_BASE_URL, check_api_key, is_loopback, load_settings,
 from .errors import ConfigurationError, InputError, ResponseError
 from .images import DEFAULT_INLINE_BUDGET, ImageInput, ImageLike, b64_size, fit_inline_budget, to_image_input
 from .models import normalise_options
+from .pacing import Pacer
 from .prepared import PreparedRequest, endpoint_of, image_hash, input_record, request_hash
 from .replay import kept_for, replayed
 from .results import ImageResult
@@ -52,13 +53,16 @@ class Client:
     built-in emulator serves on loopback. ``timeout`` is seconds, or a
     ``(connect, read)`` pair; the read timeout is long because a 4K image can
     take minutes. ``max_retries`` counts retries after the first attempt, on
-    408, 409, 429, 5xx and dropped connections. ``headers`` are sent with every
-    request (the emulator's fault injection uses them).
+    408, 409, 429, 5xx and dropped connections, each after the wait the gateway
+    asked for (headers, or a Google ``RetryInfo``), at most ``max_retry_after``
+    seconds; a used-up daily quota is ``QuotaExhausted`` at once. ``headers`` are
+    sent with every request (the emulator's fault injection uses them). ``pacer``
+    (a ``pacing.Pacer``, shared by clients and threads) paces every attempt.
 
     ``transport`` sends the requests instead of an ``HTTPTransport`` made from
     those arguments: a recorder or a replay cache sits there. The key, base URL,
-    timeout, retries and headers are then the transport's own; passing
-    ``api_key``, ``base_url`` or ``headers`` as well is refused.
+    timeout, retries, headers and pacer are then the transport's own; passing
+    ``api_key``, ``base_url``, ``headers`` or ``pacer`` as well is refused.
 
     ``cache`` (a ``History``, or a folder to keep one in; off by default) answers
     ``generate`` from the pictures it already holds for an identical request (the
@@ -77,6 +81,7 @@ class Client:
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         inline_budget: int = DEFAULT_INLINE_BUDGET,
         headers: Mapping[str, str] | None = None,
+        pacer: Pacer | None = None,
         transport: HTTPTransport | None = None,
         cache: History | str | os.PathLike | None = None,
     ) -> None:
@@ -92,6 +97,7 @@ class Client:
                     retry_backoff=retry_backoff,
                     max_retry_after=max_retry_after,
                     headers=headers,
+                    pacer=pacer,
                 )
             except Exception as exc:  # whatever the transport refuses: a base URL, a timeout, headers, ...
                 # Raised afresh from here: a verbose traceback shows every frame's arguments, and
@@ -99,10 +105,10 @@ class Client:
                 raise exc.with_traceback(None) from None
         elif not isinstance(transport, HTTPTransport):
             raise ConfigurationError(f"transport must be an HTTPTransport, not {type(transport).__name__}.")
-        elif api_key is not None or base_url is not None or headers:
+        elif api_key is not None or base_url is not None or headers or pacer is not None:
             raise ConfigurationError(
-                "A client with a transport sends with the transport's key, base URL and headers; "
-                "give them to the transport: HTTPTransport(base_url, api_key, headers=...)."
+                "A client with a transport sends with the transport's key, base URL, headers and pacer; "
+                "give them to the transport: HTTPTransport(base_url, api_key, headers=..., pacer=...)."
             )
         self._transport = transport
         self.model = model or settings.model

@@ -93,6 +93,23 @@ class RateLimitError(GatewayError):
         return " Wait a little and run it again, or check the quota of your key."
 
 
+class QuotaExhausted(RateLimitError):
+    """429 for a daily quota that is used up: not retried, since waiting minutes will not clear it.
+
+    ``quota`` names the quota the gateway said ran out (``GenerateRequestsPerDay...``), if it did.
+    """
+
+    def __init__(self, message: str, *, quota: str | None = None, **kw) -> None:
+        super().__init__(message, **kw)
+        self.quota = quota
+
+    def advice(self) -> str:
+        return (
+            " Waiting minutes will not help: try again once it resets (Google's daily quotas reset "
+            "at midnight Pacific time), or use another key."
+        )
+
+
 class ServerError(GatewayError):
     """5xx: the gateway or the model failed; retried before this is raised."""
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .config import is_loopback, is_shared_emulator
 from .images import ImageInput
 from .models import normalise_ratio, normalise_size
+from .wire import with_seed
 
 Endpoint = Literal["emulator", "gateway"]
 
@@ -46,6 +47,23 @@ class PreparedRequest:
     request_hash: str
     #: Each input image as the history records it (see ``input_record``).
     inputs: tuple[dict[str, str], ...] = field(default=(), hash=False)
+    #: Which copy of the request this is (``-n N`` sends copies 0 to N-1); see ``as_variant``.
+    variant: int = 0
+
+    def as_variant(self, number: int) -> PreparedRequest:
+        """Copy ``number`` of this request (which must be copy 0), with the same request hash.
+
+        For an emulator, copy k > 0 carries the seed k where each route's API has one (chat
+        ``seed``, Google ``generationConfig.seed``), so that each copy draws its own picture,
+        the same one every time; copy 0 is sent as it is, and draws what a single request does.
+        The gateway gets every copy as it is: its models vary by themselves, and its
+        documentation lists no seed (a field it does not list can break a request there).
+        """
+        if self.variant:
+            raise ValueError(f"this request is already copy {self.variant}; ask copy 0 for the others")
+        if number == 0 or self.endpoint != "emulator":
+            return replace(self, variant=number)
+        return replace(self, variant=number, body=with_seed(self.body, self.route, number))
 
 
 def endpoint_of(base_url: str, emulated: bool = False) -> Endpoint:

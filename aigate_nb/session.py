@@ -335,7 +335,8 @@ class Session:
 
     def submit(self, request: Request, count: int = 1) -> list[Future]:
         """Check ``request`` here and now, then send ``count`` copies of it off the calling
-        thread; each result joins the history (see ``outcome``).
+        thread; each result joins the history (see ``outcome``). Copy k is
+        ``prepared.as_variant(k)``: the emulator draws each its own picture.
 
         Unless ``request.new`` or replay is off, what the history already holds for this
         request is replayed (no call, no cost) and only the missing copies are sent."""
@@ -345,12 +346,14 @@ class Session:
         for entry in found:
             futures.append(_done(replayed(entry)))
             self._remember(entry.id)
-        missing = count - len(found)
-        if missing:
-            with self._lock:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=MAX_VARIANTS, thread_name_prefix="aigate")
-                futures += [self._pool.submit(self._send_and_keep, prepared, parent) for _ in range(missing)]
+        with self._lock:
+            if len(found) < count and self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=MAX_VARIANTS, thread_name_prefix="aigate")
+            # The copies sent are numbered after those replayed, so each draws a picture of its own.
+            futures += [
+                self._pool.submit(self._send_and_keep, prepared.as_variant(number), parent)
+                for number in range(len(found), count)
+            ]
         return futures
 
     def _replays(self, request: Request, prepared: PreparedRequest, count: int) -> list[Any]:

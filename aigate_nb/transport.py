@@ -1,5 +1,6 @@
 """Sending one request and getting its reply's bytes: the ``requests.Session``, retries with
-backoff, timeouts and the errors of a failed exchange. The one object that holds the key.
+backoff or the wait the server asked for, pacing (``pacing.Pacer``), timeouts and the errors of
+a failed exchange. The one object that holds the key.
 
 ``Client`` prepares requests and reads replies; a transport is where a replay cache or a
 recorder can sit between the two (subclass ``HTTPTransport`` and override ``send``).
@@ -11,7 +12,9 @@ import http.client
 import json
 import math
 import random
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 import requests
 import urllib3
@@ -21,8 +24,15 @@ from urllib3.util.retry import Retry
 
 from . import __version__
 from .config import check_api_key, is_loopback, is_shared_emulator, mask_key, normalise_base_url
-from .errors import ConfigurationError, GatewayConnectionError, GatewayError, RateLimitError, RequestTimeoutError
-from .wire import error_from_body
+from .errors import (
+    ConfigurationError,
+    GatewayConnectionError,
+    QuotaExhausted,
+    RateLimitError,
+    RequestTimeoutError,
+)
+from .pacing import Pacer
+from .wire import error_from_body, retry_delay
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 #: Keys shorter than this are not searched for in messages (see ``HTTPTransport.scrub``).
@@ -34,13 +44,29 @@ DEFAULT_TIMEOUT = (10.0, 600.0)
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_RETRY_BACKOFF = 0.5
 DEFAULT_MAX_RETRY_AFTER = 60.0
+#: The most of an error body that is read: enough for any message, not a page of megabytes.
+ERROR_BODY_LIMIT = 1 << 20
 
 
 class GatewayRetry(Retry):
     """urllib3's ``Retry`` with the conventions of the official SDKs: the first
     retry waits too (0.5 s, doubling, at most 8 s, less up to a quarter of
-    jitter), and ``retry-after-ms`` is honoured before ``Retry-After``.
+    jitter), and ``retry-after-ms`` is honoured before ``Retry-After``, then a
+    ``google.rpc.RetryInfo`` in the body (Google's 429 carries no header).
     """
+
+    def asked_wait(self, response, body: str) -> float | None:
+        """Seconds the server asked to wait before the next attempt: ``retry-after-ms``,
+        ``Retry-After`` (seconds or an HTTP date), else the body's ``retryDelay``; None if none."""
+        wait = self.get_retry_after(response)
+        return retry_delay(body) if wait is None else wait
+
+    def sleep_before_retry(self, wait: float | None) -> None:
+        """Sleep the asked ``wait``; without one (or a zero one), the backoff."""
+        if wait:
+            time.sleep(wait)
+        else:
+            self._sleep_backoff()
 
     def get_backoff_time(self) -> float:
         errors = len(self.history)
@@ -80,9 +106,13 @@ class HTTPTransport:
 
     ``timeout`` is seconds, or a ``(connect, read)`` pair. ``max_retries`` counts
     retries after the first attempt, on 408, 409, 429, 5xx and dropped connections;
-    a ``Retry-After`` longer than ``max_retry_after`` seconds is reported instead of
-    waited. ``headers`` are sent with every request (the emulator's fault injection
-    uses them). The key goes in the Authorization header and nowhere else.
+    a retry waits as long as the server asked (``retry-after-ms``, ``Retry-After``, or
+    a Google ``RetryInfo`` in the body), else backs off. An asked wait longer than
+    ``max_retry_after`` seconds is reported instead of waited; a 429 for a daily quota
+    (``QuotaExhausted``) is never retried. ``headers`` are sent with every request (the
+    emulator's fault injection uses them). ``pacer``, shared by the threads that send,
+    paces every attempt and hears of each 429 and success (see ``pacing.Pacer``).
+    The key goes in the Authorization header and nowhere else.
     """
 
     def __init__(
@@ -95,6 +125,7 @@ class HTTPTransport:
         retry_backoff: float = DEFAULT_RETRY_BACKOFF,
         max_retry_after: float = DEFAULT_MAX_RETRY_AFTER,
         headers: Mapping[str, str] | None = None,
+        pacer: Pacer | None = None,
     ) -> None:
         self._api_key = check_api_key(api_key)
         self.base_url = normalise_base_url(base_url)
@@ -103,6 +134,9 @@ class HTTPTransport:
             raise ConfigurationError(f"max_retries must be a whole number, 0 or more, not {max_retries!r}.")
         self.max_retries = max_retries
         self.max_retry_after = max_retry_after
+        if pacer is not None and not isinstance(pacer, Pacer):
+            raise ConfigurationError(f"pacer must be a Pacer, not {type(pacer).__name__}.")
+        self.pacer = pacer
         self._retry = GatewayRetry(
             total=max_retries,
             connect=max_retries,
@@ -164,7 +198,8 @@ class HTTPTransport:
 
         The loop is ours rather than the adapter's because a body that breaks
         off after the headers (a truncated 4K reply) must be retried under the
-        same budget, and urllib3 has handed the response over by then.
+        same budget, and urllib3 has handed the response over by then; and
+        because the wait a Google 429 asks for is in its body.
         """
         url = self.base_url + path
         payload = json.dumps(body).encode("utf-8") if body is not None else None
@@ -176,48 +211,79 @@ class HTTPTransport:
         while True:
             attempts += 1
             try:
-                response = self._session.request(
-                    method, url, data=payload, headers=headers, timeout=self.timeout, stream=True
+                with self._paced():
+                    response, data = self._exchange(method, url, payload, headers)
+            except _Dropped as dropped:
+                retry = self._next_or_raise(retry, method, url, dropped.reason, attempts, dropped.mid_body)
+                continue
+            if response.status_code < 400:
+                if self.pacer is not None:
+                    self.pacer.on_success()
+                return data
+            text = data.decode("utf-8", "replace")
+            wait = retry.asked_wait(response.raw, text)
+            error = error_from_body(response.status_code, self.scrub(text), retry_after=wait, attempts=attempts)
+            if self.pacer is not None and response.status_code == 429 and not isinstance(error, QuotaExhausted):
+                # A wait beyond the cap is reported, not waited: nobody else is held for it either.
+                self.pacer.on_rate_limited(wait if wait is not None and wait <= self.max_retry_after else None)
+            if not isinstance(error, QuotaExhausted) and self._should_retry(retry, method, response, wait):
+                retry = retry.increment(method, url, response=response.raw)
+                retry.sleep_before_retry(wait)
+                continue
+            if isinstance(error, RateLimitError) and wait is not None and wait > self.max_retry_after:
+                error.message = (
+                    f"{error.message.rstrip('.; ')}; the gateway asks to wait {wait:.0f} s before trying again."
                 )
-            except requests.exceptions.ConnectionError as exc:  # ConnectTimeout included: retried
-                retry = self._next_or_raise(retry, method, url, exc, attempts)
-                continue
-            except requests.exceptions.Timeout:
-                raise self._timeout_error() from None
-            except requests.exceptions.RequestException as exc:
-                raise GatewayConnectionError(self.scrub(f"The request to {url} failed: {exc}")) from None
-            if response.headers.get(EMULATOR_HEADER):
-                self._emulated_seen = True
-            if response.status_code >= 400:
-                if self._should_retry(retry, method, response):
-                    _drain(response)
-                    retry = retry.increment(method, url, response=response.raw)
-                    retry.sleep(response.raw)
-                    continue
-                raise self._status_error(response, retry, attempts)
-            try:
-                raw = response.raw.read(decode_content=True)
-            except urllib3.exceptions.ReadTimeoutError:
-                response.close()
-                raise self._timeout_error() from None
-            except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
-                response.close()
-                retry = self._next_or_raise(retry, method, url, exc, attempts, mid_body=True)
-                continue
-            return raw
+            raise error
 
-    def _should_retry(self, retry: GatewayRetry, method: str, response: requests.Response) -> bool:
+    @contextmanager
+    def _paced(self) -> Iterator[None]:
+        """One attempt's place among those the pacer lets go, if there is a pacer."""
+        if self.pacer is None:
+            yield
+            return
+        with self.pacer:
+            yield
+
+    def _exchange(
+        self, method: str, url: str, payload: bytes | None, headers: dict[str, str]
+    ) -> tuple[requests.Response, bytes]:
+        """One attempt: the response and its whole body (an error's first MB); ``_Dropped``
+        when the connection failed or the body broke off, which a retry may mend."""
+        try:
+            response = self._session.request(method, url, data=payload, headers=headers, timeout=self.timeout,
+                                             stream=True)
+        except requests.exceptions.ConnectionError as exc:  # ConnectTimeout included: retried
+            raise _Dropped(_urllib3_reason(exc)) from None
+        except requests.exceptions.Timeout:
+            raise self._timeout_error() from None
+        except requests.exceptions.RequestException as exc:
+            raise GatewayConnectionError(self.scrub(f"The request to {url} failed: {exc}")) from None
+        if response.headers.get(EMULATOR_HEADER):
+            self._emulated_seen = True
+        if response.status_code >= 400:
+            return response, _error_body(response)
+        try:
+            return response, response.raw.read(decode_content=True)
+        except urllib3.exceptions.ReadTimeoutError:
+            response.close()
+            raise self._timeout_error() from None
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+            response.close()
+            raise _Dropped(_urllib3_reason(exc), mid_body=True) from None
+
+    def _should_retry(
+        self, retry: GatewayRetry, method: str, response: requests.Response, wait: float | None
+    ) -> bool:
         if response.status_code not in RETRY_STATUSES or retry.total is not None and retry.total <= 0:
             return False
-        wait = retry.get_retry_after(response.raw)
         if wait is not None and wait > self.max_retry_after:
             return False  # the caller is told how long to wait instead of a silent long block
         return retry.is_retry(method, response.status_code, has_retry_after=wait is not None)
 
     def _next_or_raise(
-        self, retry: GatewayRetry, method: str, url: str, exc: Exception, attempts: int, mid_body: bool = False
+        self, retry: GatewayRetry, method: str, url: str, reason: Exception, attempts: int, mid_body: bool = False
     ) -> GatewayRetry:
-        reason = _urllib3_reason(exc)
         try:
             retry = retry.increment(method, url, error=reason)
         except (urllib3.exceptions.MaxRetryError, urllib3.exceptions.ProtocolError, type(reason)):
@@ -231,21 +297,6 @@ class HTTPTransport:
         retry.sleep()
         return retry
 
-    def _status_error(self, response: requests.Response, retry: GatewayRetry, attempts: int) -> GatewayError:
-        try:
-            text = response.raw.read(decode_content=True, amt=1 << 20).decode("utf-8", "replace")
-        except (urllib3.exceptions.HTTPError, OSError):
-            text = ""
-        finally:
-            response.close()
-        wait = retry.get_retry_after(response.raw)
-        error = error_from_body(response.status_code, self.scrub(text), retry_after=wait, attempts=attempts)
-        if isinstance(error, RateLimitError) and wait is not None and wait > self.max_retry_after:
-            error.message = (
-                f"{error.message.rstrip('.; ')}; the gateway asks to wait {wait:.0f} s before trying again."
-            )
-        return error
-
     def _timeout_error(self) -> RequestTimeoutError:
         read = self.timeout[1] if isinstance(self.timeout, tuple) else self.timeout
         return RequestTimeoutError(
@@ -254,13 +305,29 @@ class HTTPTransport:
         )
 
 
-def _drain(response: requests.Response) -> None:
-    """Read a small error body so that the connection goes back to the pool, not closed."""
+class _Dropped(Exception):
+    """An attempt lost its connection, or its reply broke off (``mid_body``): retried if the budget allows."""
+
+    def __init__(self, reason: Exception, mid_body: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.mid_body = mid_body
+
+
+def _error_body(response: requests.Response) -> bytes:
+    """The first MB of an error body; read to its end when shorter, so that the connection
+    goes back to the pool rather than being closed."""
+    data = bytearray()
     try:
-        _ = response.content
-    except requests.exceptions.RequestException:
-        pass
-    response.close()
+        for chunk in response.iter_content(1 << 16):
+            data += chunk
+            if len(data) >= ERROR_BODY_LIMIT:
+                break
+    except (requests.exceptions.RequestException, OSError):
+        pass  # what arrived is what there is to read
+    finally:
+        response.close()
+    return bytes(data[:ERROR_BODY_LIMIT])
 
 
 def _check_timeout(timeout: float | tuple[float, float]) -> float | tuple[float, float]:

@@ -5,6 +5,7 @@ their replies. Pure functions, no I/O: the protocol's unit tests live here.
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -17,6 +18,7 @@ from .errors import (
     GatewayError,
     InputError,
     NoImageError,
+    QuotaExhausted,
     RateLimitError,
     ResponseError,
     ServerError,
@@ -540,7 +542,8 @@ MESSAGE_LIMIT = 500
 
 
 def error_from_body(status: int, text: str, *, retry_after: float | None = None, attempts: int = 1) -> GatewayError:
-    """The typed error for an HTTP error status and its body."""
+    """The typed error for an HTTP error status and its body; a 429 for a daily quota is
+    ``QuotaExhausted`` (see ``daily_quota``)."""
     message, code, error_type = read_error_body(status, text)
     common = {"status": status or None, "code": code, "error_type": error_type, "attempts": attempts}
     refused = code == "API_KEY_INVALID" or error_type in (
@@ -549,7 +552,94 @@ def error_from_body(status: int, text: str, *, retry_after: float | None = None,
     if status in (401, 403) or refused:
         return AuthenticationError(message, **common)
     if status == 429:
+        quota = daily_quota(text)
+        if quota is not None:
+            return QuotaExhausted(f"The daily quota is used up ({quota})", quota=quota, **common)
         return RateLimitError(message, retry_after=retry_after, **common)
     if status >= 500:
         return ServerError(message, **common)
     return BadRequestError(message, **common)
+
+
+# -- what a 429 says about waiting ---------------------------------------------------------------
+
+#: The ``@type`` endings of the google.rpc details a 429 carries (facts: next-capabilities §3).
+_RETRY_INFO = "google.rpc.RetryInfo"
+_QUOTA_FAILURE = "google.rpc.QuotaFailure"
+#: A quota counted per day (``GenerateRequestsPerDayPerProjectPerModel``, ``..._per_day``).
+_PER_DAY = re.compile(r"per[_ -]?day", re.IGNORECASE)
+#: What an OpenAI-style body says when the key's quota, not its rate, is used up.
+_INSUFFICIENT_QUOTA = "insufficient_quota"
+_DURATION = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)s\s*")
+
+
+def retry_delay(text: str) -> float | None:
+    """Seconds to wait that an error body asks for, where no header does: Google's 429 puts it
+    in ``error.details[]``, a ``google.rpc.RetryInfo`` with ``retryDelay`` such as ``"1.5s"``
+    (or ``{"seconds": 1, "nanos": 500000000}``). None when there is none or it is unreadable."""
+    for detail in _error_details(text):
+        if str(detail.get("@type", "")).endswith(_RETRY_INFO):
+            return _seconds(detail.get("retryDelay", detail.get("retry_delay")))
+    return None
+
+
+def daily_quota(text: str) -> str | None:
+    """The name of the per-day quota a 429's body says is used up, else None.
+
+    Google's ``google.rpc.QuotaFailure`` names each quota that ran out in ``violations[]``
+    (``quotaId``, ``quotaMetric``); one counted per day will not clear by waiting. An
+    OpenAI-style body says so with the code or type ``insufficient_quota``."""
+    for detail in _error_details(text):
+        if not str(detail.get("@type", "")).endswith(_QUOTA_FAILURE):
+            continue
+        for violation in _list(detail.get("violations")):
+            if not isinstance(violation, dict):
+                continue
+            names = [violation.get(key) for key in ("quotaId", "quota_id", "quotaMetric", "quota_metric")]
+            for name in names:
+                if isinstance(name, str) and _PER_DAY.search(name):
+                    return one_line(next(n for n in names if isinstance(n, str) and n), 120)
+    error = _error_member(text)
+    if isinstance(error, dict) and _INSUFFICIENT_QUOTA in (error.get("code"), error.get("type")):
+        return _INSUFFICIENT_QUOTA
+    return None
+
+
+def _error_member(text: str) -> Any:
+    """The ``error`` member of an error body (or the body itself), None if it is not JSON."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(data, list) and data and isinstance(data[0], dict):
+        data = data[0]
+    return data.get("error", data) if isinstance(data, dict) else None
+
+
+def _error_details(text: str) -> list[dict[str, Any]]:
+    error = _error_member(text)
+    details = error.get("details") if isinstance(error, dict) else None
+    return [detail for detail in _list(details) if isinstance(detail, dict)]
+
+
+def _seconds(duration: Any) -> float | None:
+    """A protobuf Duration as JSON (``"1.5s"``, or seconds and nanos) in seconds."""
+    if isinstance(duration, str):
+        match = _DURATION.fullmatch(duration)
+        seconds = float(match.group(1)) if match else math.nan
+    elif isinstance(duration, dict):
+        try:
+            seconds = float(duration.get("seconds") or 0) + float(duration.get("nanos") or 0) / 1e9
+        except (TypeError, ValueError):
+            seconds = math.nan
+    else:
+        seconds = math.nan
+    return seconds if 0 <= seconds < math.inf else None
+
+
+def with_seed(body: dict[str, Any], route: str, seed: int) -> dict[str, Any]:
+    """``body`` (left unchanged) with ``seed`` where each route's API has one: at the top level of
+    a chat completion (as OpenAI's), in ``generationConfig`` on the Google route."""
+    if route == "chat":
+        return {**body, "seed": seed}
+    return {**body, "generationConfig": {**body.get("generationConfig", {}), "seed": seed}}

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 #: The key the shared emulator checks; distinctive so a leak is easy to find.
 TEST_KEY = "sk-test-7f3a9c1e5b2d4f6a8c0e"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def wait_for(condition: Callable[[], T], timeout: float = 10.0, interval: float = 0.02) -> T:
@@ -42,3 +48,24 @@ def max_in_flight(records: Iterable[Any]) -> int:
         in_flight += step
         most = max(most, in_flight)
     return most
+
+
+@contextmanager
+def emulator_command(*args: str) -> Iterator[tuple[subprocess.Popen, str]]:
+    """``python -m aigate_nb.emulator ARGS`` run from the repository: the process and the base
+    URL its first line printed; killed at the end if it is still running."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "aigate_nb.emulator", *args],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        lines = []
+        reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(timeout=20)
+        assert lines and lines[0].startswith("http://127.0.0.1:"), lines
+        yield process, lines[0].strip()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

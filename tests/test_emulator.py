@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from http.client import HTTPConnection
-from pathlib import Path
 
 import pytest
 import requests
@@ -20,13 +19,12 @@ from PIL import Image
 
 from aigate_nb.emulator import Emulator
 from aigate_nb.emulator.models import find_model
-from support import max_in_flight, wait_for
+from support import REPO, emulator_command, max_in_flight, wait_for
 
 FLASH_31 = "google/gemini-3.1-flash-image-preview"
 PRO_3 = "google/gemini-3-pro-image"
 FLASH_25 = "google/gemini-2.5-flash-image"
 SECRET = "sk-emulator-test-secret-4242"
-REPO = Path(__file__).resolve().parents[1]
 
 
 # -- fixtures and helpers -----------------------------------------------------------------
@@ -200,6 +198,47 @@ def test_same_request_gives_identical_bytes_and_another_prompt_does_not(emu, htt
         {"role": "user", "content": "determinism check, but different"}]}).json())[1]
     assert first == second
     assert first != other
+
+
+@pytest.mark.parametrize("route", ["chat", "google"])
+def test_a_seed_draws_a_picture_of_its_own_the_same_every_time(emu, http, route):
+    def picture(seed):
+        if route == "chat":
+            body = chat_body("seeded lighthouse", size="512", **({} if seed is None else {"seed": seed}))
+            return chat_image(http.post(emu.url + "/v1/chat/completions", json=body).json())[1]
+        config = {} if seed is None else {"seed": seed}
+        reply = http.post(google_url(emu, FLASH_31), json=google_body("seeded lighthouse", size="512", **config))
+        return base64.b64decode(image_parts(reply.json())[-1]["inlineData"]["data"])
+
+    unseeded, zero, one, two = picture(None), picture(0), picture(1), picture(2)
+    assert zero == unseeded  # seed 0 is the request alone, as a client's first copy sends it
+    assert len({unseeded, one, two}) == 3 and picture(2) == two
+
+
+def test_a_seed_is_named_on_the_picture_and_changes_its_colours(emu, http):
+    plain = chat_image(http.post(emu.url + "/v1/chat/completions", json=chat_body("coloured", size="512")).json())[2]
+    seeded = chat_image(http.post(emu.url + "/v1/chat/completions",
+                                  json=chat_body("coloured", size="512", seed=3)).json())[2]
+    # The background's colours, away from the words and the label: a variant is told apart at a glance.
+    corner = (0, 0, 40, 40)
+    assert plain.convert("RGB").crop(corner).getcolors(4096) != seeded.convert("RGB").crop(corner).getcolors(4096)
+
+
+@pytest.mark.parametrize(
+    "route,seed,message",
+    [
+        ("chat", "7", "Invalid type for 'seed': expected an integer"),
+        ("chat", 1.5, "Invalid type for 'seed'"),
+        ("google", True, "Invalid value at 'generation_config.seed' (TYPE_INT32)"),
+        ("google", 2**40, "Invalid value at 'generation_config.seed' (TYPE_INT32)"),
+    ],
+)
+def test_a_seed_that_is_not_a_whole_number_is_refused_in_each_routes_words(emu, http, route, seed, message):
+    if route == "chat":
+        reply = http.post(emu.url + "/v1/chat/completions", json=chat_body("bad seed", seed=seed))
+    else:
+        reply = http.post(google_url(emu, FLASH_31), json=google_body("bad seed", seed=seed))
+    assert reply.status_code == 400 and message in reply.json()["error"]["message"]
 
 
 # -- chat route shapes ---------------------------------------------------------------------
@@ -821,24 +860,10 @@ def test_stop_returns_promptly_while_a_handler_sleeps():
 
 
 def test_command_line_prints_its_url_first_then_serves_until_terminated():
-    process = subprocess.Popen(
-        [sys.executable, "-m", "aigate_nb.emulator", "--port", "0"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        lines = []
-        reader = threading.Thread(target=lambda: lines.append(process.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(timeout=20)
-        assert lines and lines[0].startswith("http://127.0.0.1:"), lines
-        url = lines[0].strip()
+    with emulator_command("--port", "0") as (process, url):
         assert requests.get(url + "/v1/models", timeout=10).json()["object"] == "list"
         process.terminate()
         assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
 
 
 def test_command_line_refuses_a_non_loopback_host():

@@ -102,6 +102,38 @@ def test_variants_are_sent_together_and_each_joins_the_history(session, emu):
     assert sorted(result.index for result in results) == [0, 1, 2] and len(session.history) == 3
 
 
+@pytest.mark.parametrize("route", ["chat", "google"])
+def test_each_variant_draws_a_picture_of_its_own_the_same_every_time(session, route):
+    first = [f.result(timeout=30) for f in session.submit(Request("three kites", route=route), count=3)]
+    again = [f.result(timeout=30) for f in session.submit(Request("three kites", route=route, new=True), count=3)]
+    assert len({result.sha256 for result in first}) == 3
+    assert [result.sha256 for result in again] == [result.sha256 for result in first]  # copy k, picture k
+
+
+def test_the_first_variant_is_the_picture_of_the_request_alone(session, emu):
+    [copy_0, _] = [f.result(timeout=30) for f in session.submit(Request("a lone kite"), count=2)]
+    alone = session.run(Request("a lone kite", new=True))
+    assert alone.sha256 == copy_0.sha256
+    seeds = sorted(str(record.body.get("seed")) for record in emu.attempts("a lone kite"))
+    assert seeds == ["1", "None", "None"]  # copy 0 and the single request send no seed
+
+
+def test_a_variant_carries_its_seed_where_each_route_has_one_and_keeps_the_request_hash(session):
+    chat, _ = session.prepare(Request("a kite", route="chat"))
+    google, _ = session.prepare(Request("a kite", route="google"))
+    assert chat.as_variant(2).body["seed"] == 2 and "seed" not in chat.body
+    assert google.as_variant(2).body["generationConfig"]["seed"] == 2 and "seed" not in google.body["generationConfig"]
+    assert chat.as_variant(0).body == chat.body
+    assert {chat.as_variant(n).request_hash for n in range(3)} == {chat.request_hash}
+
+
+def test_the_gateway_gets_every_variant_as_the_request_is():
+    with Client(api_key=TEST_KEY, base_url="https://gateway.invalid") as gateway:  # prepared only, never sent
+        prepared = gateway.prepare("a kite", model=FLASH)
+    copy = prepared.as_variant(3)
+    assert copy.variant == 3 and copy.body == prepared.body and copy.request_hash == prepared.request_hash
+
+
 # -- multi-turn ---------------------------------------------------------------------------------
 
 def test_only_a_google_route_result_can_be_continued(session):

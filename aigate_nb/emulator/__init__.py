@@ -2,8 +2,9 @@
 
 ``with Emulator() as emu:`` serves ``GET /v1/models``, ``POST /v1/chat/completions`` and
 ``POST /v1beta/models/{model}:generateContent`` on a loopback port, in the gateway's shapes,
-with its validation, and draws deterministic pictures of the documented pixel sizes. From a
-shell: ``python -m aigate_nb.emulator`` prints its base URL and serves until stopped.
+with its validation, and draws deterministic pictures of the documented pixel sizes (one per
+seed). Faults (``faults.py``) and rate limits or a daily quota (``limits.py``) make it fail on
+purpose. From a shell: ``python -m aigate_nb.emulator`` prints its base URL and serves until stopped.
 It shares no code with the client, so that a bug in one is not mirrored in the other.
 """
 

@@ -34,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="require this key (default: accept any key or none)")
     parser.add_argument("--allow-remote", action="store_true",
                         help="allow a --host that other machines can reach")
+    parser.add_argument("--rate-limit", default=None, metavar="N/UNIT",
+                        help="answer 429 beyond N generation requests per s, min or h, e.g. 120/min")
+    parser.add_argument("--daily-quota", type=int, default=None, metavar="N",
+                        help="answer 429 (a used-up per-day quota) after N generation requests")
+    parser.add_argument("--limit-style", choices=("google", "openai"), default=None,
+                        help="shape of those 429s (default: each route's own)")
     args = parser.parse_args(argv)
     if not _is_loopback(args.host) and not args.allow_remote:
         print(
@@ -43,10 +49,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
 
+    try:
+        emulator = Emulator(
+            args.host, args.port, api_key=args.api_key, latency=args.latency,
+            rate_limit=args.rate_limit, style=args.limit_style, daily_quota=args.daily_quota,
+        )
+    except ValueError as exc:
+        print(f"{parser.prog}: {exc}", file=sys.stderr)
+        return 2
     stopped = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopped.set())
-    with Emulator(args.host, args.port, api_key=args.api_key, latency=args.latency) as emulator:
+    with emulator:
         print(emulator.url, flush=True)  # the first line: scripts and test fixtures read it
         print("aigate_nb emulator serving; stop it with Ctrl+C.", file=sys.stderr, flush=True)
         stopped.wait()

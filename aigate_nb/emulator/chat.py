@@ -13,6 +13,7 @@ from .generation import (
     Plan,
     check_input_count,
     check_ratio,
+    check_seed,
     check_size,
     default_ratio,
     reply_text,
@@ -80,7 +81,8 @@ def parse_chat(body: Any) -> Plan:
         value = config.get("aspect_ratio")
         ratio = default_ratio(model, tuple(sources)) if value is None else check_ratio(model, value, CHAT)
         size = check_size(model, config.get("image_size"), CHAT)
-    return Plan(model, prompt, want_image, ratio, size, tuple(sources))
+    seed = check_seed(body.get("seed"), CHAT)
+    return Plan(model, prompt, want_image, ratio, size, tuple(sources), seed=seed)
 
 
 def chat_reply(

@@ -34,6 +34,7 @@ class ApiError(Exception):
         kind: str | None = None,
         details: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        shape: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -45,6 +46,7 @@ class ApiError(Exception):
         )
         self.details = details
         self.headers = headers or {}
+        self.shape = shape  # "google" or "openai" whatever the route; None: the route's own
 
 
 def openai_error_body(error: ApiError) -> dict[str, Any]:

@@ -77,6 +77,13 @@ class Fault:
                 raise ValueError(f"{name} must be a number of at least 0, not {value!r}")
 
     @property
+    def asked_wait(self) -> float | None:
+        """The wait a status fault's headers ask for, as a client reads them (milliseconds first)."""
+        if self.retry_after_ms is not None:
+            return self.retry_after_ms / 1000
+        return self.retry_after
+
+    @property
     def sleep_seconds(self) -> float:
         """How long a ``timeout`` fault holds the reply back."""
         return DEFAULT_TIMEOUT_DELAY if self.delay is None else float(self.delay)

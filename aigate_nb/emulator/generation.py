@@ -7,6 +7,7 @@ wording each route's real counterpart uses.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class Plan:
     sources: tuple[SourceImage, ...]
     with_text: bool = True  # text may accompany the image (Google: TEXT in responseModalities)
     include_thoughts: bool = False
+    seed: int = 0  # the request's seed; 0, like none, draws the picture of the request alone
 
     @cached_property
     def digest(self) -> bytes:
@@ -42,6 +44,7 @@ class Plan:
         canonical = "\x1f".join(
             [self.model.id, self.prompt, str(self.image), str(self.ratio), str(self.size)]
             + [source.key for source in self.sources]
+            + ([f"seed {self.seed}"] if self.seed else [])  # with no seed, the digest it always had
         )
         return hashlib.sha256(canonical.encode()).digest()
 
@@ -60,6 +63,8 @@ class Plan:
         assert caps is not None and self.ratio is not None
         width, height = caps.pixels(self.ratio, self.size)
         setting = f"{self.ratio} {self.size}" if self.size else self.ratio
+        if self.seed:
+            setting += f" · seed {self.seed}"
         return Artwork(
             width=width,
             height=height,
@@ -68,6 +73,7 @@ class Plan:
             label=f"aigate_nb emulator · {self.model.id} · {setting}",
             sources=tuple(source.picture for source in self.sources),
             with_draft=self.with_draft,
+            seed=self.seed,
         )
 
     def render_key(self) -> tuple[str, bool]:
@@ -144,6 +150,22 @@ def check_input_count(model: Model, count: int) -> None:
             param="messages",
             code="too_many_images",
         )
+
+
+def check_seed(value: object, route: str) -> int:
+    """The request's seed as a number (0 when it sends none), or the 400 each route's API gives."""
+    if value is None:
+        return 0
+    if isinstance(value, int) and not isinstance(value, bool) and -(2**31) <= value < 2**31:
+        return value
+    if route == GOOGLE:
+        raise ApiError(400, f"Invalid value at 'generation_config.seed' (TYPE_INT32), {json.dumps(value)}")
+    raise ApiError(
+        400,
+        f"Invalid type for 'seed': expected an integer, but got {json.dumps(value)} instead.",
+        param="seed",
+        code="invalid_type",
+    )
 
 
 def default_ratio(model: Model, sources: tuple[SourceImage, ...]) -> str:

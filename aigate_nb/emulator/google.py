@@ -20,6 +20,7 @@ from .generation import (
     Usage,
     check_input_count,
     check_ratio,
+    check_seed,
     check_size,
     default_ratio,
     reply_text,
@@ -123,6 +124,7 @@ def parse_generate(model_name: str, body: Any) -> Plan:
         tuple(sources),
         with_text="TEXT" in modalities,
         include_thoughts=_field(thinking, "includeThoughts", "include_thoughts") is True,
+        seed=check_seed(config.get("seed"), GOOGLE),
     )
 
 

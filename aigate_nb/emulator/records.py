@@ -21,6 +21,9 @@ class RecordedRequest:
     ``timeout`` fault holds it back, so that a test can count attempts still in flight; its
     ``status`` is filled in just before the reply is written.
 
+    A 429 of the emulator's limits has ``status`` 429 and names its ``limit``; ``retry_after`` is
+    the wait a 429 or a status fault asked for, so that a test can check a retry came after it.
+
     ``started`` and ``finished`` are ``time.monotonic()`` readings of when the emulator began
     handling the request and when it settled the outcome, so that a test can tell which requests
     it was handling at the same time without timing anything itself (a loaded machine makes every
@@ -37,6 +40,8 @@ class RecordedRequest:
     images: tuple[ImageSummary, ...]  # the input images used, as decoded
     fault: str | None  # the fault kind applied, if any
     status: int | None = None  # None: no reply sent (yet; or ever, after a reset or a stop)
+    limit: str | None = None  # "rate-limit" or "daily-quota": the limit that answered it with a 429
+    retry_after: float | None = None  # seconds the reply asked the client to wait (a limit's or a fault's)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None  # None: still being handled (or it broke off before an outcome)
 

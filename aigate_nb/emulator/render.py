@@ -2,6 +2,7 @@
 
 A generated picture is a gradient whose colours come from the prompt's hash, with the prompt's
 words drawn large; an edit is its first source image, tinted and bannered with the edit's words.
+A request's seed (other than 0) goes into that hash, so each seed gets colours of its own.
 Both carry a small corner label. Everything is drawn at no more than about two megapixels and
 scaled up, so a 4K or 12288x1536 picture stays cheap on a small machine. Letters the built-in
 font lacks come from another font of the machine (``fonts.py``).
@@ -39,6 +40,7 @@ class Artwork:
     label: str
     sources: tuple[Image.Image, ...]  # decoded RGB inputs; the first is the base of an edit
     with_draft: bool  # also make the smaller "thought" draft
+    seed: int = 0  # 0: the colours of the prompt alone
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,11 @@ def render(art: Artwork) -> Rendered:
     """Draw, scale up and encode ``art``; the same artwork always gives the same bytes."""
     scale = min(1.0, math.sqrt(WORK_PIXELS / (art.width * art.height)))
     work_size = (max(1, round(art.width * scale)), max(1, round(art.height * scale)))
+    digest = _colour_digest(art.prompt, art.seed)
     if art.sources:
-        picture = _edited(art.sources, art.prompt, work_size)
+        picture = _edited(art.sources, art.prompt, digest, work_size)
     else:
-        picture = _generated(art.prompt, work_size)
+        picture = _generated(art.prompt, digest, work_size)
     _draw_label(picture, art.label)
     final = picture if picture.size == (art.width, art.height) else picture.resize(
         (art.width, art.height), Image.BILINEAR
@@ -138,8 +141,13 @@ def _background(digest: bytes, size: tuple[int, int]) -> Image.Image:
     return picture.filter(ImageFilter.GaussianBlur(1.2)).resize(size, Image.BILINEAR)
 
 
-def _generated(prompt: str, size: tuple[int, int]) -> Image.Image:
-    picture = _background(hashlib.sha256(prompt.encode()).digest(), size)
+def _colour_digest(prompt: str, seed: int) -> bytes:
+    """What decides a picture's colours: the prompt, and the seed unless it is 0."""
+    return hashlib.sha256(prompt.encode() + (f"\x1fseed {seed}".encode() if seed else b"")).digest()
+
+
+def _generated(prompt: str, digest: bytes, size: tuple[int, int]) -> Image.Image:
+    picture = _background(digest, size)
     width, height = size
     margin_x, margin_y = width * 0.07, height * 0.12
     box = (margin_x, margin_y, width - margin_x, height - margin_y)
@@ -147,11 +155,12 @@ def _generated(prompt: str, size: tuple[int, int]) -> Image.Image:
     return picture
 
 
-def _edited(sources: tuple[Image.Image, ...], prompt: str, size: tuple[int, int]) -> Image.Image:
+def _edited(
+    sources: tuple[Image.Image, ...], prompt: str, digest: bytes, size: tuple[int, int]
+) -> Image.Image:
     """The first source fitted to the output, tinted by the edit, bannered, with insets."""
     width, height = size
     picture = ImageOps.fit(sources[0], size, Image.BILINEAR)
-    digest = hashlib.sha256(prompt.encode()).digest()
     picture = Image.blend(picture, Image.new("RGB", size, _colour(digest[0], digest[1])), 0.3)
     banner = (0, 0, width, max(12, round(height * 0.2)))
     _darken(picture, banner)

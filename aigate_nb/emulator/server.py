@@ -24,6 +24,7 @@ from .errors import ApiError, google_error_body, openai_error_body
 from .faults import HTML_502, NO_IMAGE_KINDS, STATUS_KINDS, Fault, FaultBook, fault_error, fault_from_json
 from .generation import Plan
 from .google import google_reply, parse_generate
+from .limits import Limiter, Limits
 from .models import CATALOG
 from .records import CREDENTIAL_HEADERS, RecordedRequest, RequestLog, summarize_body
 from .render import Rendered, prerendered, render
@@ -45,6 +46,7 @@ class _Context:
     api_key: str | None = field(repr=False)
     latency: float
     faults: FaultBook
+    limiter: Limiter
     log: RequestLog
     cache: RenderCache
     stopping: threading.Event
@@ -212,7 +214,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, json.dumps(body).encode("utf-8"), "application/json", headers, truncate)
 
     def _send_error(self, error: ApiError) -> None:
-        body = google_error_body(error) if self._google else openai_error_body(error)
+        google = self._google if error.shape is None else error.shape == "google"
+        body = google_error_body(error) if google else openai_error_body(error)
         self._send_json(error.status, body, error.headers)
 
     def _pause(self, seconds: float) -> None:
@@ -244,7 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._google = True
             # The model id keeps its slash (google/gemini-3-pro-image), or arrives as %2F.
             self._generate(query, body, unquote(path[len(_GOOGLE_PATH): -len(_GOOGLE_METHOD)]))
-        elif path in ("/emulator/faults", "/emulator/requests"):
+        elif path in ("/emulator/faults", "/emulator/requests", "/emulator/limits"):
             self._record = None  # control requests are not part of what tests count
             self._authorize(query)
             self._control(path, method, body)
@@ -329,6 +332,10 @@ class _Handler(BaseHTTPRequestHandler):
         plan = parse_chat(body) if google_model is None else parse_generate(google_model, body)
         record.prompt, record.model = plan.prompt, plan.model.id
         record.images = tuple(source.summary for source in plan.sources)
+        refusal = self._context.limiter.admit(plan.model.id, google_model is not None)
+        if refusal is not None:
+            record.limit, record.retry_after = refusal.limit, refusal.wait
+            raise refusal.error
         header = self.headers.get("X-Emulator-Fault")
         try:
             # Header faults count attempts per body, so only they need its hash.
@@ -337,6 +344,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, f"Bad X-Emulator-Fault header: {exc}.", code="invalid_fault") from None
         kind = fault.kind if fault else None
         record.fault = kind
+        if kind in STATUS_KINDS:
+            record.retry_after = fault.asked_wait
         self._log_record()  # the attempt counts from here, even while latency or a timeout holds it
         self._pause(self._context.latency)
         if kind == "reset":
@@ -411,6 +420,20 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/emulator/requests" and method == "DELETE":
             self._context.log.clear()
             self._send_json(200, {"requests": []})
+        elif path == "/emulator/limits" and method in ("POST", "DELETE"):
+            body = self._parse_json(raw) if method == "POST" else {}
+            try:
+                limits = Limits(**body)
+            except ValueError as exc:
+                raise ApiError(400, f"Bad limits: {exc}.", code="invalid_limits") from None
+            except TypeError:  # not an object, or a field that is not one of the three
+                raise ApiError(
+                    400, "Bad limits: send a JSON object of rate_limit, style, daily_quota.", code="invalid_limits"
+                ) from None
+            self._context.limiter.set(limits)
+            self._send_json(200, {"limits": self._context.limiter.state()})
+        elif path == "/emulator/limits" and method == "GET":
+            self._send_json(200, {"limits": self._context.limiter.state()})
         else:
             raise ApiError(404, f"Unknown path: {method} {path}.", code="not_found")
 
@@ -426,6 +449,8 @@ class Emulator:
 
     ``with Emulator() as emu: requests.get(emu.url + "/v1/models")``. With ``api_key`` set,
     requests must carry it; ``latency`` seconds are added before every generation reply.
+    ``rate_limit`` (``"120/min"``), ``daily_quota`` and ``style`` (``"google"``, ``"openai"``)
+    limit the generation requests with 429s of the real shapes (see ``limits.py``, ``set_limits``).
     """
 
     def __init__(
@@ -435,12 +460,17 @@ class Emulator:
         *,
         api_key: str | None = None,
         latency: float = 0.0,
+        rate_limit: str | None = None,
+        style: str | None = None,
+        daily_quota: int | None = None,
     ) -> None:
         self._address = (host, port)
+        self._limits = Limits(rate_limit, style, daily_quota)
         self._context = _Context(
             api_key=api_key,
             latency=latency,
             faults=FaultBook(),
+            limiter=Limiter(self._limits),
             log=RequestLog(),
             cache=RenderCache(),
             stopping=threading.Event(),
@@ -525,7 +555,25 @@ class Emulator:
         self._context.fixed[prompt] = prerendered(image)
         self._context.fixed_replies.clear()
 
+    def set_limits(
+        self, rate_limit: str | None = None, style: str | None = None, daily_quota: int | None = None
+    ) -> None:
+        """Limit generation requests from now on, counting from zero (no arguments: no limits).
+
+        ``rate_limit`` (``"N/s"``, ``"N/min"``, ``"N/h"``) lets at most N through in any such
+        window; ``daily_quota`` lets N through in all; ``style`` is the shape of their 429s,
+        ``"google"`` or ``"openai"`` (None: each route's own). ``POST /emulator/limits`` does the same.
+        """
+        self._context.limiter.set(Limits(rate_limit, style, daily_quota))
+
+    @property
+    def limits(self) -> dict[str, Any]:
+        """The limits in force and how many requests they let through so far (``used``)."""
+        return self._context.limiter.state()
+
     def clear(self) -> None:
-        """Forget the records, the queued faults and the header faults' attempt counts."""
+        """Forget the records, the queued faults and the header faults' attempt counts; the
+        limits are those given to the constructor again, counting from zero."""
         self._context.log.clear()
         self._context.faults.clear()
+        self._context.limiter.set(self._limits)

@@ -12,7 +12,9 @@ key guard searches everything each test saw for the key.
 from __future__ import annotations
 
 import base64
+import email.utils
 import io
+import time
 
 import pytest
 from PIL import Image
@@ -148,6 +150,17 @@ def test_any_retry_after_header_is_read_or_ignored_never_fatal(monkeypatch, valu
         assert len(slept) == 1 and 0 <= slept[0] <= 0.01  # the backoff, not the header
     else:
         assert slept == waits
+
+
+def test_a_retry_after_date_in_the_future_is_waited_until(monkeypatch):
+    slept = []
+    monkeypatch.setattr("urllib3.util.retry.time.sleep", slept.append)
+    when = email.utils.formatdate(time.time() + 3, usegmt=True)  # whole seconds: 2 to 3 s from now
+    busy = Reply(429, b'{"error": {"message": "slow down"}}', {"Retry-After": when})
+    with ScriptedGateway(busy, Reply(200, chat_reply_with(png_data_url()))) as gateway:
+        with Client(api_key=TEST_KEY, base_url=gateway.url, retry_backoff=0.01) as client:
+            assert client.generate("wait until then").image.size == (32, 24)
+    assert gateway.attempts == 2 and len(slept) == 1 and 1 < slept[0] <= 3
 
 
 def test_a_rate_limit_with_an_unreadable_retry_after_is_still_one_clear_error(frontends):
