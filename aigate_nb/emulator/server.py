@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .billing import STARTING_BALANCE, Billing
 from .cache import RenderCache
 from .chat import chat_reply, parse_chat
 from .errors import ApiError, google_error_body, openai_error_body
@@ -48,6 +49,7 @@ class _Context:
     log: RequestLog
     cache: RenderCache
     stopping: threading.Event
+    billing: Billing = field(default_factory=Billing)
     # Prompts answered with a given picture, and their encoded replies by (route, plan).
     fixed: dict[str, Rendered] = field(default_factory=dict)
     fixed_replies: dict[tuple[bool, tuple[str, bool]], bytes] = field(default_factory=dict)
@@ -235,6 +237,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/v1/models" and method == "GET":
             self._authorize(query)
             self._models(query)
+        elif path == "/v1/balance" and method == "GET" and self._context.billing.balance is not None:
+            self._authorize(query)
+            self._send_json(200, {"balance": self._context.billing.balance, "currency": "USD"})
         elif path == "/v1/chat/completions" and method == "POST":
             self._generate(query, body, None)
         elif path in ("/v1/images/generations", "/v1/images/edits") and method == "POST":
@@ -244,7 +249,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._google = True
             # The model id keeps its slash (google/gemini-3-pro-image), or arrives as %2F.
             self._generate(query, body, unquote(path[len(_GOOGLE_PATH): -len(_GOOGLE_METHOD)]))
-        elif path in ("/emulator/faults", "/emulator/requests"):
+        elif path in ("/emulator/faults", "/emulator/requests", "/emulator/billing"):
             self._record = None  # control requests are not part of what tests count
             self._authorize(query)
             self._control(path, method, body)
@@ -356,10 +361,11 @@ class _Handler(BaseHTTPRequestHandler):
         rendered = self._render(plan) if plan.image and outcome is None else None
         if kind == "bad-base64" and rendered is not None:
             rendered = dataclasses.replace(rendered, data=_corrupt(rendered.data))
+        bill = self._context.billing.bill
         if google_model is None:
-            reply = chat_reply(plan, rendered, outcome, int(time.time()))
+            reply = chat_reply(plan, rendered, outcome, int(time.time()), bill)
         else:
-            reply = google_reply(plan, rendered, outcome)
+            reply = google_reply(plan, rendered, outcome, bill)
         self._send_json(200, reply, truncate=kind == "truncate")
 
     def _parse_json(self, raw: bytes) -> Any:
@@ -411,8 +417,31 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/emulator/requests" and method == "DELETE":
             self._context.log.clear()
             self._send_json(200, {"requests": []})
+        elif path == "/emulator/billing" and method == "GET":
+            self._send_json(200, self._context.billing.settings())
+        elif path == "/emulator/billing" and method == "POST":
+            self._context.billing.change(**_billing_change(self._parse_json(raw)))
+            self._send_json(200, self._context.billing.settings())
         else:
             raise ApiError(404, f"Unknown path: {method} {path}.", code="not_found")
+
+
+def _billing_change(body: Any) -> dict[str, Any]:
+    """The changes a ``POST /emulator/billing`` body asks for: ``report_cost`` (true or false)
+    and ``balance`` (USD, or null for no balance endpoint)."""
+    if not isinstance(body, dict) or set(body) - {"report_cost", "balance"}:
+        raise ApiError(400, 'Send {"report_cost": true|false, "balance": USD|null}.', code="invalid_billing")
+    change: dict[str, Any] = {}
+    if "report_cost" in body:
+        if not isinstance(body["report_cost"], bool):
+            raise ApiError(400, "report_cost must be true or false.", code="invalid_billing")
+        change["report_cost"] = body["report_cost"]
+    if "balance" in body:
+        balance = body["balance"]
+        if balance is not None and (isinstance(balance, bool) or not isinstance(balance, (int, float))):
+            raise ApiError(400, "balance must be a number of USD, or null.", code="invalid_billing")
+        change["balance"] = None if balance is None else float(balance)
+    return change
 
 
 def _corrupt(data: str) -> str:
@@ -426,6 +455,9 @@ class Emulator:
 
     ``with Emulator() as emu: requests.get(emu.url + "/v1/models")``. With ``api_key`` set,
     requests must carry it; ``latency`` seconds are added before every generation reply.
+    Every generation reply is charged (its tokens at the model's rates) from ``balance``
+    (USD), which ``GET /v1/balance`` reports (None: that path answers 404); with
+    ``report_cost`` each reply says what it cost, as the gateway's ``usage.cost``.
     """
 
     def __init__(
@@ -435,6 +467,8 @@ class Emulator:
         *,
         api_key: str | None = None,
         latency: float = 0.0,
+        report_cost: bool = False,
+        balance: float | None = STARTING_BALANCE,
     ) -> None:
         self._address = (host, port)
         self._context = _Context(
@@ -444,6 +478,7 @@ class Emulator:
             log=RequestLog(),
             cache=RenderCache(),
             stopping=threading.Event(),
+            billing=Billing(report_cost, balance),
         )
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -525,7 +560,27 @@ class Emulator:
         self._context.fixed[prompt] = prerendered(image)
         self._context.fixed_replies.clear()
 
+    @property
+    def report_cost(self) -> bool:
+        """Whether each generation reply says what it cost (``usage.cost``); settable."""
+        return self._context.billing.report_cost
+
+    @report_cost.setter
+    def report_cost(self, value: bool) -> None:
+        self._context.billing.change(report_cost=bool(value))
+
+    @property
+    def balance(self) -> float | None:
+        """What ``GET /v1/balance`` reports now (USD): the starting balance less every charge."""
+        return self._context.billing.balance
+
+    def set_balance(self, balance: float | None) -> None:
+        """Start again from ``balance`` USD (None: ``GET /v1/balance`` answers 404)."""
+        self._context.billing.change(balance=balance)
+
     def clear(self) -> None:
-        """Forget the records, the queued faults and the header faults' attempt counts."""
+        """Forget the records, the queued faults and the header faults' attempt counts, and
+        set the billing back as it was started (cost reporting, balance)."""
         self._context.log.clear()
         self._context.faults.clear()
+        self._context.billing.reset()
