@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import DEFAULT_BASE_URL, check_api_key, is_loopback, load_settings, mask_key, shared_emulator_url
-from .errors import ConfigurationError, InputError, ResponseError
+from .costs import GATEWAY, TABLE, PriceTable, load_prices, usage_from_reply
+from .errors import BadRequestError, ConfigurationError, InputError, ResponseError
 from .images import DEFAULT_INLINE_BUDGET, ImageInput, ImageLike, b64_size, fit_inline_budget, to_image_input
 from .models import normalise_options
 from .pacing import Pacer
@@ -30,6 +31,7 @@ from .transport import (
     HTTPTransport,
 )
 from .wire import (
+    BALANCE_PATH,
     CHAT_PATH,
     MODELS_PATH,
     build_chat_body,
@@ -37,6 +39,7 @@ from .wire import (
     google_path,
     inline_size,
     load_reply,
+    parse_balance,
     parse_chat_reply,
     parse_google_reply,
     parse_model_ids,
@@ -67,6 +70,10 @@ class Client:
     ``cache`` (a ``History``, or a folder to keep one in; off by default) answers
     ``generate`` from the pictures it already holds for an identical request (the
     same ``request_hash``), with no call, and keeps every new result.
+
+    ``prices`` (a ``PriceTable``, or the path of a JSON price file; default
+    ``AIGATE_PRICES``, else the built-in prices) prices a result whose reply says
+    nothing of its cost, and estimates requests (``costs.py``).
     """
 
     def __init__(
@@ -84,6 +91,7 @@ class Client:
         pacer: Pacer | None = None,
         transport: HTTPTransport | None = None,
         cache: History | str | os.PathLike | None = None,
+        prices: PriceTable | str | os.PathLike | None = None,
     ) -> None:
         settings = load_settings()
         if transport is None:
@@ -114,6 +122,7 @@ class Client:
         self.model = model or settings.model
         self.inline_budget = inline_budget
         self.cache = _as_cache(cache)
+        self.prices = prices if isinstance(prices, PriceTable) else load_prices(prices or settings.prices)
         if self._api_key and self.base_url.startswith("http://") and not is_loopback(self.base_url):
             warnings.warn(
                 f"The base URL {self.base_url} is plain http://: your key would travel unencrypted. "
@@ -238,6 +247,11 @@ class Client:
         raw = self._transport.send(prepared.method, prepared.path, prepared.body)
         data, payloads = self._load_reply(raw, prepared.route)
         reply = parse_chat_reply(data, payloads) if prepared.route == "chat" else parse_google_reply(data, payloads)
+        per_image = self.prices.tokens_per_image(prepared.model, prepared.image_size)
+        usage = usage_from_reply(reply.usage, len(reply.images), per_image)
+        cost, source = reply.cost, GATEWAY
+        if cost is None:
+            cost, source = self.prices.cost(prepared.model, usage, len(reply.images), prepared.image_size), TABLE
         return _readable(ImageResult(
             originals=reply.images,
             prompt=prepared.prompt,
@@ -246,7 +260,7 @@ class Client:
             image_size=prepared.image_size,
             text=reply.text,
             finish_reason=reply.finish_reason,
-            usage=reply.usage,
+            usage=usage,
             route=prepared.route,
             elapsed=time.perf_counter() - started,
             emulated=self.emulated,
@@ -254,11 +268,27 @@ class Client:
             parent_id=prepared.parent_id,
             inputs=[dict(item) for item in prepared.inputs],
             request_hash=prepared.request_hash,
+            cost=cost,
+            cost_source=source if cost is not None else None,
         ))
 
     def models(self, image_only: bool = False) -> list[str]:
         """The model ids of ``GET /v1/models``; with ``image_only``, those that make images."""
         return parse_model_ids(self._parse_json(self._transport.send("GET", MODELS_PATH)), image_only=image_only)
+
+    def balance(self) -> float | None:
+        """The account's balance in USD from ``GET /v1/balance``, or None where the gateway has no
+        such endpoint (404, 405) or answers without a ``balance`` number."""
+        try:
+            raw = self._transport.send("GET", BALANCE_PATH)
+        except BadRequestError as exc:
+            if exc.status in (404, 405):
+                return None
+            raise
+        try:
+            return parse_balance(json.loads(raw))
+        except (ValueError, RecursionError):
+            return None
 
     @property
     def emulated(self) -> bool:

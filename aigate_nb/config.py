@@ -28,6 +28,9 @@ class Settings:
     model: str
     history_dir: str | None
     use_emulator: bool
+    #: ``AIGATE_PRICES``: a JSON price file (see ``costs.load_prices``); ``AIGATE_BUDGET``: USD.
+    prices: str | None = None
+    budget: str | None = None
 
 
 def mask_key(key: str | None) -> str:
@@ -147,6 +150,8 @@ def _resolve(from_file: Mapping[str, str], from_env: Mapping[str, str], dotenv: 
         model=env.get("AIGATE_MODEL") or DEFAULT_MODEL,
         history_dir=env.get("AIGATE_HISTORY_DIR") or None,
         use_emulator=key is None and base is None,
+        prices=env.get("AIGATE_PRICES") or None,
+        budget=env.get("AIGATE_BUDGET") or None,
     )
 
 

@@ -21,6 +21,14 @@ class InputError(AigateError, ValueError):
     """Bad input caught before any request was sent: nothing left the machine."""
 
 
+class BudgetError(InputError):
+    """The request would take this notebook's spending past its budget; nothing was sent."""
+
+
+class BudgetWarning(UserWarning):
+    """This notebook's spending, with the request about to be sent, is past 80 % of its budget."""
+
+
 class HistoryError(AigateError, LookupError):
     """A history entry does not exist or the history cannot be read or written."""
 

@@ -141,9 +141,11 @@ class GeminiImageMagics(Magics):
             command = parse_command(line, cell, namespace)
             images = tuple(session.resolve_image(source, namespace) for source in command.sources)
             request = replace(command.request, images=images)
-            futures = session.submit(request, count=command.count)
+            futures, notes = session.submit_noting(request, count=command.count)
         except (AigateError, LookupError) as exc:
             raise _usage_error(exc) from None
+        for note in notes:
+            print(f"aigate_nb: {note}", file=sys.stderr)
         label = status_label(session.with_defaults(request), command.count, session.emulated)
         try:
             outcomes = wait_for(futures, StatusLine(self.shell, label, len(futures)))
@@ -178,9 +180,12 @@ class GeminiImageMagics(Magics):
 
         %aigate models                  the gateway's image models
         %aigate config                  this notebook's settings, the key masked
-        %aigate config name=value ...   change model, aspect_ratio, image_size or route
+        %aigate config name=value ...   change model, aspect_ratio, image_size, route, replay,
+                                        budget (USD, or off) or prices (a JSON price file)
         %aigate history [--name NAME]   the results as a gallery; --name switches history
         %aigate history --clear         remove this history's entries and images
+        %aigate usage [--all]           what this notebook (--all: every history) used and cost,
+                                        by model and by day, and the account's balance
         %aigate panel                   the panel: prompt, options, gallery, "edit this"
         %aigate use emulator|gateway    where requests go
         %aigate help                    this list
@@ -195,6 +200,7 @@ class GeminiImageMagics(Magics):
             "models": self._models,
             "config": self._config,
             "history": self._history,
+            "usage": self._usage,
             "panel": self._panel,
             "use": self._use,
             "help": self._help,
@@ -259,6 +265,20 @@ class GeminiImageMagics(Magics):
             removed = history.clear()
             print(f"Cleared history '{history.name}': {removed} {'entry' if removed == 1 else 'entries'} removed.")
         return history
+
+    def _usage(self, words: list[str]) -> None:
+        if words not in ([], ["--all"]):
+            raise UsageError(
+                f"%aigate usage takes --all (every history, not only this notebook's), not {' '.join(words)!r}."
+            )
+        spending = self.session.usage(everywhere=bool(words))
+        try:
+            balance, unavailable = self.session.balance(), None
+        except AigateError as exc:
+            balance, unavailable = None, one_line(str(exc), 200)
+        print(spending.with_balance(balance))
+        if unavailable:
+            print(f"balance: not available ({unavailable})")
 
     def _panel(self, words: list[str]) -> Any:
         _no_arguments("panel", words)

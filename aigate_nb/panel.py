@@ -68,6 +68,10 @@ class _Click:
     results: list = field(default_factory=list)
     errors: list[BaseException] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
+    notes: list[str] = field(default_factory=list)  # the budget's warnings, shown with the status
+
+    def note(self) -> str:
+        return "".join(f" {note}" for note in self.notes)
 
 
 class _Slot:
@@ -413,13 +417,13 @@ class Panel:
         with self._lock:
             if self._click is not None:
                 return
-            futures = self.session.submit(request, count)
-            click = _Click(futures, time.monotonic())
+            futures, notes = self.session.submit_noting(request, count)
+            click = _Click(futures, time.monotonic(), notes=notes)
             self._click, self.futures = click, futures
             self._idle.clear()
             self._set_busy(True)
             self.elapsed.value = "0.0 s"
-            self._show_status(f"{what}{f' {count} variants' if count > 1 else ''}…")
+            self._show_status(f"{what}{f' {count} variants' if count > 1 else ''}…{click.note()}")
         threading.Thread(target=self._tick, args=(click,), name="aigate-panel-clock", daemon=True).start()
         for future in futures:
             future.add_done_callback(lambda f, click=click: self._on_done(click, f))
@@ -472,7 +476,7 @@ class Panel:
             self._show_status(head + _one_line(click.errors[0]), error=True)
         else:
             made = ", ".join(f"[{r.index}]" for r in click.results)
-            self._show_status(f"Made {made} in {took:.1f} s.")
+            self._show_status(f"Made {made} in {took:.1f} s.{click.note()}")
         self._idle.set()
 
     def stop_waiting(self) -> None:

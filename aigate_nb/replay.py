@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from .costs import REPLAY
 from .prepared import PreparedRequest
 from .results import ImageResult
 from .store import History, HistoryEntry
@@ -23,8 +24,9 @@ def kept_for(history: History, prepared: PreparedRequest, count: int = 1) -> lis
 
 
 def replayed(entry: HistoryEntry) -> ImageResult:
-    """``entry``'s result, marked as replayed: shown as it was, costing nothing now."""
-    return replace(entry.result(), replayed=True)
+    """``entry``'s result, marked as replayed: shown as it was, costing nothing now (the
+    entry keeps what it cost when it was made)."""
+    return replace(entry.result(), replayed=True, cost=0.0, cost_source=REPLAY)
 
 
 def _usable(entry: HistoryEntry) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .config import display_path
+from .costs import REPLAY, Usage, format_cost
 from .errors import InputError
 from .images import (
     ReplyImage,
@@ -58,11 +59,12 @@ class Preview:
 
 
 def kept(default: Any = MISSING, *, key: str | None = None, read: Callable[[Any], Any] | None = None,
-         factory: Callable[[], Any] | None = None) -> Any:
+         factory: Callable[[], Any] | None = None, write: Callable[[Any], Any] | None = None) -> Any:
     """A field of ``ImageResult`` that the history keeps in the entry's index line, under
-    ``key`` (default: the field's name), read back through ``read`` (``str``, ``float``...).
-    A field without a default must be in every line; the others may be absent (older lines)."""
-    metadata = {"kept": key, "read": read}
+    ``key`` (default: the field's name), written as ``write`` makes it (default: as it is) and
+    read back through ``read`` (``str``, ``float``...). A field without a default must be in
+    every line; the others may be absent (older lines)."""
+    metadata = {"kept": key, "read": read, "write": write}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     if default is MISSING:
@@ -99,7 +101,8 @@ class ImageResult:
     image_size: str | None = kept(None)
     text: str | None = kept(None)
     finish_reason: str | None = kept(None)
-    usage: dict[str, Any] = kept(factory=dict)
+    #: The tokens the reply used, alike for both routes (see ``costs.Usage``).
+    usage: Usage = kept(factory=Usage, read=Usage.from_record, write=Usage.to_record)
     route: str = kept("chat", read=str)
     elapsed: float = kept(0.0, read=float)
     emulated: bool = kept(False, read=bool)
@@ -114,9 +117,9 @@ class ImageResult:
     #: The ``PreparedRequest.request_hash`` of the request that made it: the same hash, the same picture asked for.
     request_hash: str | None = kept(None)
     #: What it cost in USD, and where that figure came from: "gateway" (the reply said), "table" (estimated
-    #: from a price table), or None (unknown).
-    cost: float | None = kept(None)
-    cost_source: str | None = kept(None)
+    #: from a price table), "replay" (answered from the history: 0 now) or None (unknown).
+    cost: float | None = kept(None, read=float)
+    cost_source: str | None = kept(None, read=str)
     files: list[Path] = field(default_factory=list)
     #: Answered from the history, with no request sent (see ``replay.py``); not kept: the entry is the original.
     replayed: bool = False
@@ -125,13 +128,18 @@ class ImageResult:
     _sha256s: list[str] | None = field(default=None, repr=False)
     _previews: tuple[int, list[Preview]] | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.usage, Usage):  # a reply's own usage, of either route
+            self.usage = Usage.from_record(self.usage)
+
     # -- the record the history keeps ----------------------------------------------------------
 
     def to_record(self, files: list[str]) -> dict[str, Any]:
         """The index line of this result, its images being ``files`` (relative to the history's folder)."""
         record: dict[str, Any] = {"v": RECORD_VERSION}
         for item in _kept_fields():
-            record[item.metadata["kept"] or item.name] = getattr(self, item.name)
+            value, write = getattr(self, item.name), item.metadata["write"]
+            record[item.metadata["kept"] or item.name] = write(value) if write is not None else value
         record.update(
             files=list(files),
             mimes=self.mimes,
@@ -297,7 +305,7 @@ class ImageResult:
         """The plain-text caption: deterministic except the ``in 1.23 s`` part.
 
         ``[3] google/gemini-3.1-flash-image-preview | 16:9 | 1K | 1376x768 PNG | sha256 1a2b3c4d5e6f | in 1.23 s |
-        edited from [1] (emulator)`` (one line)
+        ~$0.068 | edited from [1] (emulator)`` (one line). The cost is left out where it is not known.
         """
         parts = [self.model]
         parts += [value for value in (self.aspect_ratio, self.image_size) if value]
@@ -306,6 +314,8 @@ class ImageResult:
         else:
             parts.append(f"{len(self.originals)} images")
         parts.append(REPLAYED if self.replayed else f"in {self.elapsed:.2f} s")
+        if self.cost is not None:
+            parts.append(format_cost(0.0 if self.cost_source == REPLAY else self.cost, self.cost_source))
         source = self.edited_from()
         if source:
             parts.append(f"edited from {source}")
@@ -362,6 +372,8 @@ class ImageResult:
                 "image_size": self.image_size,
                 "route": self.route,
                 "emulated": self.emulated,
+                "cost": self.cost,
+                "cost_source": self.cost_source,
                 "sha256": self.sha256,
                 "path": images[0]["path"],
                 "images": images,

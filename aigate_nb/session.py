@@ -6,7 +6,9 @@ HTTP nor touches the history's files itself. Usable with no kernel at all.
 
 from __future__ import annotations
 
+import math
 import threading
+import warnings
 from collections.abc import Callable, Mapping
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -15,18 +17,23 @@ from typing import Any
 from .client import Client
 from .config import DEFAULT_BASE_URL, display_path, load_settings, mask_key
 from .conversation import continued_model, conversation_turns
-from .errors import HistoryError, InputError, NotKeptError
+from .costs import Estimate, estimate, format_cost, load_prices
+from .errors import BudgetError, BudgetWarning, HistoryError, InputError, NotKeptError
 from .images import ImageLike, b64_size, source_shape, to_image_input
 from .models import keep_shape, normalise_options, same_model
 from .notebook import NotebookTracker
 from .prepared import PreparedRequest
 from .replay import kept_for, replayed
 from .results import ImageResult
-from .store import History
+from .spending import Spending, summarize
+from .store import INDEX_FILE, History, HistoryEntry
+from .text import one_line
 
 #: The most copies of one request sent at once: a typo such as ``-n 100`` must not send
 #: a hundred paid requests.
 MAX_VARIANTS = 16
+#: The share of the budget past which each request is preceded by a warning.
+BUDGET_WARNING_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,8 @@ class Defaults:
     route: str = "chat"
     #: Answer a request already made from the history, with no call (``%aigate config replay=off``).
     replay: bool = True
+    #: The most this notebook's history may cost, in USD (``AIGATE_BUDGET``); None: no limit.
+    budget: float | None = None
 
 
 @dataclass(frozen=True)
@@ -89,7 +98,7 @@ class Session:
         self._notebook = notebook
         self._chosen = False  # a history chosen by name stays, whatever the notebook is called
         self._history = history
-        self.defaults = defaults or Defaults(model=self.client.model)
+        self.defaults = defaults or Defaults(model=self.client.model, budget=_budget(load_settings().budget))
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self._watchers: list[Callable[[Defaults], None]] = []
@@ -120,6 +129,7 @@ class Session:
         return self.client.base_url
 
     def _swap_client(self, client: Client) -> None:
+        client.prices = self.client.prices  # the prices chosen stay whichever end serves
         with self._lock:
             old, self.client = self.client, client
         old.close()
@@ -134,27 +144,42 @@ class Session:
             "image_size": self.defaults.image_size or "(model default)",
             "route": self.defaults.route,
             "replay": "on" if self.defaults.replay else "off (every request is sent)",
+            "budget": self._budget_text(),
+            "prices": display_path(self.client.prices.source) if self.client.prices.source else "built-in",
             "history": display_path(self.history.folder),
         }
 
+    def _budget_text(self) -> str:
+        if self.defaults.budget is None:
+            return "off"
+        return f"{_dollars(self.defaults.budget)} (spent {format_cost(self.spent())})"
+
     def set_defaults(self, **changes: str | None) -> Defaults:
         """Change the defaults, checked against the model as a request would be."""
-        unknown = set(changes) - {"model", "aspect_ratio", "image_size", "route", "replay"}
+        unknown = set(changes) - {"model", "aspect_ratio", "image_size", "route", "replay", "budget", "prices"}
         if unknown:
             raise InputError(
-                f"Unknown setting {sorted(unknown)[0]!r}; the settings are model, aspect_ratio, image_size and route."
+                f"Unknown setting {sorted(unknown)[0]!r}; the settings are model, aspect_ratio, image_size, "
+                "route, replay, budget and prices."
             )
+        prices = None
+        if "prices" in changes:  # read first: a file that cannot be used changes nothing
+            prices = load_prices(changes.pop("prices") or load_settings().prices)
         if "model" in changes and not changes["model"]:
             changes["model"] = load_settings().model  # "default": AIGATE_MODEL, else the built-in default
         if "route" in changes and not changes["route"]:
             changes["route"] = "chat"
         if "replay" in changes:
             changes["replay"] = _switch("replay", changes["replay"])
+        if "budget" in changes:
+            changes["budget"] = _budget(changes["budget"])
         merged = replace(self.defaults, **changes)
         if merged.route not in ("chat", "google"):
             raise InputError(f"route {merged.route!r} is not one of 'chat' or 'google'.")
         ratio, size = normalise_options(merged.model, merged.aspect_ratio, merged.image_size, 0)
         self.defaults = replace(merged, aspect_ratio=ratio, image_size=size)
+        if prices is not None:
+            self.client.prices = prices
         for watcher in list(self._watchers):
             watcher(self.defaults)
         return self.defaults
@@ -327,8 +352,8 @@ class Session:
     def run(self, request: Request) -> ImageResult:
         """Send one request with the defaults filled in (or replay it, see ``submit``); the
         result joins the history."""
-        prepared, parent = self.prepare(request)
-        for entry in self._replays(request, prepared, 1):
+        prepared, parent, found = self._plan(request, 1)
+        for entry in found:
             self._remember(entry.id)
             return replayed(entry)
         return self._send_and_keep(prepared, parent)
@@ -339,9 +364,9 @@ class Session:
         ``prepared.as_variant(k)``: the emulator draws each its own picture.
 
         Unless ``request.new`` or replay is off, what the history already holds for this
-        request is replayed (no call, no cost) and only the missing copies are sent."""
-        prepared, parent = self.prepare(request, count)
-        found = self._replays(request, prepared, count)
+        request is replayed (no call, no cost) and only the missing copies are sent.
+        With a budget set, those are checked against it first (see ``check_budget``)."""
+        prepared, parent, found = self._plan(request, count)
         futures: list[Future] = []
         for entry in found:
             futures.append(_done(replayed(entry)))
@@ -355,6 +380,79 @@ class Session:
                 for number in range(len(found), count)
             ]
         return futures
+
+    def submit_noting(self, request: Request, count: int = 1) -> tuple[list[Future], list[str]]:
+        """``submit``, for a front end that shows its own lines: the budget's warnings come
+        back as one line each, to show, instead of as Python warnings."""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", BudgetWarning)
+            futures = self.submit(request, count)
+        notes = []
+        for item in caught:
+            if issubclass(item.category, BudgetWarning):
+                notes.append(one_line(str(item.message)))
+            else:  # not ours to hold back
+                warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
+        return futures, notes
+
+    def _plan(self, request: Request, count: int) -> tuple[PreparedRequest, str | None, list[HistoryEntry]]:
+        """Prepare ``request``, find what the history replays of it, and check the copies left
+        to send against the budget: everything a front end's request goes through."""
+        prepared, parent = self.prepare(request, count)
+        found = self._replays(request, prepared, count)
+        self.check_budget(estimate(prepared, self.client.prices, count - len(found)))
+        return prepared, parent, found
+
+    def estimate(self, request: Request, count: int = 1) -> Estimate:
+        """What ``request`` (``count`` copies) would cost now, by the price table: only the
+        copies that would be sent count, not those the history would replay. Sends nothing."""
+        prepared, _ = self.prepare(request, count)
+        return estimate(prepared, self.client.prices, count - len(self._replays(request, prepared, count)))
+
+    def spent(self) -> float:
+        """What this notebook's history has cost so far (USD; results of unknown cost count 0)."""
+        return sum(entry.cost for entry in self.history if entry.cost is not None)
+
+    def check_budget(self, planned: Estimate) -> None:
+        """Refuse ``planned`` with ``BudgetError`` if it would take this notebook's spending past
+        its budget; warn (``BudgetWarning``) once spending with it passes 80 % of the budget, or
+        when its cost cannot be estimated. No budget, or nothing to send: nothing to check."""
+        budget = self.defaults.budget
+        if budget is None or planned.count == 0:
+            return
+        if planned.cost is None:
+            warnings.warn(BudgetWarning(
+                f"The budget cannot check this request: there is no price for {planned.model}; "
+                "add it to a price file (%aigate config prices=FILE)."
+            ), stacklevel=4)
+            return
+        spent = self.spent()
+        after = spent + planned.cost
+        if after > budget + 1e-9:
+            raise BudgetError(
+                f"Over budget: this notebook has spent {format_cost(spent)} of its {_dollars(budget)} budget, and "
+                f"this request ({planned.describe()}) would cost about {format_cost(planned.cost)}; nothing was "
+                "sent. Raise the budget (%aigate config budget=10) or turn it off (budget=off)."
+            )
+        if after >= BUDGET_WARNING_SHARE * budget:
+            warnings.warn(BudgetWarning(
+                f"Budget: with this request (about {format_cost(planned.cost)}) this notebook will have spent "
+                f"{format_cost(after)} of its {_dollars(budget)} budget ({after / budget:.0%})."
+            ), stacklevel=4)
+
+    def usage(self, everywhere: bool = False) -> Spending:
+        """What this notebook's history used and cost (``History.usage``); with ``everywhere``,
+        every history under the same folder."""
+        if not everywhere:
+            return self.history.usage()
+        root = self.history.folder.parent
+        names = sorted(p.name for p in root.iterdir() if (p / INDEX_FILE).is_file()) if root.is_dir() else []
+        histories = [self.history if name == self.history.name else History(name, root=root) for name in names]
+        return summarize([entry for history in histories for entry in history], names)
+
+    def balance(self) -> float | None:
+        """The account's balance (USD) where the gateway tells it (``Client.balance``)."""
+        return self.client.balance()
 
     def _replays(self, request: Request, prepared: PreparedRequest, count: int) -> list[Any]:
         """The entries that answer ``prepared`` without a call, unless a fresh one is asked for."""
@@ -437,6 +535,29 @@ def _switch(name: str, value: Any) -> bool:
     if text in ("off", "false", "no", "0"):
         return False
     raise InputError(f"{name} is on or off, not {value!r}; e.g. %aigate config {name}=off.")
+
+
+def _budget(value: Any) -> float | None:
+    """A budget in USD (``5``, ``0.50``, ``$5``) as a number; ``off``/``none``/empty: no budget."""
+    if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
+        amount = value
+    else:
+        text = str(value).strip().removeprefix("$")
+        if text.lower() in ("", "off", "none", "no", "default"):
+            return None
+        try:
+            amount = float(text)
+        except ValueError:
+            amount = -1
+    if amount is None:
+        return None
+    if isinstance(amount, bool) or not math.isfinite(amount) or amount < 0:
+        raise InputError(f"budget is an amount in USD such as 5 or 0.50, or off; not {value!r}.")
+    return float(amount)
+
+
+def _dollars(amount: float) -> str:
+    return f"${amount:,.2f}"
 
 
 def _taken_or_none(model: str, ratio: str | None = None, size: str | None = None) -> str | None:

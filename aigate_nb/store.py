@@ -34,6 +34,7 @@ from typing import Any
 from .errors import HistoryError
 from .images import ReplyImage, b64encode, extension_for, make_thumbnail, open_image
 from .results import ImageResult
+from .spending import Spending, summarize
 from .text import clip
 
 try:
@@ -144,8 +145,7 @@ class HistoryEntry:
         """An ``ImageResult`` of its own, read from the files, displayed as the original was."""
         kept = self._kept
         return replace(
-            kept, originals=list(kept.originals), files=list(kept.files), usage=dict(kept.usage),
-            _pixels=None, _previews=None,
+            kept, originals=list(kept.originals), files=list(kept.files), _pixels=None, _previews=None,
         )
 
     def _repr_mimebundle_(self, include=None, exclude=None):
@@ -315,6 +315,10 @@ class History:
         self._catch_up()
         with self._lock:
             return list(self._by_hash.get(request_hash, ()))
+
+    def usage(self) -> Spending:
+        """What this history's results used and cost: by model, by day and in all (``spending.py``)."""
+        return summarize(self, [self.name])
 
     def _what_exists(self) -> str:
         indices = sorted(self._by_index)

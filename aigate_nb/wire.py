@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .costs import reported_cost
 from .errors import (
     AuthenticationError,
     BadRequestError,
@@ -28,6 +29,7 @@ from .text import one_line
 
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
+BALANCE_PATH = "/v1/balance"
 
 
 def google_path(model: str) -> str:
@@ -49,6 +51,8 @@ class Reply:
     usage: dict[str, Any] = field(default_factory=dict)
     model_parts: list[dict[str, Any]] | None = None
     response_id: str | None = None
+    #: What the gateway says it charged (``usage.cost``; ``usageMetadata.cost`` on the Google route), in USD.
+    cost: float | None = None
 
 
 # -- request bodies ---------------------------------------------------------------------------
@@ -365,7 +369,8 @@ def parse_chat_reply(data: Any, payloads: Mapping[str, bytes] | None = None) -> 
     finish = _str(choice.get("finish_reason"))
     if not images:
         raise NoImageError(finish_reason=_str(choice.get("native_finish_reason")) or finish, text=text)
-    return Reply(images, text, finish, _dict(data.get("usage")), response_id=_str(data.get("id")))
+    usage = _dict(data.get("usage"))
+    return Reply(images, text, finish, usage, response_id=_str(data.get("id")), cost=reported_cost(usage.get("cost")))
 
 
 def _image_url_of(item: Any) -> str | None:
@@ -443,14 +448,31 @@ def parse_google_reply(data: Any, payloads: Mapping[str, bytes] | None = None) -
     text = "\n".join(t for t in texts if t.strip()) or None
     if not images:
         raise NoImageError(finish_reason=finish, block_reason=block, text=text, finish_message=finish_message)
+    metadata = _dict(data.get("usageMetadata") or data.get("usage_metadata"))
+    charged = metadata.get("cost", _dict(data.get("usage")).get("cost"))  # some gateways add OpenAI's usage
     return Reply(
         images,
         text,
         finish,
-        _dict(data.get("usageMetadata") or data.get("usage_metadata")),
+        metadata,
         model_parts=model_parts,
         response_id=_str(data.get("responseId")),
+        cost=reported_cost(charged),
     )
+
+
+def parse_balance(data: Any) -> float | None:
+    """The ``balance`` number of a ``GET /v1/balance`` reply (USD); every other field is optional.
+    None when there is no such number."""
+    value = data.get("balance") if isinstance(data, dict) else None
+    if isinstance(value, str):  # "12.34" from a gateway that sends money as text
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value)  # may be below zero: an account in debt
 
 
 def parse_model_ids(data: Any, image_only: bool = False) -> list[str]:

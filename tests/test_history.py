@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from aigate_nb.costs import Usage
 from aigate_nb.errors import HistoryError
 from aigate_nb.images import ReplyImage, StoredImage
 from aigate_nb.results import ImageResult
@@ -131,12 +132,15 @@ def _kept_fields(entry) -> dict:
 
 
 def test_a_new_field_of_the_record_is_kept_and_read_back_by_the_history(history, tmp_path):
-    entry = history.append(result_of(0, usage={"promptTokenCount": 7}))
+    usage = Usage(input_tokens=7, image_tokens=1120)
+    entry = history.append(result_of(0, usage=usage, cost=0.25, cost_source="gateway"))
     line = json.loads((history.folder / "index.jsonl").read_text().splitlines()[0])
     kept = {item.metadata["kept"] or item.name for item in dataclasses.fields(ImageResult) if "kept" in item.metadata}
     assert kept <= set(line)
-    assert line["usage"] == {"promptTokenCount": 7} and line["parent"] is None and line["created"] == entry.created
-    assert History(history.name, root=history.folder.parent)[0].usage == {"promptTokenCount": 7}
+    assert line["usage"] == {"input_tokens": 7, "image_tokens": 1120, "text_tokens": 0, "thinking_tokens": 0}
+    assert line["parent"] is None and line["created"] == entry.created
+    again = History(history.name, root=history.folder.parent)[0]
+    assert again.usage == usage and (again.cost, again.cost_source) == (0.25, "gateway")
 
 
 def test_an_entry_is_read_only_and_reads_its_fields_from_its_result(history):

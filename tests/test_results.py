@@ -194,7 +194,7 @@ def test_nothing_is_decoded_until_pixels_are_asked_for():
 
 # -- caption ----------------------------------------------------------------------------------
 
-def test_caption_names_model_ratio_size_pixels_format_hash_time_and_emulator(client):
+def test_caption_names_model_ratio_size_pixels_format_hash_time_cost_and_emulator(client):
     result = client.generate("a red fox", model=FLASH, aspect_ratio="16:9", image_size="1K")
     width, height = result.image.size
     kind = result.mime.split("/")[1].upper()
@@ -202,7 +202,7 @@ def test_caption_names_model_ratio_size_pixels_format_hash_time_and_emulator(cli
     caption = result._repr_mimebundle_()[0]["text/plain"]
     assert re.fullmatch(
         rf"{re.escape(FLASH)} \| 16:9 \| 1K \| {width}x{height} {kind} \| sha256 {digest} \| in \d+\.\d\d s"
-        + (r" \(emulator\)" if result.emulated else ""),
+        + r" \| ~\$0\.\d\d\d" + (r" \(emulator\)" if result.emulated else ""),
         caption.splitlines()[0],
     )
 

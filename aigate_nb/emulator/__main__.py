@@ -8,7 +8,17 @@ import signal
 import sys
 import threading
 
+from .billing import STARTING_BALANCE
 from .server import Emulator
+
+
+def _balance(text: str) -> float | None:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount of USD (or none)") from None
 
 
 def _is_loopback(host: str) -> bool:
@@ -32,6 +42,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="delay added before every generation reply")
     parser.add_argument("--api-key", default=None, metavar="KEY",
                         help="require this key (default: accept any key or none)")
+    parser.add_argument("--report-cost", action="store_true",
+                        help="say in each reply what it cost (usage.cost), as the gateway may")
+    parser.add_argument("--balance", type=_balance, default=STARTING_BALANCE, metavar="USD",
+                        help=f"what GET /v1/balance starts from (default {STARTING_BALANCE:g}; "
+                             "'none': that path answers 404)")
     parser.add_argument("--allow-remote", action="store_true",
                         help="allow a --host that other machines can reach")
     parser.add_argument("--rate-limit", default=None, metavar="N/UNIT",
@@ -53,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         emulator = Emulator(
             args.host, args.port, api_key=args.api_key, latency=args.latency,
             rate_limit=args.rate_limit, style=args.limit_style, daily_quota=args.daily_quota,
+            report_cost=args.report_cost, balance=args.balance,
         )
     except ValueError as exc:
         print(f"{parser.prog}: {exc}", file=sys.stderr)

@@ -6,11 +6,13 @@ import base64
 import binascii
 from typing import Any
 
+from .billing import Bill
 from .errors import ApiError
 from .generation import (
     CHAT,
     REFUSAL_TEXT,
     Plan,
+    Usage,
     check_input_count,
     check_ratio,
     check_seed,
@@ -86,9 +88,10 @@ def parse_chat(body: Any) -> Plan:
 
 
 def chat_reply(
-    plan: Plan, rendered: Rendered | None, outcome: str | None, created: int
+    plan: Plan, rendered: Rendered | None, outcome: str | None, created: int, bill: Bill | None = None
 ) -> dict[str, Any]:
-    """The chat.completion body; ``outcome`` names a simulated 200 without an image, if any."""
+    """The chat.completion body; ``outcome`` names a simulated 200 without an image, if any.
+    ``bill`` charges the reply and says what cost to report in ``usage.cost`` (None: none)."""
     reply: dict[str, Any] = {
         # Deterministic, like everything else the emulator makes, in the gateway's gate-<digits> form.
         "id": f"gate-{int.from_bytes(plan.digest[:8], 'big') % 10**10:010d}",
@@ -100,11 +103,7 @@ def chat_reply(
         usage = usage_for(plan, image=False, text=None)
         reply["choices"] = []
         reply["prompt_feedback"] = {"block_reason": "SAFETY"}
-        reply["usage"] = {
-            "prompt_tokens": usage.prompt,
-            "completion_tokens": 0,
-            "total_tokens": usage.prompt,
-        }
+        reply["usage"] = _usage(plan, usage, bill)
         return reply
     if outcome == "image-safety":
         usage = usage_for(plan, image=False, text=None)
@@ -126,12 +125,24 @@ def chat_reply(
         usage = usage_for(plan, image=False, text=text)
         choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
     reply["choices"] = [choice]
-    reply["usage"] = {
+    reply["usage"] = _usage(plan, usage, bill)
+    return reply
+
+
+def _usage(plan: Plan, usage: Usage, bill: Bill | None) -> dict[str, Any]:
+    """``usage`` as OpenRouter-style gateways send it: completion tokens hold the image, the text
+    and the reasoning, split in ``completion_tokens_details``; ``cost`` when the bill says one."""
+    body: dict[str, Any] = {
         "prompt_tokens": usage.prompt,
         "completion_tokens": usage.candidates + usage.thoughts,
         "total_tokens": usage.total,
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": usage.thoughts, "image_tokens": usage.image},
     }
-    return reply
+    cost = bill(plan, usage) if bill is not None else None
+    if cost is not None:
+        body["cost"] = cost
+    return body
 
 
 def _refuse_misplaced_config(body: dict[str, Any]) -> None:

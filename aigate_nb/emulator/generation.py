@@ -48,6 +48,16 @@ class Plan:
         )
         return hashlib.sha256(canonical.encode()).digest()
 
+    @cached_property
+    def thoughts(self) -> int:
+        """The thinking tokens billed for this request: about 100-320 on Gemini 3 (facts §1.7,
+        §1.11), chosen by the model, prompt, ratio and size. Not by the input images' bytes,
+        which a file's metadata changes without changing what is drawn, nor its cost."""
+        if not self.thinking:
+            return 0
+        canonical = "\x1f".join([self.model.id, self.prompt, str(self.ratio), str(self.size), str(len(self.sources))])
+        return 100 + hashlib.sha256(canonical.encode()).digest()[5] % 221
+
     @property
     def thinking(self) -> bool:
         return bool(self.model.image and self.model.image.thinking)
@@ -238,6 +248,17 @@ class Usage:
         return self.prompt + self.candidates + self.thoughts
 
 
+def charge_for(plan: Plan, usage: Usage) -> float:
+    """What the gateway charges for a reply with this usage, in USD: tokens times the model's
+    rates, thinking at the text rate."""
+    caps = plan.model.image
+    if caps is None:
+        return 0.0
+    prompt_rate, image_rate, text_rate = caps.rates
+    spent = usage.prompt * prompt_rate + usage.image * image_rate + (usage.text + usage.thoughts) * text_rate
+    return round(spent / 1e6, 8)
+
+
 def usage_for(plan: Plan, *, image: bool, text: str | None) -> Usage:
     """Token counts for a reply with (or without) an image and this text."""
     caps = plan.model.image
@@ -246,6 +267,5 @@ def usage_for(plan: Plan, *, image: bool, text: str | None) -> Usage:
         prompt_images=INPUT_IMAGE_TOKENS * len(plan.sources),
         image=caps.tokens[plan.size] if image and caps else 0,
         text=math.ceil(len(text) / 4) if text else 0,
-        # Gemini 3 bills about 100-320 thinking tokens, blocked or not (facts §1.7, §1.11).
-        thoughts=100 + plan.digest[5] % 221 if plan.thinking else 0,
+        thoughts=plan.thoughts,  # billed blocked or not
     )

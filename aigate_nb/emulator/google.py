@@ -12,6 +12,7 @@ import binascii
 import hashlib
 from typing import Any
 
+from .billing import Bill
 from .errors import ApiError
 from .generation import (
     GOOGLE,
@@ -128,16 +129,17 @@ def parse_generate(model_name: str, body: Any) -> Plan:
     )
 
 
-def google_reply(plan: Plan, rendered: Rendered | None, outcome: str | None) -> dict[str, Any]:
-    """The GenerateContentResponse body; ``outcome`` names a simulated 200 without an image."""
+def google_reply(
+    plan: Plan, rendered: Rendered | None, outcome: str | None, bill: Bill | None = None
+) -> dict[str, Any]:
+    """The GenerateContentResponse body; ``outcome`` names a simulated 200 without an image.
+    ``bill`` charges the reply and says what cost to report in ``usageMetadata.cost`` (None: none)."""
     ending = {"modelVersion": plan.model.bare_id, "responseId": _response_id(plan)}
     if outcome == "prompt-blocked":
         usage = usage_for(plan, image=False, text=None)
-        return {
-            "promptFeedback": {"blockReason": "SAFETY"},
-            "usageMetadata": {"promptTokenCount": usage.prompt, "totalTokenCount": usage.prompt},
-            **ending,
-        }
+        metadata = {"promptTokenCount": usage.prompt, "totalTokenCount": usage.prompt}
+        metadata = _with_cost(metadata, plan, usage, bill)
+        return {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": metadata, **ending}
     if outcome == "image-safety":
         usage = usage_for(plan, image=False, text=None)
         candidate = {
@@ -165,7 +167,16 @@ def google_reply(plan: Plan, rendered: Rendered | None, outcome: str | None) -> 
             parts.append(_signed(plan, {"text": text}, 0))
             usage = usage_for(plan, image=False, text=text)
         candidate = {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
-    return {"candidates": [candidate], "usageMetadata": _usage_metadata(usage), **ending}
+    metadata = _with_cost(_usage_metadata(usage), plan, usage, bill)
+    return {"candidates": [candidate], "usageMetadata": metadata, **ending}
+
+
+def _with_cost(metadata: dict[str, Any], plan: Plan, usage: Usage, bill: Bill | None) -> dict[str, Any]:
+    """usageMetadata, with the gateway's ``cost`` beside Google's counts when the bill says one."""
+    cost = bill(plan, usage) if bill is not None else None
+    if cost is not None:
+        metadata["cost"] = cost
+    return metadata
 
 
 def _check_content(content: Any, index: int, signed: bool) -> None:

@@ -59,6 +59,9 @@ class ImageCaps:
     jpeg_sizes: frozenset[str | None]  # sizes delivered as JPEG; the others are PNG
     max_inputs: int
     thinking: bool  # Gemini 3: thinks, signs its parts, can show thought images
+    # USD per million tokens of input, of output images, and of output text and thinking
+    # (facts, "Prices and usage fields"), for what the emulator charges.
+    rates: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     @property
     def default_size(self) -> str | None:
@@ -104,6 +107,7 @@ _FLASH_25 = ImageCaps(
     jpeg_sizes=frozenset(),
     max_inputs=3,
     thinking=False,
+    rates=(0.30, 30.0, 0.0),
 )
 _PRO_3 = ImageCaps(
     ratios=BASE_RATIOS,
@@ -113,6 +117,7 @@ _PRO_3 = ImageCaps(
     jpeg_sizes=frozenset({"1K", "2K", "4K"}),
     max_inputs=14,
     thinking=True,
+    rates=(2.0, 120.0, 12.0),
 )
 # 3.1-flash: PNG for the small tiers and JPEG for the large ones, so clients meet both formats.
 _FLASH_31 = ImageCaps(
@@ -123,6 +128,7 @@ _FLASH_31 = ImageCaps(
     jpeg_sizes=frozenset({"2K", "4K"}),
     max_inputs=14,
     thinking=True,
+    rates=(0.50, 60.0, 3.0),
 )
 
 

@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from .billing import STARTING_BALANCE, Billing
 from .cache import RenderCache
 from .chat import chat_reply, parse_chat
 from .errors import ApiError, google_error_body, openai_error_body
@@ -50,6 +51,7 @@ class _Context:
     log: RequestLog
     cache: RenderCache
     stopping: threading.Event
+    billing: Billing = field(default_factory=Billing)
     # Prompts answered with a given picture, and their encoded replies by (route, plan).
     fixed: dict[str, Rendered] = field(default_factory=dict)
     fixed_replies: dict[tuple[bool, tuple[str, bool]], bytes] = field(default_factory=dict)
@@ -238,6 +240,9 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/v1/models" and method == "GET":
             self._authorize(query)
             self._models(query)
+        elif path == "/v1/balance" and method == "GET" and self._context.billing.balance is not None:
+            self._authorize(query)
+            self._send_json(200, {"balance": self._context.billing.balance, "currency": "USD"})
         elif path == "/v1/chat/completions" and method == "POST":
             self._generate(query, body, None)
         elif path in ("/v1/images/generations", "/v1/images/edits") and method == "POST":
@@ -247,7 +252,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._google = True
             # The model id keeps its slash (google/gemini-3-pro-image), or arrives as %2F.
             self._generate(query, body, unquote(path[len(_GOOGLE_PATH): -len(_GOOGLE_METHOD)]))
-        elif path in ("/emulator/faults", "/emulator/requests", "/emulator/limits"):
+        elif path in ("/emulator/faults", "/emulator/requests", "/emulator/limits", "/emulator/billing"):
             self._record = None  # control requests are not part of what tests count
             self._authorize(query)
             self._control(path, method, body)
@@ -365,10 +370,11 @@ class _Handler(BaseHTTPRequestHandler):
         rendered = self._render(plan) if plan.image and outcome is None else None
         if kind == "bad-base64" and rendered is not None:
             rendered = dataclasses.replace(rendered, data=_corrupt(rendered.data))
+        bill = self._context.billing.bill
         if google_model is None:
-            reply = chat_reply(plan, rendered, outcome, int(time.time()))
+            reply = chat_reply(plan, rendered, outcome, int(time.time()), bill)
         else:
-            reply = google_reply(plan, rendered, outcome)
+            reply = google_reply(plan, rendered, outcome, bill)
         self._send_json(200, reply, truncate=kind == "truncate")
 
     def _parse_json(self, raw: bytes) -> Any:
@@ -434,8 +440,31 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, {"limits": self._context.limiter.state()})
         elif path == "/emulator/limits" and method == "GET":
             self._send_json(200, {"limits": self._context.limiter.state()})
+        elif path == "/emulator/billing" and method == "GET":
+            self._send_json(200, self._context.billing.settings())
+        elif path == "/emulator/billing" and method == "POST":
+            self._context.billing.change(**_billing_change(self._parse_json(raw)))
+            self._send_json(200, self._context.billing.settings())
         else:
             raise ApiError(404, f"Unknown path: {method} {path}.", code="not_found")
+
+
+def _billing_change(body: Any) -> dict[str, Any]:
+    """The changes a ``POST /emulator/billing`` body asks for: ``report_cost`` (true or false)
+    and ``balance`` (USD, or null for no balance endpoint)."""
+    if not isinstance(body, dict) or set(body) - {"report_cost", "balance"}:
+        raise ApiError(400, 'Send {"report_cost": true|false, "balance": USD|null}.', code="invalid_billing")
+    change: dict[str, Any] = {}
+    if "report_cost" in body:
+        if not isinstance(body["report_cost"], bool):
+            raise ApiError(400, "report_cost must be true or false.", code="invalid_billing")
+        change["report_cost"] = body["report_cost"]
+    if "balance" in body:
+        balance = body["balance"]
+        if balance is not None and (isinstance(balance, bool) or not isinstance(balance, (int, float))):
+            raise ApiError(400, "balance must be a number of USD, or null.", code="invalid_billing")
+        change["balance"] = None if balance is None else float(balance)
+    return change
 
 
 def _corrupt(data: str) -> str:
@@ -451,6 +480,9 @@ class Emulator:
     requests must carry it; ``latency`` seconds are added before every generation reply.
     ``rate_limit`` (``"120/min"``), ``daily_quota`` and ``style`` (``"google"``, ``"openai"``)
     limit the generation requests with 429s of the real shapes (see ``limits.py``, ``set_limits``).
+    Every generation reply is charged (its tokens at the model's rates) from ``balance``
+    (USD), which ``GET /v1/balance`` reports (None: that path answers 404); with
+    ``report_cost`` each reply says what it cost, as the gateway's ``usage.cost``.
     """
 
     def __init__(
@@ -463,6 +495,8 @@ class Emulator:
         rate_limit: str | None = None,
         style: str | None = None,
         daily_quota: int | None = None,
+        report_cost: bool = False,
+        balance: float | None = STARTING_BALANCE,
     ) -> None:
         self._address = (host, port)
         self._limits = Limits(rate_limit, style, daily_quota)
@@ -474,6 +508,7 @@ class Emulator:
             log=RequestLog(),
             cache=RenderCache(),
             stopping=threading.Event(),
+            billing=Billing(report_cost, balance),
         )
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -571,9 +606,29 @@ class Emulator:
         """The limits in force and how many requests they let through so far (``used``)."""
         return self._context.limiter.state()
 
+    @property
+    def report_cost(self) -> bool:
+        """Whether each generation reply says what it cost (``usage.cost``); settable."""
+        return self._context.billing.report_cost
+
+    @report_cost.setter
+    def report_cost(self, value: bool) -> None:
+        self._context.billing.change(report_cost=bool(value))
+
+    @property
+    def balance(self) -> float | None:
+        """What ``GET /v1/balance`` reports now (USD): the starting balance less every charge."""
+        return self._context.billing.balance
+
+    def set_balance(self, balance: float | None) -> None:
+        """Start again from ``balance`` USD (None: ``GET /v1/balance`` answers 404)."""
+        self._context.billing.change(balance=balance)
+
     def clear(self) -> None:
         """Forget the records, the queued faults and the header faults' attempt counts; the
-        limits are those given to the constructor again, counting from zero."""
+        limits are those given to the constructor again, counting from zero, and the billing
+        is set back as it was started (cost reporting, balance)."""
         self._context.log.clear()
         self._context.faults.clear()
         self._context.limiter.set(self._limits)
+        self._context.billing.reset()
