@@ -9,17 +9,26 @@ import json
 import os
 import time
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .config import DEFAULT_BASE_URL, check_api_key, is_loopback, load_settings, mask_key, shared_emulator_url
 from .costs import GATEWAY, TABLE, PriceTable, load_prices, usage_from_reply
 from .errors import BadRequestError, ConfigurationError, InputError, ResponseError
-from .images import DEFAULT_INLINE_BUDGET, ImageInput, ImageLike, b64_size, fit_inline_budget, to_image_input
+from .images import (
+    DEFAULT_INLINE_BUDGET,
+    ImageInput,
+    ImageLike,
+    ReplyImage,
+    b64_size,
+    fit_inline_budget,
+    to_image_input,
+)
 from .models import normalise_options
 from .pacing import Pacer
 from .prepared import PreparedRequest, endpoint_of, image_hash, input_record, request_hash
+from .region import Region, RegionEdit, plan_region_edit
 from .replay import kept_for, replayed
 from .results import ImageResult
 from .store import History
@@ -142,6 +151,8 @@ class Client:
         image_size: str | None = None,
         route: str = "chat",
         turns: Iterable[dict[str, Any]] = (),
+        region: Region | str | Sequence[float] | None = None,
+        region_mode: str | None = None,
     ) -> ImageResult:
         """Generate an image from ``prompt``, or edit ``images`` as it says.
 
@@ -154,11 +165,18 @@ class Client:
         are before this prompt: a multi-turn edit. ``Session`` builds them from a
         result's lineage (``%%gemini_image -e REF --multi-turn``).
 
+        ``region`` (``(x, y, w, h)`` in the first image's pixels, or as fractions of its
+        width and height, or ``"X,Y,W,H"``) edits only that box of the first image: the
+        result is that image with the box changed and every pixel outside the box and its
+        padding as it was (see ``region.py``); ``region_mode`` is ``"crop"`` (the default:
+        only the padded box is sent) or ``"guide"`` (the whole image, the box outlined).
+        The ratio and size are then chosen for the crop, and may not be given.
+
         The same as ``send(prepare(...))``, answered from ``cache`` where it has the picture.
         """
         prepared = self.prepare(
             prompt, model=model, images=images, aspect_ratio=aspect_ratio, image_size=image_size, route=route,
-            turns=turns,
+            turns=turns, region=region, region_mode=region_mode,
         )
         if self.cache is None:
             return self.send(prepared)
@@ -178,6 +196,8 @@ class Client:
         image_size: str | None = None,
         route: str = "chat",
         turns: Iterable[dict[str, Any]] = (),
+        region: Region | str | Sequence[float] | None = None,
+        region_mode: str | None = None,
     ) -> PreparedRequest:
         """Check a request as ``generate`` does and build it, sending nothing.
 
@@ -199,10 +219,15 @@ class Client:
         if not model:
             raise InputError("The model id is empty; see Client().models() for the ids.")
         turns = _check_turns(turns, route)
+        asked = _check_region(region, region_mode, images, turns, aspect_ratio, image_size)
         inputs = [to_image_input(item) for item in _as_list(images)]
         ratio, size = normalise_options(model, aspect_ratio, image_size, len(inputs))
         image_hashes = tuple(image_hash(item) for item in inputs)  # as given: re-encoding below is ours
         records = tuple(input_record(item, digest) for item, digest in zip(inputs, image_hashes))
+        edit, sent_prompt = None, prompt
+        if asked is not None:  # the first image is sent as its crop, at the crop's ratio and size
+            edit = plan_region_edit(inputs[0], asked, model, prompt)
+            inputs[0], sent_prompt, ratio, size = edit.image, edit.prompt, edit.aspect_ratio, edit.image_size
         spent = inline_size(turns)
         if spent > self.inline_budget:
             raise InputError(
@@ -218,9 +243,9 @@ class Client:
                 "earlier turns or smaller images."
             )
         if route == "chat":
-            body, path = build_chat_body(prompt, model, inputs, ratio, size), CHAT_PATH
+            body, path = build_chat_body(sent_prompt, model, inputs, ratio, size), CHAT_PATH
         else:
-            body, path = build_google_body(prompt, inputs, ratio, size, turns), google_path(model)
+            body, path = build_google_body(sent_prompt, inputs, ratio, size, turns), google_path(model)
         endpoint = endpoint_of(self.base_url, self.emulated)
         return PreparedRequest(
             method="POST",
@@ -237,8 +262,9 @@ class Client:
             inputs=records,
             request_hash=request_hash(
                 route=route, endpoint=endpoint, model=model, prompt=prompt, aspect_ratio=ratio, image_size=size,
-                image_hashes=image_hashes, turns=turns,
+                image_hashes=image_hashes, turns=turns, region=edit.record() if edit else None,
             ),
+            region=edit,
         )
 
     def send(self, prepared: PreparedRequest) -> ImageResult:
@@ -252,24 +278,28 @@ class Client:
         cost, source = reply.cost, GATEWAY
         if cost is None:
             cost, source = self.prices.cost(prepared.model, usage, len(reply.images), prepared.image_size), TABLE
+        edit = prepared.region
+        ratio, size = (prepared.aspect_ratio, prepared.image_size) if edit is None else edit.source_shape
         return _readable(ImageResult(
-            originals=reply.images,
+            originals=reply.images if edit is None else [_composited(edit, item) for item in reply.images],
             prompt=prepared.prompt,
             model=prepared.model,
-            aspect_ratio=prepared.aspect_ratio,
-            image_size=prepared.image_size,
+            aspect_ratio=ratio,
+            image_size=size,
             text=reply.text,
             finish_reason=reply.finish_reason,
             usage=usage,
             route=prepared.route,
             elapsed=time.perf_counter() - started,
             emulated=self.emulated,
-            model_parts=reply.model_parts,
+            # A region edit's reply is of the crop: no conversation goes on from it.
+            model_parts=reply.model_parts if edit is None else None,
             parent_id=prepared.parent_id,
             inputs=[dict(item) for item in prepared.inputs],
             request_hash=prepared.request_hash,
             cost=cost,
             cost_source=source if cost is not None else None,
+            region=edit.record() if edit is not None else None,
         ))
 
     def models(self, image_only: bool = False) -> list[str]:
@@ -390,6 +420,40 @@ def _check_turns(turns: Iterable[dict[str, Any]], route: str) -> list[dict[str, 
     return turns
 
 
+def _check_region(
+    region: Region | str | Sequence[float] | None,
+    mode: str | None,
+    images: Iterable[Any] | Any,
+    turns: list[dict[str, Any]],
+    aspect_ratio: str | None,
+    image_size: str | None,
+) -> Region | None:
+    """The region asked for, read; refused where it cannot go with the rest of the request."""
+    if region is None:
+        if mode is not None:
+            raise InputError("A region mode goes with a region; give the box too, e.g. --region 0.5,0.25,0.3,0.3.")
+        return None
+    asked = Region.parse(region, mode)
+    if turns:
+        raise InputError("A region edit sends a crop of one image and continues no conversation; pass no turns.")
+    if not _as_list(images):
+        raise InputError("A region is a box in the image to edit; name that image too, e.g. -e -1 --region ....")
+    if aspect_ratio is not None or image_size is not None:
+        raise InputError(
+            "A region edit keeps the size and shape of the image it edits, and chooses the crop's ratio and size "
+            "itself; leave out the aspect ratio and the image size."
+        )
+    return asked
+
+
+def _composited(edit: RegionEdit, answer: ReplyImage) -> ReplyImage:
+    """The region edit's source with ``answer`` pasted into its box (see ``RegionEdit.composite``)."""
+    try:
+        return edit.composite(answer)
+    except Exception as exc:  # Pillow raises OSError, SyntaxError, DecompressionBombError, ...
+        raise ResponseError(_unreadable(exc)) from None
+
+
 def _as_list(images: Iterable[Any] | Any) -> list[Any]:
     if images is None:
         return []
@@ -412,7 +476,9 @@ def _readable(result: ImageResult) -> ImageResult:
     try:
         _ = result.sizes  # reads each header
     except Exception as exc:  # Pillow raises OSError, SyntaxError, DecompressionBombError, ...
-        raise ResponseError(
-            f"The gateway sent an image that cannot be read ({type(exc).__name__}); run the request again."
-        ) from None
+        raise ResponseError(_unreadable(exc)) from None
     return result
+
+
+def _unreadable(exc: BaseException) -> str:
+    return f"The gateway sent an image that cannot be read ({type(exc).__name__}); run the request again."

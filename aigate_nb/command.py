@@ -60,6 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--multi-turn", action="store_true",
         help="with -e: continue that result's conversation, sending its lineage's prompts and the model's "
         "replies too (Google route)")
+    add("--region", metavar="X,Y,W,H",
+        help="with -e: change only this box of the image, in its pixels (120,80,400,300) or as fractions "
+        "(0.5,0.25,0.3,0.3); every pixel outside the box and its padding stays as it was")
+    add("--region-mode", choices=("crop", "guide"),
+        help="crop (default): send only the box with some context around it; guide: send the whole image "
+        "with the box outlined, for changes that need all of it")
     add("-o", "--out", metavar="PATH", help="also save the full-size image there (PATH-1, PATH-2, ... with -n)")
     add("--as", dest="as_name", metavar="NAME", help="also bind the result to the variable NAME")
     add("--no-interpolate", action="store_true", help="send {name} in the prompt as written")
@@ -96,6 +102,8 @@ def parse_command(line: str, cell: str, namespace: Mapping[str, Any]) -> ImageCo
         route=args.route,
         multi_turn=args.multi_turn,
         new=args.new,
+        region=args.region,
+        region_mode=args.region_mode,
     )
     sources = ([args.edit] if args.edit is not None else []) + args.image
     return ImageCommand(request=request, sources=tuple(sources), count=args.n, out=args.out, as_name=args.as_name)

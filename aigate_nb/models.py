@@ -158,3 +158,19 @@ def keep_shape(
 def _ratio_value(ratio: str) -> float:
     width, height = ratio.split(":")
     return float(width) / float(height)
+
+
+#: Each size's long edge at 1:1: at any ratio its pictures hold about that edge squared in pixels
+#: (a few percent more at most: 1264x848 at 3:2 1K).
+SQUARE_SIDES = {"512": 512, "1K": 1024, "2K": 2048, "4K": 4096}
+
+
+def size_for_pixels(model: str, width: int, height: int) -> str | None:
+    """The smallest size ``model`` takes whose pictures hold ``width`` x ``height`` pixels, within
+    a tenth (its largest when none does): an edit at that size loses none of them. None for a
+    model that takes no size, or one we do not know."""
+    spec = spec_for(model)
+    if spec is None or not spec.sizes:
+        return None
+    taken = [name for name in SQUARE_SIDES if name in spec.sizes]
+    return next((name for name in taken if 1.1 * SQUARE_SIDES[name] ** 2 >= width * height), taken[-1])

@@ -8,12 +8,15 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .config import is_loopback, is_shared_emulator
 from .images import ImageInput
 from .models import normalise_ratio, normalise_size
 from .wire import with_seed
+
+if TYPE_CHECKING:
+    from .region import RegionEdit
 
 Endpoint = Literal["emulator", "gateway"]
 
@@ -64,6 +67,9 @@ class PreparedRequest:
         if number == 0 or self.endpoint != "emulator":
             return replace(self, variant=number)
         return replace(self, variant=number, body=with_seed(self.body, self.route, number))
+    #: A region edit's plan (``region.RegionEdit``): the first input image was sent as its
+    #: crop, and the answer goes back into it. ``aspect_ratio`` and ``image_size`` are the crop's.
+    region: RegionEdit | None = field(default=None, repr=False, hash=False)
 
 
 def endpoint_of(base_url: str, emulated: bool = False) -> Endpoint:
@@ -97,10 +103,12 @@ def request_hash(
     image_size: str | None = None,
     image_hashes: Iterable[str] = (),
     turns: Iterable[Mapping[str, Any]] = (),
+    region: Mapping[str, Any] | None = None,
 ) -> str:
     """sha256 hex of everything that changes the picture: the route, the endpoint's kind, the
     model (``google/X`` is ``X``), the prompt, the ratio and size (``16x9`` is ``16:9``), the
-    input images' hashes in order and the earlier turns of a multi-turn edit.
+    input images' hashes in order, the earlier turns of a multi-turn edit and, for a region
+    edit, its region (box, mode, padding: a region edit never answers a plain one).
 
     The same values give the same hash in any process and on any machine, so a replay cache
     can compute it from what it has. The key, the headers and the base URL are not inputs.
@@ -118,4 +126,6 @@ def request_hash(
         "image_hashes": list(image_hashes),
         "turns": hashlib.sha256(conversation.encode("ascii")).hexdigest(),
     }
+    if region is not None:  # only then: the hash of every request without one stays as it was
+        recipe["region"] = dict(region)
     return hashlib.sha256(json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode("ascii")).hexdigest()

@@ -2,8 +2,8 @@
 no call and no cost, so that re-running a notebook shows the pictures it showed before.
 
 "Identical" is the request hash (``prepared.request_hash``): route, endpoint kind
-(emulator or gateway), model, prompt, ratio, size, every input image's content and the
-conversation of a multi-turn edit; never the key or the headers.
+(emulator or gateway), model, prompt, ratio, size, every input image's content, the
+conversation of a multi-turn edit and the region of a region edit; never the key or the headers.
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ from .images import (
     open_image,
     png_with_text,
 )
+from .region import region_label
 from .text import clip
 
 #: Longest model text shown under a result, and longest prompt kept in the output's metadata;
@@ -120,6 +121,9 @@ class ImageResult:
     #: from a price table), "replay" (answered from the history: 0 now) or None (unknown).
     cost: float | None = kept(None, read=float)
     cost_source: str | None = kept(None, read=str)
+    #: A region edit's region: ``{"box": [x, y, w, h], "mode", "padding", "crop": [x, y, w, h]}`` in the
+    #: source's pixels (see ``region.py``); None for a whole-picture result.
+    region: dict[str, Any] | None = kept(None)
     files: list[Path] = field(default_factory=list)
     #: Answered from the history, with no request sent (see ``replay.py``); not kept: the entry is the original.
     replayed: bool = False
@@ -294,6 +298,7 @@ class ImageResult:
             "aspect_ratio": self.aspect_ratio,
             "image_size": self.image_size,
             "parent": self.parent_id,
+            "region": region_label(self.region),
             "history_id": self.id,
             "Software": "aigate_nb",
         }
@@ -305,7 +310,8 @@ class ImageResult:
         """The plain-text caption: deterministic except the ``in 1.23 s`` part.
 
         ``[3] google/gemini-3.1-flash-image-preview | 16:9 | 1K | 1376x768 PNG | sha256 1a2b3c4d5e6f | in 1.23 s |
-        ~$0.068 | edited from [1] (emulator)`` (one line). The cost is left out where it is not known.
+        ~$0.068 | edited from [1] | region 400,200,300,300 crop (emulator)`` (one line). The cost is left out
+        where it is not known; the region is shown only for a region edit.
         """
         parts = [self.model]
         parts += [value for value in (self.aspect_ratio, self.image_size) if value]
@@ -319,6 +325,8 @@ class ImageResult:
         source = self.edited_from()
         if source:
             parts.append(f"edited from {source}")
+        if self.region:
+            parts.append(region_label(self.region))
         line = " | ".join(parts)
         if self.index is not None:
             line = f"[{self.index}] {line}"
@@ -360,7 +368,7 @@ class ImageResult:
             }
             for k, item in enumerate(self.originals)
         ]
-        return {
+        provenance = {
             "aigate_nb": {
                 "history_id": self.id,
                 "index": self.index,
@@ -379,6 +387,9 @@ class ImageResult:
                 "images": images,
             }
         }
+        if self.region:  # only for a region edit: every other output's metadata stays as it was
+            provenance["aigate_nb"]["region"] = self.region
+        return provenance
 
     def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict[str, Any], dict[str, Any]]:
         """One image: a JPEG (PNG with transparency) preview and the caption.

@@ -68,6 +68,12 @@ class Request:
     options_for: str | None = None
     #: Always send, even if the history already holds this request's picture (``--new``, a click).
     new: bool = False
+    #: Edit only this box of ``images[0]``: ``(x, y, w, h)`` in its pixels, or as fractions of its
+    #: width and height, or ``"X,Y,W,H"`` (``--region``); every pixel outside the box and its
+    #: padding stays as it was (see ``region.py``).
+    region: Any = None
+    #: ``"crop"`` (the default: only the padded box is sent) or ``"guide"`` (``--region-mode``).
+    region_mode: str | None = None
 
 
 class Session:
@@ -257,7 +263,8 @@ class Session:
 
         An edit keeps its source's shape: with no ratio or size of its own, it takes those of
         the image it edits (``images[0]``) where the model takes them, the nearest otherwise.
-        A multi-turn edit with no model goes on with the model that made the result it
+        A region edit takes no ratio or size: it keeps its source's, and the crop's are chosen
+        for it. A multi-turn edit with no model goes on with the model that made the result it
         continues. The default ratio and size were chosen for the default model, and a
         request's own for ``request.options_for`` when it names a model: for another model
         each is used only where that model takes it, and otherwise the model decides.
@@ -268,6 +275,9 @@ class Session:
             model = continued_model(self.history, request.images[0])
         model = model or d.model
         ratio, size = request.aspect_ratio, request.image_size
+        if request.region is not None:  # the client refuses a ratio or size given with a region
+            route = request.route or ("google" if request.multi_turn else d.route)
+            return replace(request, model=model, route=route, options_for=None)
         if request.options_for and not same_model(model, request.options_for):
             ratio, size = _taken_or_none(model, ratio=ratio), _taken_or_none(model, size=size)
         if request.images and not (ratio and size):
@@ -322,6 +332,10 @@ class Session:
             raise InputError(f"-n {count}: ask for 1 to {MAX_VARIANTS} variants.")
         request = self.with_defaults(request)
         images, turns, parent = list(request.images), [], None
+        if request.multi_turn and request.region is not None:
+            raise InputError(
+                "A region edit sends a crop of one image and continues no conversation; leave out --multi-turn."
+            )
         if request.multi_turn:
             if not images:
                 raise InputError(
@@ -346,6 +360,8 @@ class Session:
             image_size=request.image_size,
             route=request.route,
             turns=turns,
+            region=request.region,
+            region_mode=request.region_mode,
         )
         return prepared, parent if request.multi_turn else prepared.parent_id
 

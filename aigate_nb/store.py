@@ -33,6 +33,7 @@ from typing import Any
 
 from .errors import HistoryError
 from .images import ReplyImage, b64encode, extension_for, make_thumbnail, open_image
+from .region import region_label
 from .results import ImageResult
 from .spending import Spending, summarize
 from .text import clip
@@ -166,6 +167,8 @@ class HistoryEntry:
         width, height = self.size
         more = f" +{len(self.files) - 1} more" if len(self.files) > 1 else ""
         parent = f" from [{self.parent_index}]" if self.parent_index is not None else ""
+        if self.region:
+            parent += f" {region_label(self.region)}"
         prompt = clip(self.prompt, 40)
         return (
             f"<HistoryEntry [{self.index}] {width}x{height} {self.mimes[0]} sha256={self.sha256s[0][:12]}{more}"

@@ -10,16 +10,18 @@ from .images import b64encode
 
 class Variants(list):
     """A list of ``ImageResult`` that displays as a grid of previews, each with a short
-    caption; together they take no more room in the notebook than one result.
+    caption; together they take no more room in the notebook than one result. Any results
+    may go side by side so (``Variants([h[0], h[-1]])``: a picture and its edit).
     """
 
     def shared_caption(self) -> str:
         """What the variants have in common, said once: model, ratio, size, how many, where."""
         first = self[0]
         parts = [first.model] + [value for value in (first.aspect_ratio, first.image_size) if value]
-        parts.append(f"{len(self)} variants")
+        alike = all(item.prompt == first.prompt and item.parent_id == first.parent_id for item in self)
+        parts.append(f"{len(self)} variants" if alike else f"{len(self)} results")
         source = first.edited_from()
-        if source:
+        if source and alike:
             parts.append(f"edited from {source}")
         return " | ".join(parts) + (" (emulator)" if first.emulated else "")
 

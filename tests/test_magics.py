@@ -192,6 +192,26 @@ def test_edit_and_image_together_send_the_edited_image_first(ip, emu, tmp_path):
     assert [image.sha256 for image in sent] == [first.sha256, hashlib.sha256(extra.read_bytes()).hexdigest()]
 
 
+def test_region_edits_only_the_box_in_the_source_pixels_or_fractions(ip, emu):
+    first = gemini(ip, "-a 1:1 -s 1K", "a paper boat")
+    edit = gemini(ip, "-e -1 --region 0.25,0.5,0.25,0.25 --region-mode guide", "paint the sail red")
+    assert edit.region["box"] == [256, 512, 256, 256] and edit.region["mode"] == "guide"
+    assert edit.parent_index == first.index and edit.size == first.size
+    assert emu.requests[-1].prompt.startswith("Using the provided image, paint the sail red, only inside")
+    again = gemini(ip, f"-e {first.index} --region 256,512,256,256 --region-mode guide", "paint the sail red")
+    assert again.replayed and len(emu.attempts("paint the sail red")) == 1
+    assert "| region 256,512,256,256 guide" in edit.caption()
+
+
+def test_a_region_outside_the_picture_is_one_line_and_sends_nothing(ip, emu, capsys):
+    gemini(ip, "-a 1:1 -s 1K", "a paper boat")
+    emu.clear()
+    message = usage_error(ip, capsys, "%%gemini_image -e -1 --region 900,10,200,200\nadd a flag")
+    assert message.startswith("region 900,10,200,200 is not inside the 1024x1024 picture")
+    assert "region" in usage_error(ip, capsys, "%%gemini_image --region 0.1,0.1,0.5,0.5\nadd a flag")
+    assert emu.requests == []
+
+
 def test_multi_turn_continues_the_conversation_by_the_google_route(ip, emu, capsys):
     first = gemini(ip, "--route google", "a paper boat")
     second = gemini(ip, "-e -1 --multi-turn", "put it on a pond")
