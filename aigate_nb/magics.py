@@ -17,10 +17,11 @@ import weakref
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
+from IPython.core.magic_arguments import MagicArgumentParser
 from traitlets import Unicode, observe
 
 from .command import PARSER, parse_command
@@ -186,6 +187,7 @@ class GeminiImageMagics(Magics):
         %aigate history --clear         remove this history's entries and images
         %aigate usage [--all]           what this notebook (--all: every history) used and cost,
                                         by model and by day, and the account's balance
+        %aigate history --export FILE   the history as one HTML file (--full-size: with the originals)
         %aigate panel                   the panel: prompt, options, gallery, "edit this"
         %aigate use emulator|gateway    where requests go
         %aigate help                    this list
@@ -241,29 +243,24 @@ class GeminiImageMagics(Magics):
         for name, value in settings.items():
             print(f"{name:<{width}}  {value}")
 
-    def _history(self, words: list[str]) -> History:
-        name, clear, rest = None, False, list(words)
-        while rest:
-            word = rest.pop(0)
-            if word == "--clear":
-                clear = True
-            elif word == "--name" and rest and not rest[0].startswith("--"):
-                name = rest.pop(0)
-            elif word.startswith("--name="):
-                name = word.partition("=")[2]
-            else:
-                name = ""
-                break
-        if name == "" or (name is not None and not name.strip()):
-            raise UsageError(
-                "%aigate history takes --name NAME (the history to switch to) and --clear "
-                "(remove its entries and images), e.g. %aigate history --name mine --clear."
-            )
+    def _history(self, words: list[str]) -> History | None:
+        options = HISTORY_PARSER.parse_args(words)
+        name = options.name
+        if name is not None and not name.strip():
+            HISTORY_PARSER.error("--name needs the name of a history")
+        if options.full_size and options.export is None:
+            HISTORY_PARSER.error("--full-size goes with --export FILE")
         history = self.session.use_history(name) if name is not None else self.session.history
         _tell(self.session.notices())
-        if clear:
+        if options.clear:
             removed = history.clear()
             print(f"Cleared history '{history.name}': {removed} {'entry' if removed == 1 else 'entries'} removed.")
+        if options.export is not None:
+            from .report import describe
+
+            written = history.export_html(options.export, full_size=options.full_size)
+            print(describe(history, written))
+            return None
         return history
 
     def _usage(self, words: list[str]) -> None:
@@ -305,6 +302,27 @@ class GeminiImageMagics(Magics):
             print(f"Requests now go to the gateway at {url}.")
         else:
             raise UsageError("Write %aigate use emulator or %aigate use gateway.")
+
+
+class _HistoryParser(MagicArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(
+            f"%aigate history: {message}. It takes --name NAME (the history to switch to), --clear "
+            "(remove its entries and images) and --export FILE [--full-size] (write it as one HTML file), "
+            "e.g. %aigate history --export report.html."
+        )
+
+
+def _history_parser() -> MagicArgumentParser:
+    parser = _HistoryParser(prog="%aigate history")
+    parser.add_argument("--name", help="the history to switch to")
+    parser.add_argument("--clear", action="store_true", help="remove this history's entries and images")
+    parser.add_argument("--export", metavar="FILE", help="write the history as one self-contained HTML file")
+    parser.add_argument("--full-size", action="store_true", help="with --export: embed the original images")
+    return parser
+
+
+HISTORY_PARSER = _history_parser()
 
 
 def _no_arguments(command: str, words: list[str]) -> None:

@@ -6,6 +6,7 @@ Layout, one folder per notebook under the history dir::
     <history dir>/<notebook>/index.jsonl           one JSON object per line, appended to (emptied by clear())
     <history dir>/<notebook>/images/<id>-<k>.<ext>  each image, original bytes, k from 1
     <history dir>/<notebook>/thumbs/<id>.jpg        gallery thumbnails, made on first use
+    <history dir>/<notebook>/thumbs/<id>-<k>-<edge>.jpg  larger previews (the HTML report's), made on first use
 
 Images are written first (temporary name, then ``os.replace``), then the
 index line with one ``write`` on an ``O_APPEND`` descriptor and an ``fsync``:
@@ -27,10 +28,12 @@ import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from . import browse
+from .browse import PAGE_SIZE, LineageTree, Page
 from .errors import HistoryError
 from .images import ReplyImage, b64encode, extension_for, make_thumbnail, open_image
 from .region import region_label
@@ -305,6 +308,65 @@ class History:
                 seen.add(chain[-1].parent)
                 chain.append(self._by_id[chain[-1].parent])
         return chain[::-1]
+
+    def children(self, ref: int | str | HistoryEntry) -> list[HistoryEntry]:
+        """The entries edited from ``ref``, oldest first: two or more make a fork. With
+        ``entry.parent`` (the id of what it was edited from) it walks the lineage both ways."""
+        entry = self.get(ref)
+        with self._lock:
+            return browse.children_of(self._entries, entry)
+
+    def tree(self) -> LineageTree:
+        """The lineage of every entry as a tree: each first picture a root, each edit under the
+        entry it was edited from. Iterate it for the roots (``node.entry``, ``node.children``),
+        ``walk()`` it for every node with its depth; its repr draws it."""
+        return browse.build_tree(list(self))
+
+    def search(self, text: str) -> list[HistoryEntry]:
+        """The entries whose prompt, model or number hold every word of ``text``, oldest first:
+        ``h.search("red door")``, ``h.search('"red door" flash')`` (a quoted phrase is one
+        term). Case and accents are ignored; a word must start a word of the prompt."""
+        return self.filter(text=text)
+
+    def filter(
+        self,
+        *,
+        text: str | None = None,
+        model: str | None = None,
+        since: datetime | date | timedelta | str | None = None,
+        until: datetime | date | str | None = None,
+        route: str | None = None,
+    ) -> list[HistoryEntry]:
+        """The entries that pass every filter given, oldest first.
+
+        ``text``: words of the prompt, as ``search``; ``model``: a model id or a part of one
+        (``"flash"``, ``"gemini-3-pro-image"``); ``since`` and ``until``: a datetime (naive ones
+        are local time), a date (from its start, until its end), an ISO string, or for ``since``
+        a timedelta back from now (``timedelta(hours=1)``); ``route``: ``"chat"`` or ``"google"``.
+        """
+        return browse.filter_entries(list(self), text=text, model=model, since=since, until=until, route=route)
+
+    def page(
+        self,
+        number: int = 0,
+        size: int = PAGE_SIZE,
+        *,
+        entries: list[HistoryEntry] | None = None,
+        newest_first: bool = True,
+    ) -> Page:
+        """Page ``number`` (from 0; -1 is the last) of a gallery of ``size`` entries a page,
+        newest first unless ``newest_first=False``: of the whole history, or of ``entries``
+        (what ``search`` or ``filter`` found). A number past the end gives the last page."""
+        return browse.page_of(list(self) if entries is None else entries, number, size, newest_first)
+
+    def export_html(self, path: str | os.PathLike, full_size: bool = False) -> Path:
+        """Write the whole history as one self-contained HTML file and return its path: every
+        entry with its preview, prompt, settings and lineage, a search box and the lineage as a
+        tree; it opens from disk in any browser, with no server and no network. Previews keep
+        it small (at most 300 KB an entry); ``full_size=True`` embeds the original images too."""
+        from .report import write_report
+
+        return write_report(self, path, full_size=full_size)
 
     def ids(self) -> set[str]:
         """The ids of the entries held now."""
@@ -636,14 +698,18 @@ class History:
 
     # -- display ----------------------------------------------------------------------------
 
-    def thumbnail(self, entry: HistoryEntry) -> bytes:
-        """A small JPEG of the entry's first image, made once and kept in ``thumbs/``."""
-        path = self.folder / "thumbs" / f"{entry.id}.jpg"
+    def thumbnail(self, entry: HistoryEntry, long_edge: int = THUMBNAIL_EDGE, image: int = 0) -> bytes:
+        """A small JPEG of the entry's image ``image`` (from 0), ``long_edge`` pixels on its
+        long side at most, made once and kept in ``thumbs/``: the gallery's, and the report's
+        larger previews."""
+        gallery = (long_edge, image) == (THUMBNAIL_EDGE, 0)
+        name = f"{entry.id}.jpg" if gallery else f"{entry.id}-{image + 1}-{long_edge}.jpg"
+        path = self.folder / "thumbs" / name
         try:
             return path.read_bytes()
         except FileNotFoundError:
             pass
-        data = make_thumbnail(entry.data, THUMBNAIL_EDGE)
+        data = make_thumbnail(entry.originals[image].data, long_edge)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             _write_atomically(path, data)

@@ -69,3 +69,24 @@ def emulator_command(*args: str) -> Iterator[tuple[subprocess.Popen, str]]:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def make_story(client: Any, history: Any) -> None:
+    """[0] a door, [1] its night edit, [2] [3] [4] three edits of [1] (a fork), [5] [6] [7] a
+    chain on the Google route, [8] [9] [10] others, one by another model."""
+
+    def add(prompt, source=None, **options):
+        images = [history[source]] if source is not None else None
+        return history.append(client.generate(prompt, images=images, **options))
+
+    add("a red door in a white wall, morning light", aspect_ratio="3:2", image_size="1K")
+    add("make it night", 0)
+    add("add falling snow", 1)
+    add("add a black cat on the step", 1)
+    add("paint the door blue", 1)
+    add("a lighthouse at dusk, oil painting", route="google", aspect_ratio="16:9", image_size="1K")
+    add("add a full moon", 5, route="google")
+    add("now add a small boat", 6, route="google")
+    add("an indoor garden with a Café sign", model="google/gemini-3-pro-image")
+    add("红色的门 in the snow")
+    add("the doors of a red barn")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FIGURES = {"client overhead", "display time", "display size", "memory", "concurrency", "concurrency floor",
-           "concurrency over floor", "machine", "edit upload"}
+           "concurrency over floor", "machine", "edit upload", "report export", "report floor", "report size"}
 
 
 def installed(module: str) -> bool:
@@ -37,6 +37,8 @@ def test_a_quick_run_writes_a_table_and_well_formed_results(tmp_path):
     rows = results["figures"]
     peers = [peer for peer, module in (("openai", "openai"), ("google-genai", "google.genai")) if installed(module)]
     expected = FIGURES | {f"vs {peer}" for peer in peers}
+    if Path("/usr/bin/chromium").exists() and installed("playwright"):
+        expected.add("report in browser")
     assert {row["figure"] for row in rows} == expected
     for row in rows:
         assert isinstance(row["value"], (int, float)) and math.isfinite(row["value"]), row

@@ -566,6 +566,28 @@ def test_aigate_history_clear_empties_the_named_history_only(ip, capsys):
     assert [e.id for e in ip.run_line_magic("aigate", "history --name keep-me")] == [kept.id]
 
 
+def test_aigate_history_export_writes_the_report_and_says_where(ip, capsys, tmp_path):
+    made = [gemini(ip, "", "a red door"), gemini(ip, "-e -1", "make it night")]
+    capsys.readouterr()
+    out = tmp_path / "report.html"
+    assert ip.run_line_magic("aigate", f"history --export {out}") is None
+    history = current_session().history
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"Report of history '{history.name}': {len(history)} entries, ")
+    assert line.endswith(f"written to {out}; it opens in any browser, with no server.")
+    text = out.read_text()
+    assert all(f'data-i="{result.index}"' in text for result in made)
+    assert ip.run_line_magic("aigate", f"history --export {tmp_path / 'full.html'} --full-size") is None
+    assert len((tmp_path / "full.html").read_text()) > len(text)
+
+
+def test_aigate_history_export_options_are_checked(ip, capsys, tmp_path):
+    assert "--full-size goes with --export FILE" in usage_error(ip, capsys, "%aigate history --full-size")
+    assert "expected one argument" in usage_error(ip, capsys, "%aigate history --export")
+    (tmp_path / "a-file").write_text("")
+    assert "Cannot write the report to" in usage_error(ip, capsys, f"%aigate history --export {tmp_path}/a-file/r.html")
+
+
 def test_aigate_panel_shows_the_panel_of_this_session(ip):
     from aigate_nb.panel import Panel
 
