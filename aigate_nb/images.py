@@ -217,6 +217,8 @@ def source_shape(source: Any) -> tuple[int, int, str | None, str | None] | None:
         return width, height, getattr(source, "aspect_ratio", None), getattr(source, "image_size", None)
     if _is_pil_image(source):
         return (*source.size, None, None)
+    if isinstance(source, ImageInput):
+        source = source.data  # None for a URL: cannot be told
     try:
         if isinstance(source, (bytes, bytearray, memoryview)):
             data = io.BytesIO(bytes(source))

@@ -287,8 +287,9 @@ class GeminiImageMagics(Magics):
                     "This installation of aigate_nb has no panel yet (aigate_nb.panel is missing); "
                     "use %%gemini_image and %aigate history meanwhile."
                 ) from None
+            wanted = {"ipywidgets": "'ipywidgets>=8'", "anywidget": "'anywidget>=0.9'"}.get(exc.name, exc.name)
             raise UsageError(
-                f"The panel needs {exc.name}: pip install 'ipywidgets>=8', then restart the kernel."
+                f"The panel needs {exc.name}: pip install {wanted}, then restart the kernel."
             ) from None
         return Panel(self.session)
 

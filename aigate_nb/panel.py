@@ -2,8 +2,13 @@
 
 Widgets and callbacks only. Requests go through ``session.submit`` (off the
 kernel's main thread, so other cells keep running); results join the session's
-history there. Worker threads only set widget values or append outputs; every
+history there. Worker threads only set widget values or update outputs; every
 widget is made on the thread that builds the panel.
+
+Beside the widget, the panel's cell holds one small HTML output (``snapshot``): the
+results made here as thumbnails, and a line saying to run the cell again. A live
+panel hides it; a notebook reopened without its kernel, where the widget cannot
+show, keeps it, a few kilobytes per result.
 """
 
 from __future__ import annotations
@@ -18,27 +23,34 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import anywidget
 import ipywidgets as w
+import traitlets
 
 from .errors import AigateError, HistoryError, InputError
-from .images import make_preview, sniff_mime
+from .images import ImageInput, b64encode, make_preview, make_thumbnail, sniff_mime
 from .models import ALL_SIZES, BASE_RATIOS, EXTRA_RATIOS, spec_for
 from .session import MAX_VARIANTS, Request, Session, current_session, outcome
+from .text import clip
 
 #: Thumbnails shown per gallery page; the widgets are made once and reused.
 GALLERY_SLOTS = 12
 #: Long edge in pixels of the larger view of the selected entry (the original may be 4K).
 PREVIEW_EDGE = 512
+#: Long edge in pixels of each result's thumbnail in the cell's snapshot (shown at half that).
+SNAPSHOT_EDGE = 160
 
 #: Dropdown value for "send no ratio/size: the model decides".
 MODEL_DEFAULT = ""
 #: Source dropdown values besides history indices.
 NO_SOURCE = "none"
 UPLOADED = "upload"
+#: The routes offered, Google first: its replies keep what a multi-turn edit continues.
+ROUTES = (("Google", "google"), ("Chat", "chat"))
 
 _CSS = """
 <style>
-.aigate-panel { font-size: var(--jp-ui-font-size1, 13px); }
+.aigate-panel { font-size: var(--jp-ui-font-size1, 13px); box-sizing: border-box; }
 .aigate-panel .aigate-label { font-size: var(--jp-ui-font-size0, 11px); color: var(--jp-ui-font-color2, #616161);
   text-transform: uppercase; letter-spacing: 0.04em; line-height: 16px; }
 .aigate-panel .aigate-title { font-size: var(--jp-ui-font-size2, 15px); font-weight: 600; }
@@ -47,15 +59,82 @@ _CSS = """
 .aigate-panel .aigate-status { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; line-height: 28px; }
 .aigate-panel .aigate-error { color: var(--jp-error-color1, #d32f2f); }
 .aigate-panel .aigate-muted { color: var(--jp-ui-font-color2, #616161); }
+.aigate-panel .aigate-note { font-size: var(--jp-ui-font-size0, 11px); line-height: 16px; }
 .aigate-panel .aigate-prompt { max-height: 72px; overflow-y: auto; white-space: pre-wrap; word-break: break-word;
   margin: 4px 0; }
+.aigate-panel .aigate-cell-text { margin: 4px 0 0 0; padding: 4px 6px; max-height: 96px; overflow: auto;
+  white-space: pre-wrap; word-break: break-word; user-select: all; font-family: var(--jp-code-font-family, monospace);
+  font-size: var(--jp-code-font-size, 12px); background: var(--jp-layout-color2, #f3f3f3); }
 .aigate-panel .aigate-thumb img, .aigate-panel .aigate-preview { background: var(--jp-layout-color2, #f3f3f3); }
 .aigate-spinner { box-sizing: border-box; width: 18px; height: 18px; margin: 5px 0; border-radius: 50%;
   border: 2px solid var(--jp-layout-color3, #ccc); border-top-color: var(--jp-brand-color1, #1976d2);
   animation: aigate-spin 0.8s linear infinite; }
 @keyframes aigate-spin { to { transform: rotate(360deg); } }
+/* The cell's snapshot is for when the panel cannot show; beside a live panel it is hidden. */
+.jp-OutputArea:has(.aigate-panel) > .jp-OutputArea-child:has(.aigate-snapshot) { display: none; }
 </style>
 """
+
+
+class PromptBox(anywidget.AnyWidget):
+    """The prompt: a text box whose Ctrl+Enter (or Shift+Enter, Cmd+Enter) asks to generate.
+
+    ipywidgets' Textarea tells the kernel of no key, so this small widget sends its
+    text, then a ``{"event": "submit"}`` message, which ``on_submit`` callbacks receive.
+    """
+
+    _esm = """
+    export default {
+      render({ model, el }) {
+        const box = document.createElement("textarea");
+        box.className = "aigate-prompt-box";
+        box.rows = 3;
+        // The notebook's own shortcuts (Shift+Enter runs the cell) stay out of this box.
+        box.setAttribute("data-lm-suppress-shortcuts", "true");
+        box.value = model.get("value");
+        box.placeholder = model.get("placeholder");
+        const send = () => { model.set("value", box.value); model.save_changes(); };
+        box.addEventListener("input", send);
+        box.addEventListener("keydown", (event) => {
+          if (event.key === "Enter" && (event.ctrlKey || event.metaKey || event.shiftKey)) {
+            event.preventDefault();
+            event.stopPropagation();
+            send();
+            model.send({ event: "submit" });
+          }
+        });
+        const follow = () => { if (box.value !== model.get("value")) box.value = model.get("value"); };
+        const hint = () => { box.placeholder = model.get("placeholder"); };
+        model.on("change:value", follow);
+        model.on("change:placeholder", hint);
+        el.appendChild(box);
+        return () => { model.off("change:value", follow); model.off("change:placeholder", hint); };
+      }
+    };
+    """
+    _css = """
+    .aigate-prompt-box { box-sizing: border-box; display: block; width: 100%; height: 64px; min-height: 36px;
+      resize: vertical; margin: 0; padding: 4px 8px; font-family: inherit; font-size: var(--jp-widgets-font-size, 13px);
+      color: var(--jp-widgets-input-color, #000); background: var(--jp-widgets-input-background-color, #fff);
+      border: var(--jp-widgets-input-border-width, 1px) solid var(--jp-widgets-input-border-color, #9e9e9e); }
+    .aigate-prompt-box:focus { outline: none; border-color: var(--jp-widgets-input-focus-border-color, #64b5f6); }
+    """
+    value = traitlets.Unicode("").tag(sync=True)
+    placeholder = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._submit_callbacks: list = []
+        self.on_msg(self._on_message)
+
+    def on_submit(self, callback) -> None:
+        """Call ``callback()`` when the user presses Ctrl+Enter (or Shift+Enter) in the box."""
+        self._submit_callbacks.append(callback)
+
+    def _on_message(self, _widget, content, _buffers) -> None:
+        if isinstance(content, dict) and content.get("event") == "submit":
+            for callback in list(self._submit_callbacks):
+                callback()
 
 
 @dataclass
@@ -88,13 +167,14 @@ class _Slot:
 
 
 class Panel:
-    """Prompt, model, ratio, size, variants and source image; Generate and Edit;
+    """Prompt, model, route, ratio, size, variants and source image; Generate and Edit;
     a gallery of this notebook's history with a larger view of the selected entry.
 
     ``Panel(session)`` (default: the kernel's session). Display it as any
     widget, or use ``.widget``. ``wait(timeout)`` blocks until the model list
     and the current request are done, without widgets; ``futures`` are the
-    current (or last) request's futures.
+    current (or last) request's futures. In a kernel the gallery follows the
+    history after every cell run (``%%gemini_image`` cells add to it).
     """
 
     def __init__(self, session: Session | None = None) -> None:
@@ -107,9 +187,14 @@ class Panel:
         self._click: _Click | None = None
         self._idle = threading.Event()
         self._idle.set()
-        self._upload: tuple[str, bytes] | None = None
+        self._upload: ImageInput | None = None
         self._page = 0
+        self._shown_stamp: tuple | None = None
+        self._filling_sources = False
+        self._defaults = self.session.defaults
         self._cell_parent: dict | None = None
+        self._snapshot_handle = None
+        self._made: list[tuple[Any, str | None]] = []  # results made here, with their thumbnails' base64
         self.status_text, self.status_is_error = "", False
         self._build()
         self._set_model_options([self.session.defaults.model])
@@ -117,6 +202,9 @@ class Panel:
         self._models_loaded = threading.Event()
         threading.Thread(target=self._load_models, name="aigate-panel-models", daemon=True).start()
         self._stop_following = self.session.watch_defaults(self._follow_defaults)
+        self._shell = _shell()
+        if self._shell is not None:
+            self._shell.events.register("post_run_cell", self._after_cell)
 
     # -- building -------------------------------------------------------------------------
 
@@ -124,47 +212,55 @@ class Panel:
         d = self.session.defaults
         self.header = w.HTML()
         self._show_where()
-        self.prompt = w.Textarea(
-            placeholder="Describe the image to make, or the change to make to the source image",
-            layout=w.Layout(width="100%", height="64px"),
+        self.prompt = PromptBox(
+            placeholder="Describe the image to make, or the change to make to the source image "
+            "(Ctrl+Enter generates)",
+            layout=w.Layout(width="100%"),
         )
-        self.model = w.Dropdown(options=[d.model], value=d.model, layout=w.Layout(width="330px"))
-        self.aspect_ratio = w.Dropdown(layout=w.Layout(width="140px"))
-        self.image_size = w.Dropdown(layout=w.Layout(width="140px"))
+        self.prompt.on_submit(lambda: self._guarded(self.generate))
+        self.model = w.Dropdown(options=[d.model], value=d.model, layout=w.Layout(width="280px", max_width="100%"))
+        self.route = w.Dropdown(
+            options=list(ROUTES), value="google", layout=w.Layout(width="110px"),
+            tooltip="Google (generateContent) keeps the model's side of the conversation, which "
+            "Multi-turn continues; Chat (chat/completions) does not",
+        )
+        self.aspect_ratio = w.Dropdown(layout=w.Layout(width="130px"))
+        self.image_size = w.Dropdown(layout=w.Layout(width="130px"))
         self.variants = w.BoundedIntText(value=1, min=1, max=MAX_VARIANTS, layout=w.Layout(width="72px"))
         self.model.observe(lambda change: self._guarded(self._follow_model, change.new), names="value")
-        self.source = w.Dropdown(layout=w.Layout(width="330px"))
+        self.source = w.Dropdown(layout=w.Layout(width="300px", max_width="100%"))
+        self.source.observe(lambda change: self._guarded(self._follow_source, change.new), names="value")
         self.upload = w.FileUpload(
-            accept="image/*", multiple=False, description="Upload image", layout=w.Layout(width="170px")
+            accept="image/*", multiple=False, description="Upload image",
+            layout=w.Layout(width="auto", flex="0 0 auto", margin="0 12px 8px 0"),
         )
         self.upload.observe(lambda change: self._guarded(self._on_upload, change), names="value")
 
         self.generate_button = w.Button(
             description="Generate", button_style="primary",
-            tooltip="Send the prompt, with the source image if one is chosen",
-            layout=w.Layout(width="140px"),
+            tooltip="Send the prompt, with the source image if one is chosen (Ctrl+Enter in the prompt)",
+            layout=_auto_width(min_width="120px"),
         )
         self.edit_button = w.Button(
             description="Edit", tooltip="Send the prompt above with this image as the source",
-            disabled=True, layout=w.Layout(width="120px"),
+            disabled=True, layout=_auto_width(),
         )
         self.multi_turn = w.Checkbox(
             value=False, description="Multi-turn", indent=False, disabled=True,
-            tooltip="Continue this image's conversation: its earlier prompts and the model's replies go "
-            "too (Google route; for images made by the Google route)",
-            layout=w.Layout(width="110px"),
+            layout=w.Layout(width="auto", flex="0 0 auto", margin="0 12px 0 8px"),
         )
-        self.stop_button = w.Button(
-            description="Stop waiting", button_style="warning", layout=w.Layout(width="120px", display="none")
-        )
+        # Why Multi-turn is greyed out, as text: a Checkbox shows its description as its tooltip.
+        self.multi_turn_note = w.HTML("", layout=w.Layout(width="100%", margin="0 0 4px 0"))
+        self.stop_button = w.Button(description="Stop waiting", button_style="warning", layout=_auto_width())
+        self.stop_button.layout.display = "none"
         self.generate_button.on_click(lambda _: self._guarded(self.generate))
         self.edit_button.on_click(lambda _: self._guarded(self.edit_selected))
         self.stop_button.on_click(lambda _: self._guarded(self.stop_waiting))
         self.busy = w.HTML(
             '<div class="aigate-spinner"></div>',
-            layout=w.Layout(width="22px", height="28px", overflow="hidden", display="none"),
+            layout=w.Layout(width="22px", height="28px", overflow="hidden", display="none", flex="0 0 auto"),
         )
-        self.elapsed = w.Label("", layout=w.Layout(display="none"))
+        self.elapsed = w.Label("", layout=w.Layout(display="none", flex="0 0 auto"))
         self.status = w.HTML("", layout=w.Layout(flex="1 1 auto", width="auto", min_width="0", margin="0 0 0 12px"))
 
         self._slots = [_Slot(self._guarded_select) for _ in range(GALLERY_SLOTS)]
@@ -172,26 +268,31 @@ class Panel:
             [slot.box for slot in self._slots],
             layout=w.Layout(grid_template_columns="repeat(auto-fill, 96px)", grid_gap="10px 10px", width="100%"),
         )
-        self.gallery_title = w.HTML("")
+        self.gallery_title = w.HTML("", layout=w.Layout(flex="1 1 auto", width="auto", min_width="0"))
         self.refresh_button = w.Button(
-            description="Refresh", tooltip="Show entries the magic added", layout=w.Layout(width="80px")
+            description="Refresh", tooltip="Read the history again (the gallery also follows it after each cell)",
+            layout=_auto_width(),
         )
-        self.newer_button = w.Button(description="Newer", layout=w.Layout(width="72px"))
-        self.older_button = w.Button(description="Older", layout=w.Layout(width="72px"))
+        self.newer_button = w.Button(description="Newer", layout=_auto_width())
+        self.older_button = w.Button(description="Older", layout=_auto_width())
         self.refresh_button.on_click(lambda _: self._guarded(self.refresh))
         self.newer_button.on_click(lambda _: self._guarded(self._turn_page, -1))
         self.older_button.on_click(lambda _: self._guarded(self._turn_page, 1))
 
         self.preview = w.Image(format="jpeg", layout=w.Layout(width="100%", height="300px", object_fit="contain"))
         self.preview.add_class("aigate-preview")
-        self.details = w.HTML("")
+        self.details = w.HTML("", layout=w.Layout(width="100%"))
         self.new_cell_button = w.Button(
-            description="New cell",
-            tooltip="Put a %%gemini_image --edit cell with this prompt below the next cell you run",
-            layout=w.Layout(width="120px"),
+            description="New cell (next run)",
+            tooltip="A %%gemini_image --edit cell with this prompt: the kernel can add it only below "
+            "the next cell you run",
+            layout=_auto_width(),
         )
-        self.save_path = w.Text(placeholder="file to save to", layout=w.Layout(flex="1 1 auto", width="auto"))
-        self.save_button = w.Button(description="Save", layout=w.Layout(width="72px"))
+        self.cell_text = w.HTML("", layout=w.Layout(width="100%", display="none"))
+        self.save_path = w.Text(
+            placeholder="file to save to", layout=w.Layout(flex="1 1 120px", width="auto", min_width="0")
+        )
+        self.save_button = w.Button(description="Save", layout=_auto_width())
         self.new_cell_button.on_click(lambda _: self._guarded(self.new_cell))
         self.save_button.on_click(lambda _: self._guarded(self.save_selected))
         self.placeholder = w.HTML(
@@ -202,13 +303,13 @@ class Panel:
             [
                 self.preview,
                 self.details,
-                w.HBox([self.edit_button, self.multi_turn, self.new_cell_button],
-                       layout=w.Layout(width="100%", margin="4px 0", align_items="center")),
-                w.HBox([self.save_path, self.save_button], layout=w.Layout(width="100%")),
+                _row(self.edit_button, self.multi_turn, self.new_cell_button, align="center", margin="4px 0"),
+                self.multi_turn_note,
+                self.cell_text,
+                _row(self.save_path, self.save_button, wrap=False, align="center"),
             ],
             layout=w.Layout(display="none", width="100%"),
         )
-        self.output = w.Output(layout=w.Layout(display="none", margin="8px 0 0 0"))
 
         controls = w.VBox(
             [
@@ -216,38 +317,39 @@ class Panel:
                 _field("Prompt", self.prompt, width="100%", margin="0 0 8px 0"),
                 _row(
                     _field("Model", self.model),
+                    _field("Route", self.route),
                     _field("Aspect ratio", self.aspect_ratio),
                     _field("Size", self.image_size),
                     _field("Variants", self.variants),
                 ),
-                _row(_field("Source image", self.source), _field("", self.upload)),
-                _row(self.generate_button, self.stop_button, self.busy, self.elapsed, self.status, wrap=False),
+                _row(_field("Source image", self.source), self.upload),
+                _row(self.generate_button, self.stop_button, self.busy, self.elapsed, self.status,
+                     wrap=False, align="center"),
             ],
             layout=w.Layout(width="100%"),
         )
         gallery_column = w.VBox(
             [
-                w.HBox(
-                    [self.gallery_title, self.newer_button, self.older_button, self.refresh_button],
-                    layout=w.Layout(align_items="center", width="100%", margin="0 0 6px 0"),
-                ),
+                _row(self.gallery_title, self.newer_button, self.older_button, self.refresh_button,
+                     align="center", margin="0 0 6px 0"),
                 self.gallery,
             ],
-            layout=w.Layout(flex="1 1 auto", width="auto", min_width="220px", margin="0 16px 0 0"),
+            layout=w.Layout(flex="1 1 300px", width="auto", min_width="0", margin="0 16px 12px 0"),
         )
         detail_column = w.VBox(
-            [self.placeholder, self._detail_box], layout=w.Layout(flex="0 0 360px", width="360px")
+            [self.placeholder, self._detail_box],
+            layout=w.Layout(flex="1 1 300px", width="auto", min_width="0", max_width="480px"),
         )
+        # Side by side where there is room, one above the other where there is not.
         body = w.HBox(
             [gallery_column, detail_column],
             layout=w.Layout(
-                width="100%", margin="12px 0 0 0", padding="12px 0 0 0",
+                flex_flow="row wrap", width="100%", margin="12px 0 0 0", padding="12px 0 0 0",
                 border_top="1px solid var(--jp-border-color2, #e0e0e0)",
             ),
         )
-        self.gallery_title.layout = w.Layout(flex="1 1 auto", width="auto")
         self.widget = w.VBox(
-            [controls, body, self.output],
+            [controls, body],
             layout=w.Layout(
                 width="100%", max_width="1000px", padding="12px 16px", margin="0 0 8px 0",
                 border="1px solid var(--jp-border-color1, #bdbdbd)",
@@ -267,22 +369,49 @@ class Panel:
     # -- display ----------------------------------------------------------------------------
 
     def _ipython_display_(self) -> None:
-        from IPython import get_ipython
         from IPython.display import display
 
-        shell = get_ipython()
-        if shell is not None and hasattr(shell, "set_thread_parent"):
-            # The cell showing the panel: results go there as plain outputs, which the
-            # notebook file keeps (widget state is usually not saved).
-            self._cell_parent = shell.get_parent()
         display(self.widget)
+        shell = _shell()
+        if shell is None:
+            return
+        if hasattr(shell, "set_thread_parent"):
+            # The cell showing the panel: its snapshot is updated there when a result comes.
+            self._cell_parent = shell.get_parent()
+        data, metadata = self.snapshot()
+        self._snapshot_handle = display(data, metadata=metadata, raw=True, display_id=True)
 
     def _repr_mimebundle_(self, **kwargs: Any):
         return self.widget._repr_mimebundle_(**kwargs)
 
+    def snapshot(self) -> tuple[dict[str, str], dict[str, Any]]:
+        """The output kept beside the widget: the results made here as small thumbnails with
+        their numbers, and a line saying that the panel needs its kernel (run the cell again).
+        A live panel hides it; where the widget cannot show (a notebook reopened without its
+        kernel, a static viewer) it stands in. Each result adds a few kilobytes."""
+        with self._lock:
+            made = list(self._made)
+        numbers = ", ".join(_number(result) for result, _ in made)
+        line = (
+            "Gemini image panel: it needs its kernel; if it does not show above, run this cell again."
+        )
+        text = line + (f" Made here: {numbers}." if made else "")
+        figures = "".join(_snapshot_figure(result, thumb) for result, thumb in made)
+        row = f'<div style="display:flex;flex-wrap:wrap;gap:6px;margin-top:4px">{figures}</div>' if made else ""
+        caption = f" Made here: {html.escape(numbers)}." if made else ""
+        block = f'<div class="aigate-snapshot" style="font-size:smaller">{html.escape(line)}{caption}{row}</div>'
+        data = {"text/html": block, "text/plain": text}
+        metadata = {"aigate_nb": {"panel": [result.display_metadata()["aigate_nb"] for result, _ in made]}}
+        return data, metadata
+
     def close(self) -> None:
-        """Stop following the session's defaults and close the panel's widgets."""
+        """Stop following the session's defaults and the history, and close the panel's widgets."""
         self._stop_following()
+        if self._shell is not None:
+            try:
+                self._shell.events.unregister("post_run_cell", self._after_cell)
+            except ValueError:
+                pass  # already unregistered
         self.stop_waiting()
         pending = [self.widget]
         while pending:
@@ -290,6 +419,7 @@ class Panel:
             pending.extend(getattr(widget, "children", ()))
             widget.layout.close()
             widget.close()
+
 
     # -- models, ratios and sizes -----------------------------------------------------------
 
@@ -335,14 +465,21 @@ class Panel:
         self.image_size.tooltip = "" if sizes else f"{model} takes no image size (about 1K)"
 
     def _follow_defaults(self, defaults) -> None:
-        """``%aigate config`` changed the session's defaults: show them here too."""
+        """``%aigate config`` changed the session's defaults: show the ones it changed here too."""
         with self._lock:
-            if defaults.model not in self.model.options:
-                self._set_model_options([defaults.model, *self.model.options])
-            self.model.value = defaults.model
-            for dropdown, value in ((self.aspect_ratio, defaults.aspect_ratio), (self.image_size, defaults.image_size)):
-                offered = [v for _, v in dropdown.options]
-                dropdown.value = value if value in offered else MODEL_DEFAULT
+            before, self._defaults = self._defaults, defaults
+            if defaults.model != before.model:
+                if defaults.model not in self.model.options:
+                    self._set_model_options([defaults.model, *self.model.options])
+                self.model.value = defaults.model
+            if defaults.route != before.route:
+                self.route.value = defaults.route
+            for dropdown, value, old in (
+                (self.aspect_ratio, defaults.aspect_ratio, before.aspect_ratio),
+                (self.image_size, defaults.image_size, before.image_size),
+            ):
+                if value != old or defaults.model != before.model:
+                    _choose(dropdown, value, otherwise=MODEL_DEFAULT)
 
     # -- sources ----------------------------------------------------------------------------
 
@@ -352,11 +489,13 @@ class Panel:
             return
         item = files[-1]
         data = bytes(item["content"])
-        if sniff_mime(data) is None:
+        mime = sniff_mime(data)
+        if mime is None:
             self._show_status(f"{item['name']} is not an image; upload a PNG, JPEG or WebP file.", error=True)
             return
         with self._lock:
-            self._upload = (item["name"], data)
+            # Named, so that the history records what the edit was made from.
+            self._upload = ImageInput(mime, data, name=item["name"])
             self._refresh_sources()
             self.source.value = UPLOADED
 
@@ -364,21 +503,41 @@ class Panel:
         entries = list(self.session.history) if entries is None else entries
         options = [("None: make a new image", NO_SOURCE)]
         if self._upload is not None:
-            options.append((f"Uploaded: {self._upload[0]}", UPLOADED))
+            options.append((f"Uploaded: {self._upload.name}", UPLOADED))
         options += [(f"[{e.index}] {_excerpt(e.prompt, 48)}", e.index) for e in reversed(entries)]
         ids = {e.index: e.id for e in entries}
         keep = self.source.value
         if isinstance(keep, int) and self._source_ids.get(keep) != ids.get(keep):
             keep = NO_SOURCE  # that number is another image now (the history was cleared)
         self._source_ids = ids
-        _set_options(self.source, options, keep=keep)
+        self._filling_sources = True
+        try:
+            _set_options(self.source, options, keep=keep)
+        finally:
+            self._filling_sources = False
+
+    def _follow_source(self, value) -> None:
+        """A source chosen by hand: the ratio and size lists take its shape, as its edit would."""
+        if self._filling_sources or value in (None, NO_SOURCE):
+            return
+        image = self._upload if value == UPLOADED else self._source_ids.get(value)
+        if image is not None:
+            self._preset_shape(image)
+
+    def _preset_shape(self, image) -> None:
+        """Choose in the ratio and size lists what an edit of ``image`` keeps (the session's rule)."""
+        ratio, size = self.session.kept_shape(image, self.model.value)
+        if ratio is not None:
+            _choose(self.aspect_ratio, ratio)
+        if size is not None:
+            _choose(self.image_size, size)
 
     def _source_images(self) -> tuple:
         value = self.source.value
         if value in (None, NO_SOURCE):
             return ()
         if value == UPLOADED:
-            return (self._upload[1],)
+            return (self._upload,)
         try:
             return (self.session.history.get(self._source_ids[value]),)  # by id: numbers are reused after a clear
         except LookupError:
@@ -395,11 +554,13 @@ class Panel:
             model=self.model.value,
             aspect_ratio=self.aspect_ratio.value or None,
             image_size=self.image_size.value or None,
+            route=self.route.value,
             images=images,
+            new=True,  # a click asks for a new picture: never answered from the history
         )
 
     def generate(self) -> None:
-        """What Generate does: the prompt, with the chosen source image if any."""
+        """What Generate (or Ctrl+Enter in the prompt) does: the prompt, with the chosen source image if any."""
         images = self._source_images()
         self._start(self._request(images), "Editing" if images else "Generating")
 
@@ -408,8 +569,10 @@ class Panel:
         entry = self._selected_entry()
         multi_turn = self._multi_turn_chosen
         request = self._request((entry,))
-        if multi_turn:  # the session goes on with the model that made it; the lists were for this one
-            request = replace(request, multi_turn=True, model=None, options_for=self.model.value)
+        if multi_turn:
+            # The session goes on with the model that made it, by the Google route; the lists
+            # were for the model chosen here.
+            request = replace(request, multi_turn=True, model=None, route=None, options_for=self.model.value)
         self._start(request, f"Editing [{entry.index}]" + (" (multi-turn)" if multi_turn else ""))
 
     def _start(self, request: Request, what: str) -> None:
@@ -444,7 +607,7 @@ class Panel:
                     if current:
                         self._show_result(result)
                         if result.index is not None:
-                            self.select(result.index)
+                            self.select(result.index)  # turns the gallery to it, highlighted
                 if not current:
                     return  # the panel stopped waiting; the result is in the history all the same
                 click.done += 1
@@ -502,35 +665,40 @@ class Panel:
             widget.layout.display = "" if busy else "none"
 
     def _show_result(self, result) -> None:
-        """The result as a plain output: in the panel's cell when shown in a kernel, else in ``output``."""
-        from IPython import get_ipython
+        """Add ``result`` to the cell's snapshot (see ``snapshot``), updated in place in the
+        panel's cell; the gallery and the larger view show the result itself."""
+        try:
+            thumb = b64encode(make_thumbnail(result.data, SNAPSHOT_EDGE))
+        except (AigateError, OSError, ValueError):
+            thumb = None  # its file is already gone: the number and caption still say what it was
+        with self._lock:
+            self._made.append((result, thumb))
+        handle = self._snapshot_handle
+        if handle is None:
+            return
+        from IPython.display import display
 
-        shell = get_ipython()
+        data, metadata = self.snapshot()
+        shell = _shell()
+        tokens = None
         if self._cell_parent is not None and shell is not None:
-            from IPython.display import display
-
             tokens = shell.set_thread_parent(self._cell_parent)
-            try:
-                display(result)
-            finally:
+        try:
+            handle.update(data, metadata=metadata, raw=True)
+            if result.index is None:
+                display(result)  # not in the history: shown whole, to be seen and saved from the page
+        finally:
+            if tokens is not None:
                 shell.reset_thread_parent(tokens)
-        else:
-            # Raw outputs, as _ipython_display_ would publish them: append_display_data
-            # would format the result, and a result formats by displaying itself.
-            data, metadata = result._repr_mimebundle_()
-            shown = [{"output_type": "display_data", "data": data, "metadata": metadata}]
-            if len(result.originals) == 1:
-                caption = {"text/html": result.caption_html()}
-                shown.append({"output_type": "display_data", "data": caption, "metadata": {}})
-            self.output.outputs += tuple(shown)
-            self.output.layout.display = ""
 
     # -- gallery and selection --------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Show the history as it is now (the magic may have added to it)."""
+        """Show the history as it is now (cells may have added to it or cleared it)."""
         with self._lock:
-            entries = list(self.session.history)
+            history = self.session.history
+            self._shown_stamp = history.stamp()
+            entries = list(history)
             pages = max(1, -(-len(entries) // GALLERY_SLOTS))
             self._page = min(self._page, pages - 1)
             newest_first = entries[::-1]
@@ -549,6 +717,20 @@ class Panel:
             self._refresh_sources(entries)
             if self._selected_id is not None and all(entry.id != self._selected_id for entry in entries):
                 self._deselect()  # cleared, here or by another kernel
+
+    def _after_cell(self, *_result) -> None:
+        """After every cell the kernel runs: if the history changed (a ``%%gemini_image`` cell,
+        a clear), show it; entries added turn the gallery to the newest."""
+        try:
+            with self._lock:
+                stamp = self.session.history.stamp()
+                if stamp == self._shown_stamp:
+                    return
+                if self._shown_stamp is None or stamp[1] > self._shown_stamp[1]:
+                    self._page = 0
+                self.refresh()
+        except Exception as exc:  # noqa: BLE001 - a cell's run must never end in the panel's traceback
+            self._show_status(_one_line(exc), error=True)
 
     def _fill_slot(self, slot: _Slot, entry) -> None:
         if entry is None:
@@ -576,25 +758,38 @@ class Panel:
             self._guarded(self.select, index)
 
     def select(self, index: int) -> None:
-        """Show history entry ``index`` larger, with its prompt and lineage."""
+        """Show history entry ``index`` larger, with its prompt and lineage; the gallery turns
+        to its page, and the ratio and size lists take its shape, as an edit of it keeps."""
         history = self.session.history
         with self._lock:
             entry = history.get(index)
             mime, data, _ = make_preview(entry.data, PREVIEW_EDGE)
             self.selected, self._selected_id = entry.index, entry.id
+            newest_first = [e.id for e in history][::-1]
+            page = newest_first.index(entry.id) // GALLERY_SLOTS if entry.id in newest_first else self._page
+            if page != self._page:
+                self._page = page
+                self.refresh()
             self.preview.format = mime.split("/")[-1]
             self.preview.value = data
             self.details.value = _details_html(entry, history.lineage(entry))
             self.save_path.value = f"image-{entry.index}{entry.path.suffix}"
             self.placeholder.layout.display = "none"
             self._detail_box.layout.display = ""
+            self.cell_text.layout.display = "none"
             for slot in self._slots:
-                slot.button.button_style = "info" if slot.index == entry.index else ""
+                slot.button.button_style = "info" if slot.entry_id == entry.id else ""
             self.edit_button.description = f"Edit [{entry.index}]"
             self.edit_button.disabled = self._click is not None
-            self.multi_turn.disabled = not self.session.can_continue(entry)
-            if self.multi_turn.disabled:
+            continues = self.session.can_continue(entry)
+            self.multi_turn.disabled = not continues
+            if not continues:
                 self.multi_turn.value = False
+            self.multi_turn_note.value = "" if continues else (
+                '<div class="aigate-note aigate-muted">Multi-turn continues pictures made by the Google route; '
+                f"[{entry.index}] came by the {html.escape(entry.route)} route.</div>"
+            )
+            self._preset_shape(entry)
 
     @property
     def _multi_turn_chosen(self) -> bool:
@@ -630,16 +825,22 @@ class Panel:
         return path
 
     def new_cell(self) -> str:
-        """Queue a ``%%gemini_image --edit N`` cell holding the selected entry's prompt."""
-        from IPython import get_ipython
-
+        """Queue a ``%%gemini_image --edit N`` cell holding the selected entry's prompt, and show
+        its text to copy: a kernel can add a cell only when the next cell runs."""
         entry = self._selected_entry()
-        shell = get_ipython()
-        if shell is None:
-            raise InputError("New cell needs a running IPython kernel.")
+        shell = _shell()
         text = edit_cell_text(entry, multi_turn=self._multi_turn_chosen)
-        shell.set_next_input(text)
-        self._show_status(f"A %%gemini_image --edit {entry.index} cell appears below the next cell you run.")
+        if shell is not None:
+            shell.set_next_input(text)
+            line = "It appears below the next cell you run (a kernel can add a cell only then), or copy it from here:"
+            self._show_status(f"A %%gemini_image --edit {entry.index} cell appears below the next cell you run.")
+        else:
+            line = "No kernel can add it here: copy it into a new cell."
+        self.cell_text.value = (
+            f'<div class="aigate-note aigate-muted">{html.escape(line)}</div>'
+            f'<pre class="aigate-cell-text">{html.escape(text)}</pre>'
+        )
+        self.cell_text.layout.display = ""
         return text
 
     # -- status -----------------------------------------------------------------------------
@@ -656,6 +857,13 @@ class Panel:
         kind = "aigate-status aigate-error" if error else "aigate-status"
         mark = "⚠ " if error else ""
         self.status.value = f'<div class="{kind}" title="{html.escape(text)}">{mark}{html.escape(text)}</div>'
+
+
+def _shell():
+    """The running IPython shell, or None."""
+    from IPython import get_ipython
+
+    return get_ipython()
 
 
 def _missing_thumbnail() -> bytes:
@@ -677,11 +885,12 @@ def _details_html(entry, lineage: list) -> str:
     facts = [entry.model.removeprefix("google/")]
     facts += [v for v in (entry.aspect_ratio, entry.image_size) if v]
     facts.append("{}×{}".format(*entry.size))
+    facts.append(f"{entry.route} route")
     if len(lineage) > 1:
         chain = " → ".join(f"[{e.index}]" for e in lineage)
         history_line = f"Lineage: {chain}"
-    elif entry.parent:
-        history_line = "Edited from an image outside this history"
+    elif entry.parent or entry.inputs:
+        history_line = f"Edited from {entry.edited_from()}, outside this history"
     else:
         history_line = "Lineage: an original (not an edit)"
     return (
@@ -689,6 +898,23 @@ def _details_html(entry, lineage: list) -> str:
         f'<span class="aigate-muted">{html.escape(" · ".join(facts))}</span></div>'
         f'<div class="aigate-prompt">{html.escape(entry.prompt)}</div>'
         f'<div class="aigate-muted">{html.escape(history_line)}</div>'
+    )
+
+
+def _number(result) -> str:
+    return f"[{result.index}]" if result.index is not None else "(not kept)"
+
+
+def _snapshot_figure(result, thumb: str | None) -> str:
+    """One result in the cell's snapshot: its thumbnail, its number, its prompt as the tooltip."""
+    picture = (
+        f'<img src="data:image/jpeg;base64,{thumb}" alt="{html.escape(_number(result))}" '
+        'style="max-width:80px;max-height:80px;display:block"/>'
+        if thumb else '<div style="width:80px;height:80px;border:1px dashed #999"></div>'
+    )
+    return (
+        f'<figure style="margin:0;width:80px" title="{html.escape(clip(result.prompt, 300))}">{picture}'
+        f'<figcaption style="font-size:smaller">{html.escape(_number(result))}</figcaption></figure>'
     )
 
 
@@ -711,13 +937,29 @@ def _set_options(dropdown: w.Dropdown, options: list, keep: Any = None) -> None:
     dropdown.value = keep if keep in values else values[0]
 
 
+def _choose(dropdown: w.Dropdown, value: Any, otherwise: Any = None) -> None:
+    """Select ``value`` in ``dropdown`` if it is offered, else ``otherwise`` (None: leave it)."""
+    offered = [o[1] if isinstance(o, tuple) else o for o in dropdown.options]
+    if value in offered:
+        dropdown.value = value
+    elif otherwise is not None:
+        dropdown.value = otherwise
+
+
 def _field(label: str, control: w.Widget, width: str = "auto", margin: str = "0 12px 8px 0") -> w.VBox:
     caption = w.HTML(f'<span class="aigate-label">{html.escape(label) or "&nbsp;"}</span>')
-    return w.VBox([caption, control], layout=w.Layout(width=width, margin=margin))
+    return w.VBox([caption, control], layout=w.Layout(width=width, max_width="100%", margin=margin))
 
 
-def _row(*children: w.Widget, wrap: bool = True) -> w.HBox:
+def _row(*children: w.Widget, wrap: bool = True, align: str = "flex-end", margin: str = "0") -> w.HBox:
     return w.HBox(
         list(children),
-        layout=w.Layout(flex_flow="row wrap" if wrap else "row nowrap", align_items="flex-end", width="100%"),
+        layout=w.Layout(
+            flex_flow="row wrap" if wrap else "row nowrap", align_items=align, width="100%", margin=margin
+        ),
     )
+
+
+def _auto_width(min_width: str = "0") -> w.Layout:
+    """A button as wide as its label, never squeezed below it."""
+    return w.Layout(width="auto", flex="0 0 auto", min_width=min_width)

@@ -281,10 +281,8 @@ class Session:
         if request.options_for and not same_model(model, request.options_for):
             ratio, size = _taken_or_none(model, ratio=ratio), _taken_or_none(model, size=size)
         if request.images and not (ratio and size):
-            shape = source_shape(self._image_of(request.images[0]))
-            if shape is not None:
-                kept_ratio, kept_size = keep_shape(model, *shape)
-                ratio, size = ratio or kept_ratio, size or kept_size
+            kept_ratio, kept_size = self.kept_shape(request.images[0], model)
+            ratio, size = ratio or kept_ratio, size or kept_size
         default_ratio, default_size = d.aspect_ratio, d.image_size
         if not same_model(model, d.model):
             default_ratio = _taken_or_none(model, ratio=default_ratio)
@@ -297,6 +295,13 @@ class Session:
             route=request.route or ("google" if request.multi_turn else d.route),
             options_for=None,
         )
+
+    def kept_shape(self, source: Any, model: str) -> tuple[str | None, str | None]:
+        """The ratio and size with which ``model`` edits ``source`` (a history index or id, or
+        anything image-like) keeping its shape (``models.keep_shape``); (None, None) when its
+        shape cannot be told or the model is not one we know."""
+        shape = source_shape(self._image_of(source))
+        return keep_shape(model, *shape) if shape is not None else (None, None)
 
     def _counted_back(self, index: int) -> Any:
         """History entry ``index``; a negative one counts back through what this kernel made or

@@ -374,6 +374,13 @@ class History:
         with self._lock:
             return set(self._by_id)
 
+    def stamp(self) -> tuple[str, int, str | None]:
+        """A value that changes when the entries do (an append or a clear, by any kernel on this
+        notebook): compare two to tell whether to look again. One ``stat`` when nothing changed."""
+        self._catch_up()
+        with self._lock:
+            return str(self.folder), len(self._entries), self._entries[-1].id if self._entries else None
+
     def find(self, request_hash: str) -> list[HistoryEntry]:
         """The entries made by requests with this ``request_hash`` (see ``prepared.request_hash``),
         oldest first: the pictures this notebook already has for that request."""

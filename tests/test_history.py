@@ -107,6 +107,18 @@ def test_entries_survive_a_new_history_object(tmp_path):
     assert re.fullmatch(r"[0-9a-f]{12}", entry.id)
 
 
+def test_the_stamp_changes_when_another_kernel_appends_or_clears_and_only_then(tmp_path):
+    mine, other = History("nb", root=tmp_path), History("nb", root=tmp_path)
+    empty = mine.stamp()
+    assert mine.stamp() == empty
+    other.append(result_of(0))
+    one = mine.stamp()
+    assert one != empty and mine.stamp() == one
+    other.clear()
+    other.append(result_of(1))  # as many entries as before, but not the same
+    assert mine.stamp() not in (one, empty)
+
+
 def test_files_keep_the_original_bytes_and_format(history):
     jpeg = io.BytesIO()
     Image.new("RGB", (40, 30), (9, 9, 9)).save(jpeg, format="JPEG")

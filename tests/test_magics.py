@@ -612,6 +612,14 @@ def test_aigate_panel_without_ipywidgets_says_how_to_install_it(ip, capsys, monk
     )
 
 
+def test_aigate_panel_without_anywidget_says_how_to_install_it(ip, capsys, monkeypatch):
+    monkeypatch.delitem(sys.modules, "aigate_nb.panel", raising=False)
+    monkeypatch.setitem(sys.modules, "anywidget", None)
+    assert usage_error(ip, capsys, "%aigate panel") == (
+        "The panel needs anywidget: pip install 'anywidget>=0.9', then restart the kernel."
+    )
+
+
 def test_aigate_use_switches_between_emulator_and_gateway(ip, emu, capsys, monkeypatch):
     session = current_session()
     ip.run_line_magic("aigate", "use emulator")

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 
 import pytest
+from IPython.core.displaypub import DisplayPublisher
+from IPython.core.interactiveshell import InteractiveShell
 from PIL import Image
+from traitlets.config import Config
 
 from aigate_nb.client import Client
 from aigate_nb.models import BASE_RATIOS, DEFAULT_MODEL
-from aigate_nb.panel import MODEL_DEFAULT, NO_SOURCE, UPLOADED, Panel, edit_cell_text
+from aigate_nb.panel import GALLERY_SLOTS, MODEL_DEFAULT, NO_SOURCE, UPLOADED, Panel, edit_cell_text
 from aigate_nb.session import Request, Session
 from aigate_nb.store import History
 from support import TEST_KEY, wait_for
@@ -46,6 +50,42 @@ def png_bytes(colour=(200, 40, 40)) -> bytes:
 
 def visible_slots(panel: Panel) -> list[str]:
     return [slot.button.description for slot in panel._slots if slot.box.layout.display != "none"]
+
+
+def highlighted_slots(panel: Panel) -> list[str]:
+    return [slot.button.description for slot in panel._slots
+            if slot.box.layout.display != "none" and slot.button.button_style == "info"]
+
+
+def upload(panel: Panel, name: str, data: bytes) -> None:
+    """What choosing a file in the Upload button does."""
+    panel.upload.set_state(
+        {"value": [{"name": name, "type": "image/png", "size": len(data),
+                    "last_modified": 1_700_000_000_000, "content": memoryview(data)}]}
+    )
+
+
+class RecordingPublisher(DisplayPublisher):
+    """Keeps every display message, as a Jupyter front end would receive it."""
+
+    def __init__(self, shell) -> None:
+        super().__init__(shell=shell)
+        self.messages: list[dict] = []
+
+    def publish(self, data, metadata=None, source=None, *, transient=None, update=False, **kwargs) -> None:
+        self.messages.append({"data": data, "metadata": metadata or {}, "transient": transient or {}, "update": update})
+
+
+@pytest.fixture
+def shell():
+    """An IPython shell, as the panel finds with ``get_ipython()`` in a kernel, publishing into a recorder."""
+    config = Config()
+    config.HistoryAccessor.enabled = False
+    ip = InteractiveShell.instance(config=config)
+    original = ip.display_pub
+    ip.display_pub = RecordingPublisher(ip)
+    yield ip
+    ip.display_pub = original
 
 
 # -- models, ratios and sizes ------------------------------------------------------------------
@@ -103,10 +143,9 @@ def test_generate_adds_an_entry_and_shows_it(panel, session, emu):
     assert emu.attempts("a lighthouse at dusk")
     assert panel.selected == 0 and panel.preview.value
     assert visible_slots(panel) == ["[0]"]
-    shown, caption = panel.output.outputs
-    assert "image/jpeg" in shown["data"] or "image/png" in shown["data"]
-    assert shown["metadata"]["aigate_nb"]["history_id"] == entry.id
-    assert "[0] google/gemini-3-pro-image | 16:9" in caption["data"]["text/html"]
+    data, metadata = panel.snapshot()
+    assert [shown["history_id"] for shown in metadata["aigate_nb"]["panel"]] == [entry.id]
+    assert "data:image/jpeg;base64," in data["text/html"] and "[0]" in data["text/plain"]
     assert "[0]" in panel.status_text
 
 
@@ -114,8 +153,8 @@ def test_variants_each_join_the_history(panel, session):
     panel.variants.value = 3
     generate(panel, "three variants of a teapot")
     assert len(session.history) == 3
-    images = [o for o in panel.output.outputs if "aigate_nb" in o["metadata"]]
-    assert len(images) == 3 and len(panel.output.outputs) == 6  # each with its caption
+    shown = panel.snapshot()[1]["aigate_nb"]["panel"]
+    assert sorted(item["index"] for item in shown) == [0, 1, 2]
     assert visible_slots(panel) == ["[2]", "[1]", "[0]"]  # newest first
 
 
@@ -242,7 +281,7 @@ def test_stop_waiting_gives_the_buttons_back_and_a_late_result_still_joins_the_h
 
     wait_for(lambda: len(session.history) == 1)
     wait_for(lambda: visible_slots(panel) == ["[0]"])
-    assert panel.output.outputs == ()  # not shown as a result of a later click
+    assert panel.snapshot()[1]["aigate_nb"]["panel"] == []  # not shown as a result of a later click
 
 
 def test_a_failed_request_is_one_line_in_the_status(panel, emu):
@@ -394,3 +433,168 @@ def test_the_panel_opens_and_works_when_an_image_file_was_deleted(session, emu):
     panel._guarded_select(0)
     assert panel.selected == 0 and panel.preview.value
     panel.close()
+
+
+# -- what the panel's cell keeps ----------------------------------------------------------------
+
+
+def test_results_update_one_small_snapshot_beside_the_panel_not_a_full_output_each(shell, session):
+    panel = Panel(session)
+    panel.wait(10)
+    panel._ipython_display_()
+    recorder = shell.display_pub
+    widget, snapshot = recorder.messages
+    assert "application/vnd.jupyter.widget-view+json" in widget["data"]
+    display_id = snapshot["transient"]["display_id"]
+    assert "run this cell again" in snapshot["data"]["text/html"]
+
+    generate(panel, "a small snapshot, first")
+    generate(panel, "a small snapshot, second")
+    later = recorder.messages[2:]
+    assert later and all(m["update"] and m["transient"]["display_id"] == display_id for m in later), (
+        "each result updates the one snapshot in place; nothing else is added to the cell")
+    final = later[-1]
+    assert [item["index"] for item in final["metadata"]["aigate_nb"]["panel"]] == [0, 1]
+    assert final["data"]["text/html"].count("data:image/jpeg;base64,") == 2
+    stored = len(json.dumps({"data": final["data"], "metadata": final["metadata"]}))
+    assert stored < 2 * 25_000, "a thumbnail and provenance per result, far within the 250 KB a result may add"
+    assert ".jp-OutputArea:has(.aigate-panel) > .jp-OutputArea-child:has(.aigate-snapshot)" in panel.header.value
+    panel.close()
+
+
+def test_the_panel_follows_the_history_after_every_cell(shell, session):
+    panel = Panel(session)
+    panel.wait(10)
+    session.run(Request(prompt="made by a cell"))
+    assert visible_slots(panel) == []
+    shell.run_cell("1 + 1")  # any cell: the kernel's post_run_cell event
+    assert visible_slots(panel) == ["[0]"]
+    assert "1 image" in panel.gallery_title.value
+    panel.close()
+    session.run(Request(prompt="made after the panel was closed"))
+    shell.run_cell("1 + 1")
+    assert visible_slots(panel) == ["[0]"]
+
+
+def test_a_new_result_turns_the_gallery_to_it_and_highlights_it(panel, session):
+    for k in range(2 * GALLERY_SLOTS + 1):
+        session.run(Request(prompt=f"filler {k}"))
+    panel.refresh()
+    panel.older_button.click()
+    panel.older_button.click()
+    assert "page 3 of 3" in panel.gallery_title.value
+    generate(panel, "the newest picture")
+    assert "page 1 of 3" in panel.gallery_title.value
+    newest = f"[{2 * GALLERY_SLOTS + 1}]"
+    assert visible_slots(panel)[0] == newest and highlighted_slots(panel) == [newest]
+    panel.select(0)  # the oldest: its page is shown, with it highlighted
+    assert "page 3 of 3" in panel.gallery_title.value and highlighted_slots(panel) == ["[0]"]
+
+
+# -- route and multi-turn ----------------------------------------------------------------------
+
+
+def test_the_route_is_a_choice_google_by_default_and_it_is_sent(panel, session, emu):
+    assert panel.route.value == "google" and {v for _, v in panel.route.options} == {"google", "chat"}
+    generate(panel, "by the google route")
+    assert emu.attempts("by the google route")[0].path.endswith(":generateContent")
+    panel.route.value = "chat"
+    generate(panel, "by the chat route")
+    assert emu.attempts("by the chat route")[0].path.endswith("/chat/completions")
+    assert [e.route for e in session.history] == ["google", "chat"]
+
+
+def test_the_panel_continues_its_own_pictures_and_says_why_not_in_text(panel, session, emu):
+    generate(panel, "a glass of water")  # the panel's default route
+    panel.select(0)
+    assert not panel.multi_turn.disabled and panel.multi_turn_note.value == ""
+    panel.multi_turn.value = True
+    panel.prompt.value = "add ice cubes"
+    panel.edit_button.click()
+    panel.wait(20)
+    assert not panel.status_is_error, panel.status_text
+    contents = emu.attempts("add ice cubes")[0].body["contents"]
+    assert [c["role"] for c in contents] == ["user", "model", "user"]
+
+    panel.route.value = "chat"
+    generate(panel, "a glass of milk")
+    panel.select(2)
+    assert panel.multi_turn.disabled and not panel.multi_turn.value
+    assert "Google route" in panel.multi_turn_note.value and "chat route" in panel.multi_turn_note.value
+    assert not panel.multi_turn.tooltip  # nothing that would never show
+
+
+def test_a_multi_turn_edit_goes_by_the_google_route_whatever_route_is_chosen(panel, session, emu):
+    generate(panel, "a paper kite")
+    panel.select(0)
+    panel.route.value = "chat"
+    panel.multi_turn.value = True
+    panel.prompt.value = "give the kite a tail"
+    panel.edit_button.click()
+    panel.wait(20)
+    assert not panel.status_is_error, panel.status_text
+    assert emu.attempts("give the kite a tail")[0].path.endswith(":generateContent")
+
+
+# -- clicks always send, and what they send ------------------------------------------------------
+
+
+def test_generate_twice_makes_two_pictures_never_a_replay(panel, session, emu):
+    generate(panel, "the same prompt twice")
+    generate(panel, "the same prompt twice")
+    assert len(emu.attempts("the same prompt twice")) == 2
+    assert len(session.history) == 2 and not panel.futures[0].result().replayed
+
+
+def test_ctrl_enter_in_the_prompt_generates(panel, session, emu):
+    panel.prompt.value = "sent from the keyboard"
+    # What the prompt box's browser side sends on Ctrl+Enter (or Shift+Enter): a custom message.
+    panel.prompt._handle_msg({"content": {"data": {"method": "custom", "content": {"event": "submit"}}},
+                              "buffers": []})
+    panel.wait(20)
+    assert not panel.status_is_error, panel.status_text
+    assert emu.attempts("sent from the keyboard") and session.history[0].prompt == "sent from the keyboard"
+    panel.prompt._handle_msg({"content": {"data": {"method": "custom", "content": {"event": "other"}}},
+                              "buffers": []})
+    panel.wait(20)
+    assert len(session.history) == 1
+
+
+def test_an_edit_of_an_upload_records_the_files_name(panel, session, emu):
+    upload(panel, "sketch.png", png_bytes())
+    generate(panel, "paint the sketch")
+    entry = session.history[0]
+    assert entry.inputs[0]["name"] == "sketch.png" and entry.edited_from() == "sketch.png"
+    assert "edited from sketch.png" in entry.result().caption()
+    panel.select(0)
+    assert "Edited from sketch.png" in panel.details.value
+
+
+def test_selecting_an_image_presets_the_ratio_and_size_its_edit_keeps(panel, session):
+    panel.model.value = "google/gemini-3-pro-image"
+    panel.aspect_ratio.value = "16:9"
+    panel.image_size.value = "2K"
+    generate(panel, "a wide harbour")
+    panel.aspect_ratio.value = MODEL_DEFAULT
+    panel.image_size.value = MODEL_DEFAULT
+    panel.select(0)
+    assert (panel.aspect_ratio.value, panel.image_size.value) == ("16:9", "2K")
+    upload(panel, "small.png", png_bytes())  # 64x48: 4:3, and the smallest size this model takes
+    assert (panel.aspect_ratio.value, panel.image_size.value) == ("4:3", "1K")
+
+
+def test_new_cell_shows_the_cells_text_to_copy_and_says_when_it_appears(panel, monkeypatch):
+    generate(panel, "a quiet street")
+
+    class Shell:
+        def set_next_input(self, text, replace=False):
+            pass
+
+    monkeypatch.setattr("IPython.get_ipython", lambda: Shell())
+    panel.select(0)
+    assert "next run" in panel.new_cell_button.description
+    assert panel.cell_text.layout.display == "none"
+    panel.new_cell_button.click()
+    assert panel.cell_text.layout.display != "none"
+    assert "%%gemini_image --edit 0\na quiet street" in panel.cell_text.value
+    assert "next cell you run" in panel.cell_text.value

@@ -1,5 +1,5 @@
-"""Fixtures for tests in a real JupyterLab: the emulator and ``jupyter lab`` as subprocesses on
-loopback, and headless Debian Chromium driven by Playwright.
+"""Fixtures for tests in a real JupyterLab and Notebook 7: the emulator and ``jupyter lab`` (or
+``jupyter notebook``) as subprocesses on loopback, and headless Debian Chromium driven by Playwright.
 
 Everything lives in a temporary folder (notebooks, history, Jupyter's config, data, runtime
 and settings dirs, IPython's dir), so the user's own setup is neither read nor touched.
@@ -98,10 +98,13 @@ def emulator_process(chromium_path):
 
 @dataclass(frozen=True)
 class LabServer:
+    """A Jupyter server on loopback: JupyterLab's, or Notebook 7's (``app``)."""
+
     url: str
     token: str
     root: Path
     history_dir: Path
+    app: str = "lab"
 
     def api(self, path: str) -> str:
         return f"{self.url}{path}?token={self.token}"
@@ -110,11 +113,16 @@ class LabServer:
         # reset: each test starts from an empty workspace, not the tabs an earlier test left open.
         return f"{self.url}/lab/tree/{notebook}?reset&token={self.token}"
 
+    def notebook_url(self, notebook: str) -> str:
+        """The page a user opens ``notebook`` in: JupyterLab's, or Notebook 7's own."""
+        if self.app == "notebook":
+            return f"{self.url}/notebooks/{notebook}?token={self.token}"
+        return self.lab_url(notebook)
 
-@pytest.fixture(scope="session")
-def lab_server(emulator_process, tmp_path_factory):
-    """``jupyter lab`` on a free loopback port, its kernels pointed at the emulator."""
-    base = tmp_path_factory.mktemp("lab")
+
+def _jupyter_server(app: str, emulator_process, base: Path):
+    """``jupyter lab`` or ``jupyter notebook`` on a free loopback port, its kernels pointed at the
+    emulator; yields a ``LabServer`` and stops it afterwards."""
     root, history_dir = base / "notebooks", base / "history"
     root.mkdir()
     settings = base / "lab-settings"
@@ -137,24 +145,29 @@ def lab_server(emulator_process, tmp_path_factory):
         NO_PROXY="127.0.0.1,localhost",
     )
     port, token = _free_port(), secrets.token_hex(16)
+    # Nothing that would look for updates or extensions on the internet.
+    offline = ["--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+               "--LabApp.extension_manager=readonly"] if app == "lab" else []
     ARTIFACTS.mkdir(exist_ok=True)
-    log = open(ARTIFACTS / "jupyter-lab.log", "w")
+    log_path = ARTIFACTS / f"jupyter-{app}.log"
+    log = open(log_path, "w")
     process = subprocess.Popen(
         [
-            sys.executable, "-m", "jupyter", "lab", "--no-browser",
+            sys.executable, "-m", "jupyter", app, "--no-browser",
             f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={root}", "--allow-root",
-            # Nothing that would look for updates or extensions on the internet.
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--LabApp.extension_manager=readonly",
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.root_dir={root}", "--allow-root", *offline,
         ],
         env=env,
         cwd=root,
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    server = LabServer(f"http://127.0.0.1:{port}", token, root, history_dir)
+    server = LabServer(f"http://127.0.0.1:{port}", token, root, history_dir, app)
     try:
-        wait_for(lambda: _still_running(process) and _answers(server.api("/api/status")), SERVER_START_TIMEOUT)
+        wait_for(
+            lambda: _still_running(process, app, log_path) and _answers(server.api("/api/status")),
+            SERVER_START_TIMEOUT,
+        )
         yield server
     finally:
         try:
@@ -166,9 +179,21 @@ def lab_server(emulator_process, tmp_path_factory):
         log.close()
 
 
-def _still_running(process: subprocess.Popen) -> bool:
+@pytest.fixture(scope="session")
+def lab_server(emulator_process, tmp_path_factory):
+    """``jupyter lab`` on a free loopback port, its kernels pointed at the emulator."""
+    yield from _jupyter_server("lab", emulator_process, tmp_path_factory.mktemp("lab"))
+
+
+@pytest.fixture(scope="module")
+def notebook_server(emulator_process, tmp_path_factory):
+    """``jupyter notebook`` (Notebook 7) on a free loopback port, for the module that uses it."""
+    yield from _jupyter_server("notebook", emulator_process, tmp_path_factory.mktemp("notebook"))
+
+
+def _still_running(process: subprocess.Popen, app: str, log: Path) -> bool:
     if process.poll() is not None:
-        raise RuntimeError(f"jupyter lab exited with {process.returncode}; see {ARTIFACTS / 'jupyter-lab.log'}")
+        raise RuntimeError(f"jupyter {app} exited with {process.returncode}; see {log}")
     return True
 
 

@@ -228,11 +228,10 @@ class FrontEnds:
 
     def _panel(self, session: Session, prompt: str, route: str, line: str, request: dict) -> Outcome:
         assert not line and not request, "the panel takes its options from its widgets"
-        if session.defaults.route != route:
-            session.set_defaults(route=route)
         panel = self.panel(session)
+        panel.route.value = route
         panel.prompt.value = prompt
-        shown_before = len(panel.output.outputs)
+        shown_before = len(panel.snapshot()[1]["aigate_nb"]["panel"])
         self.capsys.readouterr()
         panel.generate_button.click()
         panel.wait(30)
@@ -240,14 +239,13 @@ class FrontEnds:
         self.evidence.add(out, err)
         assert out == err == "", "the panel prints nothing: what it says is in its status"
         self.evidence.add(panel, panel.status_text, panel.status.value, panel.header.value, panel.details.value,
-                          list(panel.output.outputs), panel.model.options)
+                          panel.snapshot(), panel.model.options)
         assert "\n" not in panel.status_text, panel.status_text
         assert "Traceback" not in panel.status_text
-        new_outputs = panel.output.outputs[shown_before:]
         if panel.status_is_error:
             return Outcome(result=None, message=panel.status_text)
-        images = [o for o in new_outputs if "aigate_nb" in o["metadata"]]
-        assert len(images) == 1, "the result is shown once"
+        shown = panel.snapshot()[1]["aigate_nb"]["panel"][shown_before:]
+        assert len(shown) == 1, "the result is shown once"
         return Outcome(result=session.history[-1].result())
 
     def close(self) -> None:

@@ -274,9 +274,10 @@ def test_a_result_the_history_cannot_keep_is_shown_not_lost(frontends, emu, tmp_
         [notice] = [line for line in outcome.extra if line.startswith(NOT_KEPT)]
     else:
         notice = outcome.message
-        shown, caption = frontends.panel(session).output.outputs
-        assert "image/png" in shown["data"] or "image/jpeg" in shown["data"]
-        assert "made but homeless" not in caption["data"]["text/html"] and "sha256" in caption["data"]["text/html"]
+        data, metadata = frontends.panel(session).snapshot()
+        [shown] = metadata["aigate_nb"]["panel"]
+        assert shown["index"] is None and shown["sha256"]
+        assert "data:image/jpeg;base64," in data["text/html"] and "(not kept)" in data["text/plain"]
     assert notice.startswith(NOT_KEPT) and notice.endswith(NOT_KEPT_ADVICE)
     assert post_attempts(emu, "made but homeless") == 1, "the image is not paid for twice"
     assert len(session.history) == 0
