@@ -27,8 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from .browse import LineageNode, build_tree, searchable_text
+from .costs import Usage
 from .errors import AigateError, InputError
 from .images import b64encode, make_preview
+from .region import region_label
 from .results import CAPTION_TEXT_LIMIT, names_a_folder
 from .store import INDEX_FILE, History, HistoryEntry
 from .text import clip, one_line
@@ -257,7 +259,7 @@ def _fields(entry: HistoryEntry, index_of: dict[str, int], same_request: list[Hi
         said = {"gateway": "as the gateway reported", "table": "estimated from a price table"}.get(source or "", "")
         rows.append(("Cost", _text(f"{cost} ({said})" if said else cost)))
     usage = getattr(entry, "usage", None)
-    if isinstance(usage, dict) and usage:
+    if usage:
         rows.append(("Usage", _text(_usage(usage))))
     region = getattr(entry, "region", None)
     if region:
@@ -419,26 +421,21 @@ def _cost(entry: HistoryEntry) -> str:
     return f"${cost:.4f}".rstrip("0").rstrip(".") if cost < 0.01 else f"${cost:,.3f}"
 
 
-def _usage(usage: dict[str, Any]) -> str:
-    """Token counts, flattened: ``prompt_tokens 12, completion_tokens 1290, ...``."""
-    parts = []
-    for key, value in usage.items():
-        if isinstance(value, dict):
-            parts += [f"{key}.{inner} {number}" for inner, number in value.items() if not isinstance(number, dict)]
-        elif not isinstance(value, list):
-            parts.append(f"{key} {value}")
-    return clip(", ".join(parts), 2000)
+def _usage(usage: Any) -> str:
+    """Token counts as both routes are read alike: ``input 12 · image 1290 · text 8 · thinking 160 tokens``."""
+    counts = Usage.from_record(usage)
+    parts = [(name, getattr(counts, f"{name}_tokens")) for name in ("input", "image", "text", "thinking")]
+    return " · ".join(f"{name} {value:,}" for name, value in parts if value) + " tokens"
 
 
 def _region(region: Any) -> str:
-    if isinstance(region, dict):
-        keys = [key for key in ("x", "y", "width", "height") if key in region]
-        if len(keys) == 4:
-            return "{width}×{height} at ({x}, {y})".format(**{key: region[key] for key in keys})
-        return ", ".join(f"{key} {value}" for key, value in region.items())
-    if isinstance(region, (list, tuple)):
-        return ", ".join(str(value) for value in region)
-    return str(region)
+    """``400×300 at (120, 80), crop mode, padding 75 px``: a region edit's box in the source's pixels."""
+    if isinstance(region, dict) and isinstance(region.get("box"), (list, tuple)) and len(region["box"]) == 4:
+        x, y, width, height = region["box"]
+        text = f"{width}×{height} at ({x}, {y}), {region.get('mode', 'crop')} mode"
+        padding = region.get("padding")
+        return text + (f", padding {padding} px" if padding is not None else "")
+    return region_label(region) if isinstance(region, dict) else str(region)
 
 
 def _input(item: dict[str, Any]) -> str:

@@ -103,7 +103,7 @@ def test_every_entry_has_one_figure_with_its_preview_and_record(story, report):
 
 def test_the_model_text_and_usage_are_in_the_record(story, report):
     assert "<dt>Model's text</dt>" in report and "Here is the image: a lighthouse at dusk" in report
-    assert "prompt_tokens" in report
+    assert re.search(r"<dd>input [\d,]+ · image [\d,]+ · text [\d,]+( · thinking [\d,]+)? tokens</dd>", report)
 
 
 def test_cost_shows_when_an_entry_has_one(emu, client, tmp_path):
@@ -111,7 +111,9 @@ def test_cost_shows_when_an_entry_has_one(emu, client, tmp_path):
     result = client.generate("a priced teapot")
     result.cost, result.cost_source = 0.039, "table"
     history.append(result)
-    history.append(client.generate("an unpriced teapot"))
+    unpriced = client.generate("an unpriced teapot")
+    unpriced.cost, unpriced.cost_source = None, None  # a model no price table knows
+    history.append(unpriced)
     text = build_report(history)
     assert "$0.039 (estimated from a price table)" in text
     assert "cost $0.04 (known for 1 of 2)" in text
