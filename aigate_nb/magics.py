@@ -23,7 +23,7 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 from traitlets import Unicode, observe
 
-from .command import PARSER, parse_command
+from .command import PARSER, ImageCommand, parse_command
 from .config import is_shared_emulator
 from .errors import AigateError
 from .notebook import NotebookTracker
@@ -139,6 +139,10 @@ class GeminiImageMagics(Magics):
         _tell(session.notices())
         try:
             command = parse_command(line, cell, namespace)
+            if command.each is not None:
+                return self._batch(command, namespace)
+            if command.grid:
+                return self._grid(command, namespace)
             images = tuple(session.resolve_image(source, namespace) for source in command.sources)
             request = replace(command.request, images=images)
             futures = session.submit(request, count=command.count)
@@ -169,6 +173,39 @@ class GeminiImageMagics(Magics):
         if command.as_name:
             namespace[command.as_name] = value
         return value
+
+    def _batch(self, command: ImageCommand, namespace: dict[str, Any]) -> Any:
+        """``--each ROWS``: one image per row, through ``batches.batch``."""
+        from .batches import DEFAULT_CONCURRENCY, batch
+
+        if command.each not in namespace:
+            raise UsageError(f"--each {command.each}: no variable {command.each!r} in this notebook; "
+                             "make it first, e.g. shots = ['a red door', 'a blue door'].")
+        request = command.request
+        options = {key: value for key, value in (
+            ("model", request.model), ("aspect_ratio", request.aspect_ratio), ("image_size", request.image_size),
+            ("route", request.route)) if value is not None}
+        if command.sources:
+            options["edit"], options["images"] = command.sources[0], list(command.sources[1:]) or None
+        result = batch(namespace[command.each], request.prompt or None, namespace=namespace, new=request.new,
+                       concurrency=command.concurrency or DEFAULT_CONCURRENCY, session=self.session,
+                       **{k: v for k, v in options.items() if v is not None})
+        if command.as_name:
+            namespace[command.as_name] = result
+        return result
+
+    def _grid(self, command: ImageCommand, namespace: dict[str, Any]) -> Any:
+        """Comma lists in -m, -a or -s: a comparison grid, through ``grids.compare``."""
+        from .grids import compare
+
+        request, grid = command.request, command.grid or {}
+        single = {"models": request.model, "aspect_ratios": request.aspect_ratio, "image_sizes": request.image_size}
+        axes = {name: grid.get(name) or ([value] if value else None) for name, value in single.items()}
+        result = compare(request.prompt, route=request.route, images=list(command.sources), new=request.new,
+                         session=self.session, namespace=namespace, **axes)
+        if command.as_name:
+            namespace[command.as_name] = result
+        return result
 
     # -- %aigate ----------------------------------------------------------------------------
 

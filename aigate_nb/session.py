@@ -328,7 +328,7 @@ class Session:
         """Send one request with the defaults filled in (or replay it, see ``submit``); the
         result joins the history."""
         prepared, parent = self.prepare(request)
-        for entry in self._replays(request, prepared, 1):
+        for entry in self.replays(request, prepared, 1):
             self._remember(entry.id)
             return replayed(entry)
         return self._send_and_keep(prepared, parent)
@@ -340,7 +340,7 @@ class Session:
         Unless ``request.new`` or replay is off, what the history already holds for this
         request is replayed (no call, no cost) and only the missing copies are sent."""
         prepared, parent = self.prepare(request, count)
-        found = self._replays(request, prepared, count)
+        found = self.replays(request, prepared, count)
         futures: list[Future] = []
         for entry in found:
             futures.append(_done(replayed(entry)))
@@ -353,7 +353,7 @@ class Session:
                 futures += [self._pool.submit(self._send_and_keep, prepared, parent) for _ in range(missing)]
         return futures
 
-    def _replays(self, request: Request, prepared: PreparedRequest, count: int) -> list[Any]:
+    def replays(self, request: Request, prepared: PreparedRequest, count: int) -> list[Any]:
         """The entries that answer ``prepared`` without a call, unless a fresh one is asked for."""
         if request.new or not self.defaults.replay:
             return []

@@ -1,0 +1,716 @@
+"""Batches: one request per row of a list or a DataFrame, sent a few at a time.
+
+``batch(rows, prompt=None, **options)`` is a front end beside the magic and the panel: it
+turns each row into a ``Request`` and hands it to the session, which holds every rule
+(defaults, checks, replay, the budget). What lives here is only the running of many:
+the checks of every row before anything is sent, a window of requests in flight, the
+progress, a manifest line per finished row, and the ``BatchResult``.
+
+Nothing is lost and nothing is paid twice: each finished image is in the history before
+its row is counted done, each finished row is a line of the manifest, and running the
+same batch again replays the finished rows from the history (no call, no cost) and
+sends only the rest.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as _dt
+import hashlib
+import html
+import json
+import os
+import string
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import AigateError, InputError
+from .images import b64encode, make_thumbnail
+from .results import ImageResult
+from .session import Outcome, Request, Session, current_session, outcome
+from .text import one_line
+
+#: Columns of a row that set a request's option instead of filling the template.
+OPTION_COLUMNS = ("model", "aspect_ratio", "image_size", "route", "image", "images", "edit")
+#: The options ``batch()`` takes for every row (a row's own column wins).
+ROW_OPTIONS = ("model", "aspect_ratio", "image_size", "route", "images", "edit")
+#: Requests in flight at once, unless ``concurrency`` says otherwise.
+DEFAULT_CONCURRENCY = 4
+#: The most rows one call takes: a typo must not queue a million paid requests.
+MAX_ROWS = 10_000
+#: Seconds between two redraws of the growing contact sheet.
+SHEET_INTERVAL = 1.0
+#: The long edge of a contact-sheet thumbnail, in pixels.
+SHEET_EDGE = 160
+
+_FORMATTER = string.Formatter()
+
+
+@dataclass
+class BatchRow:
+    """One row of a batch and how it ended.
+
+    ``status`` is ``"done"`` (sent now), ``"replayed"`` (answered from the history),
+    ``"failed"`` (``error`` says why), ``"skipped"`` (not sent: the batch stopped first)
+    or ``"pending"`` (not finished yet).
+    """
+
+    number: int
+    prompt: str
+    inputs: dict[str, Any]
+    request: Request | None = None
+    status: str = "pending"
+    result: ImageResult | None = None
+    error: str | None = None
+    #: The row's label in the rows given (a DataFrame's index), when it is not its position.
+    label: Any = None
+
+    @property
+    def entry_id(self) -> str | None:
+        return self.result.id if self.result is not None else None
+
+    @property
+    def cost(self) -> float | None:
+        if self.result is None:
+            return None
+        return 0.0 if self.result.replayed else getattr(self.result, "cost", None)
+
+    @property
+    def file(self) -> str | None:
+        if self.result is None or not self.result.files:
+            return None
+        return str(self.result.files[0])
+
+    def manifest_line(self) -> dict[str, Any]:
+        """What the manifest keeps of this row: enough to find its image and to tell what to retry."""
+        return {
+            "row": self.number,
+            "label": _plain(self.label),
+            "prompt": self.prompt,
+            "inputs": {key: _plain(value) for key, value in self.inputs.items()},
+            "status": self.status,
+            "entry": self.entry_id,
+            "file": self.file,
+            "cost": self.cost,
+            "error": self.error,
+            "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+
+
+class BatchResult:
+    """The rows of one batch, each with its status, its history entry and its error.
+
+    Displays as a contact sheet; ``failed`` lists the rows to look at, ``to_pandas()``
+    gives a DataFrame (when pandas is installed), ``manifest`` is the JSONL file of
+    the finished rows.
+    """
+
+    def __init__(self, rows: list[BatchRow], manifest: Path | None = None, stopped: str | None = None) -> None:
+        self.rows = rows
+        self.manifest = manifest
+        #: Why the batch stopped before every row was tried (a per-day quota, an interrupt), if it did.
+        self.stopped = stopped
+        #: The cell whose output already shows this batch's contact sheet (see ``_repr_mimebundle_``).
+        self._shown_in: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def __getitem__(self, k: int) -> BatchRow:
+        return self.rows[k]
+
+    def _with(self, *statuses: str) -> list[BatchRow]:
+        return [row for row in self.rows if row.status in statuses]
+
+    @property
+    def done(self) -> list[BatchRow]:
+        """The rows that have their image (sent now or replayed)."""
+        return self._with("done", "replayed")
+
+    @property
+    def failed(self) -> list[BatchRow]:
+        return self._with("failed")
+
+    @property
+    def skipped(self) -> list[BatchRow]:
+        return self._with("skipped", "pending")
+
+    @property
+    def results(self) -> list[ImageResult]:
+        """The images made or replayed, in row order."""
+        return [row.result for row in self.rows if row.result is not None]
+
+    @property
+    def cost(self) -> float:
+        """What the rows sent now cost, where known (replayed rows cost nothing)."""
+        return sum(row.cost or 0.0 for row in self.rows)
+
+    def summary(self) -> str:
+        """``40 rows: 38 done (12 replayed), 2 failed | $1.234 | manifest: ...``"""
+        counts = {status: len(self._with(status)) for status in ("done", "replayed", "failed")}
+        made = counts["done"] + counts["replayed"]
+        parts = [f"{made} done" + (f" ({counts['replayed']} replayed)" if counts["replayed"] else "")]
+        if counts["failed"]:
+            parts.append(f"{counts['failed']} failed")
+        left = len(self.skipped)
+        if left:
+            parts.append(f"{left} not sent")
+        line = f"{_count(len(self.rows), 'row')}: " + ", ".join(parts)
+        known = [row.cost for row in self.rows if row.cost is not None]
+        if known:
+            line += f" | ${sum(known):.3f}"
+        if self.stopped:
+            line += f" | stopped: {self.stopped}"
+        return line
+
+    def to_pandas(self):
+        """The rows as a pandas DataFrame: one per row, with status, entry, file, cost and error."""
+        try:
+            import pandas
+        except ModuleNotFoundError:
+            raise InputError("to_pandas() needs pandas: pip install pandas, or use .rows.") from None
+        records = []
+        for row in self.rows:
+            record = {"row": row.number, "prompt": row.prompt, **row.inputs}
+            record.update(status=row.status, entry=row.entry_id, file=row.file, cost=row.cost, error=row.error)
+            records.append(record)
+        frame = pandas.DataFrame.from_records(records)
+        return frame.set_index("row") if len(frame) else frame
+
+    def __repr__(self) -> str:
+        return f"<BatchResult {self.summary()}>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        lines = [self.summary()]
+        for row in self.failed[:10]:
+            lines.append(f"  row {row.number}: {row.error}")
+        printer.text("\n".join(lines))
+
+    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+        """A contact sheet; just the summary line when the batch's own growing sheet is already
+        on screen above it (the same cell), so the images are not shown twice."""
+        if self._shown_in is not None and self._shown_in == _execution_count():
+            return {"text/plain": self.summary()}
+        return {"text/html": contact_sheet(self.rows, self.summary()), "text/plain": self.summary()}
+
+
+# -- rows -------------------------------------------------------------------------------------
+
+
+def read_rows(rows: Any) -> list[tuple[Any, dict[str, Any]]]:
+    """``rows`` as ``(label, columns)`` pairs: a list of prompts, of dicts, or a pandas DataFrame
+    (its index gives the labels). pandas is never imported here: a DataFrame is known by its
+    ``to_dict``."""
+    if isinstance(rows, (str, bytes)) or rows is None:
+        raise InputError(
+            "batch() takes a list of prompts, a list of dicts or a DataFrame, not a single "
+            f"{type(rows).__name__}; e.g. batch(['a red door', 'a blue door'])."
+        )
+    if hasattr(rows, "to_dict") and hasattr(rows, "columns") and hasattr(rows, "index"):
+        records = rows.to_dict(orient="records")
+        pairs = [(label, dict(record)) for label, record in zip(list(rows.index), records)]
+        return [(_plain(label), {str(key): value for key, value in record.items()}) for label, record in pairs]
+    if not isinstance(rows, Iterable) or isinstance(rows, Mapping):
+        raise InputError(
+            f"batch() takes a list of prompts, a list of dicts or a DataFrame, not {type(rows).__name__}."
+        )
+    pairs = []
+    for number, row in enumerate(rows):
+        if isinstance(row, str):
+            pairs.append((None, {"prompt": row}))
+        elif isinstance(row, Mapping):
+            pairs.append((None, {str(key): value for key, value in row.items()}))
+        else:
+            raise InputError(
+                f"Row {number} is a {type(row).__name__}; each row is a prompt (str) or a dict of columns."
+            )
+        if len(pairs) > MAX_ROWS:
+            raise InputError(f"A batch takes at most {MAX_ROWS} rows; split it into several.")
+    return pairs
+
+
+def template_fields(template: str) -> list[str]:
+    """The names of the ``{column}`` fields of a prompt template (``{{`` is a brace)."""
+    names = []
+    try:
+        for _, name, _, _ in _FORMATTER.parse(template):
+            if name:
+                root = name.split(".", 1)[0].split("[", 1)[0]
+                if root and root not in names:
+                    names.append(root)
+    except ValueError as exc:
+        raise InputError(f"The prompt template cannot be read: {exc}; write {{{{ and }}}} for braces.") from None
+    return names
+
+
+def fill_template(template: str, values: Mapping[str, Any], number: int) -> str:
+    """``template`` with its fields from ``values``, or one line naming what is missing."""
+    try:
+        return template.format_map(_Strict(values))
+    except KeyError as exc:
+        missing = exc.args[0]
+        columns = ", ".join(sorted(k for k in values if not k.startswith("_"))) or "none"
+        raise InputError(
+            f"Row {number}: the template's {{{missing}}} is not a column of the rows (columns: {columns})."
+        ) from None
+    except (ValueError, IndexError, AttributeError) as exc:
+        raise InputError(f"Row {number}: the template cannot be filled: {exc}.") from None
+
+
+class _Strict(dict):
+    def __missing__(self, key: str) -> Any:
+        raise KeyError(key)
+
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchPlan:
+    """The rows checked and turned into requests, before anything is sent."""
+
+    rows: list[BatchRow]
+    key: str
+    #: Rows the history already answers (replayed, no call).
+    replays: int = 0
+    #: The estimated cost in USD of the rows to send, or None where it is not known.
+    estimate: float | None = None
+    unknown_costs: int = 0
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def plan_batch(
+    rows: Any,
+    prompt: str | None = None,
+    *,
+    session: Session | None = None,
+    namespace: Mapping[str, Any] | None = None,
+    new: bool = False,
+    **options: Any,
+) -> BatchPlan:
+    """Check every row and turn it into a ``Request``: a bad row is refused here, before
+    anything is sent. ``namespace`` (a notebook's variables) resolves ``edit``/``images``
+    names and fills template fields that no column fills."""
+    session = session or current_session()
+    unknown = set(options) - set(ROW_OPTIONS)
+    if unknown:
+        raise InputError(
+            f"batch() has no option {sorted(unknown)[0]!r}; the options are {', '.join(ROW_OPTIONS)}, "
+            "concurrency, rate, manifest and new."
+        )
+    pairs = read_rows(rows)
+    if not pairs:
+        raise InputError("The batch has no rows; give it a list of prompts, of dicts, or a DataFrame.")
+    if prompt is not None and not isinstance(prompt, str):
+        raise InputError(f"prompt= is a template string such as 'a {{colour}} door', not {type(prompt).__name__}.")
+    fields = template_fields(prompt) if prompt else []
+    namespace = namespace or {}
+    planned: list[BatchRow] = []
+    for number, (label, columns) in enumerate(pairs):
+        values = {**{k: v for k, v in namespace.items() if k in fields and k not in columns}, **columns}
+        if prompt:
+            text = fill_template(prompt, values, number)
+        elif "prompt" in columns:
+            text = columns["prompt"]
+        else:
+            raise InputError(
+                f"Row {number} has no 'prompt' column; give batch() a prompt template such as "
+                "prompt='a {subject} in watercolour'."
+            )
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"Row {number}: the prompt is empty; every row needs words to send.")
+        settings = {**options, **{k: v for k, v in columns.items() if k in OPTION_COLUMNS and _given(v)}}
+        request = _request_for(session, text.strip(), settings, namespace, number, new)
+        inputs = {key: value for key, value in columns.items() if key != "prompt"}
+        planned.append(BatchRow(number=number, prompt=text.strip(), inputs=inputs, request=request, label=label))
+    plan = BatchPlan(rows=planned, key=_batch_key(planned), options=options)
+    _check_and_estimate(session, plan)
+    return plan
+
+
+def _request_for(
+    session: Session, text: str, settings: dict[str, Any], namespace: Mapping[str, Any], number: int, new: bool
+) -> Request:
+    images: list[Any] = []
+    try:
+        if _given(settings.get("edit")):
+            images.append(session.resolve_image(settings["edit"], namespace))
+        for key in ("image", "images"):
+            value = settings.get(key)
+            if not _given(value):
+                continue
+            items = value if isinstance(value, (list, tuple)) else [value]
+            images += [session.resolve_image(item, namespace) for item in items]
+        return Request(
+            prompt=text,
+            model=_text_or_none(settings.get("model")),
+            aspect_ratio=_text_or_none(settings.get("aspect_ratio")),
+            image_size=_text_or_none(settings.get("image_size")),
+            route=_text_or_none(settings.get("route")),
+            images=tuple(images),
+            new=new,
+        )
+    except (AigateError, LookupError) as exc:
+        raise InputError(f"Row {number}: {one_line(str(exc))}") from None
+
+
+def _check_and_estimate(session: Session, plan: BatchPlan) -> None:
+    """Each row checked by the session as any request is (model, ratio, size, images), its
+    replay found, and the cost of what will be sent estimated and held against the budget."""
+    total, unknown, replays, to_send = 0.0, 0, 0, []
+    for row in plan.rows:
+        try:
+            prepared, _ = session.prepare(row.request)
+        except (AigateError, LookupError) as exc:
+            raise InputError(f"Row {row.number}: {one_line(str(exc))}") from None
+        if session.replays(row.request, prepared, 1):
+            replays += 1
+            continue
+        to_send.append(row.request)
+    estimate = getattr(session, "estimate", None)
+    if estimate is not None:
+        for request in to_send:
+            cost = estimate(request)
+            if cost is None:
+                unknown += 1
+            else:
+                total += cost
+        check = getattr(session, "check_budget", None)
+        if check is not None and to_send:
+            check(total, what=f"this batch of {_count(len(to_send), 'request')}")
+    plan.replays = replays
+    plan.estimate = total if estimate is not None and to_send else (0.0 if not to_send else None)
+    plan.unknown_costs = unknown
+
+
+def run_batch(
+    plan: BatchPlan,
+    *,
+    session: Session | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    manifest: str | os.PathLike | None = None,
+    progress: bool = True,
+    display: bool = True,
+) -> BatchResult:
+    """Send the plan's rows, ``concurrency`` at a time (fewer while the gateway says to slow
+    down), each outcome written to the manifest as it finishes. An interrupt stops sending:
+    what is in flight still joins the history, and the result says what is left."""
+    session = session or current_session()
+    concurrency = _check_concurrency(concurrency)
+    path = manifest_path(session, plan, manifest)
+    view = _Progress(plan, session, path, progress=progress, display=display)
+    rows = plan.rows
+    queue = list(rows)
+    in_flight: dict[concurrent.futures.Future, BatchRow] = {}
+    stopped: str | None = None
+    pacer = getattr(session.client, "pacer", None)
+    try:
+        while queue or in_flight:
+            limit = _limit(pacer, concurrency)
+            while queue and len(in_flight) < limit and stopped is None:
+                row = queue.pop(0)
+                try:
+                    [future] = session.submit(row.request)
+                except (AigateError, LookupError) as exc:
+                    _finish(row, Outcome(error=exc), path, view)
+                    continue
+                in_flight[future] = row
+            if not in_flight:
+                break
+            finished, _ = concurrent.futures.wait(
+                list(in_flight), timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED
+            )
+            for future in finished:
+                row = in_flight.pop(future)
+                result = outcome(future)
+                _finish(row, result, path, view)
+                if result.error is not None and _ends_batch(result.error):
+                    stopped = one_line(str(result.error))
+                    queue.clear()
+            view.tick()
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+        view.close()
+        _skip(queue)
+        finished_now = BatchResult(rows, path, stopped)
+        left = len(queue) + len(in_flight)
+        print(
+            f"Interrupted: {finished_now.summary()}. {_count(len(in_flight), 'request')} in flight still join the "
+            f"history; run the same batch again to send the {_count(left, 'row')} left (finished rows are replayed)."
+        )
+        raise
+    _skip(queue)
+    view.close()
+    result = BatchResult(rows, path, stopped)
+    if view.sheet is not None:
+        result._shown_in = _execution_count()
+    if stopped:
+        print(f"The batch stopped: {stopped}. {result.summary()}.")
+    return result
+
+
+def batch(
+    rows: Any,
+    prompt: str | None = None,
+    *,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    manifest: str | os.PathLike | None = None,
+    new: bool = False,
+    progress: bool = True,
+    display: bool = True,
+    session: Session | None = None,
+    namespace: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> BatchResult:
+    """Make one image per row of ``rows`` (a list of prompts, a list of dicts, or a pandas DataFrame).
+
+    ``prompt`` is a template whose ``{column}`` fields come from each row (without one,
+    each row's ``prompt`` column is sent). Columns named like the options (``model``,
+    ``aspect_ratio``, ``image_size``, ``route``, ``image``/``images``, ``edit``) set them
+    for their row; ``options`` set them for every row. Every row is checked, and the cost
+    of what will be sent estimated and held against the budget, before anything is sent.
+
+    Rows already made are replayed from the history (``new=True`` sends them all again);
+    the others go ``concurrency`` at a time, slower when the gateway answers 429. Each
+    finished row is a line of the manifest (JSONL; by default in the history's folder, one
+    per batch). A failed row never stops the others, except a used-up daily quota.
+    """
+    session = session or current_session()
+    plan = plan_batch(rows, prompt, session=session, namespace=namespace, new=new, **options)
+    return run_batch(plan, session=session, concurrency=concurrency, manifest=manifest, progress=progress,
+                     display=display)
+
+
+# -- pieces -----------------------------------------------------------------------------------
+
+
+def manifest_path(session: Session, plan: BatchPlan, manifest: str | os.PathLike | None) -> Path:
+    """Where the rows' outcomes are written: ``manifest`` if given, else one file per batch
+    (named by its rows and options) in the history's ``batches`` folder."""
+    if manifest is not None:
+        path = Path(manifest).expanduser()
+        if path.suffix.lower() not in (".jsonl", ".json", ".ndjson", ""):
+            raise InputError(f"manifest={str(manifest)!r}: the manifest is a JSONL file; name it e.g. shots.jsonl.")
+        return path if path.suffix else path.with_suffix(".jsonl")
+    return session.history.folder / "batches" / f"batch-{plan.key}.jsonl"
+
+
+def _batch_key(rows: list[BatchRow]) -> str:
+    """A name for the batch that stays the same when the same rows are run again."""
+    digest = hashlib.sha256()
+    for row in rows:
+        request = row.request
+        digest.update(json.dumps([row.prompt, request.model if request else None,
+                                  request.aspect_ratio if request else None,
+                                  request.image_size if request else None,
+                                  request.route if request else None], default=str).encode())
+    return digest.hexdigest()[:12]
+
+
+def _finish(row: BatchRow, result: Outcome, path: Path, view: _Progress) -> None:
+    if result.result is not None:
+        row.result = result.result
+        row.status = "replayed" if result.result.replayed else "done"
+        if result.not_kept is not None:
+            row.error = one_line(str(result.not_kept))
+    else:
+        row.status = "failed"
+        row.error = one_line(str(result.error)) if result.error is not None else "cancelled"
+    _append_line(path, row.manifest_line())
+    view.finished(row)
+
+
+def _append_line(path: Path, record: dict[str, Any]) -> None:
+    """One JSON line, appended and flushed whole, so that a killed kernel leaves every finished row."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def read_manifest(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The manifest's lines, newest outcome of each row last; a torn last line is skipped."""
+    lines = []
+    for raw in Path(path).read_text(encoding="utf-8").splitlines():
+        try:
+            lines.append(json.loads(raw))
+        except json.JSONDecodeError:
+            continue
+    return lines
+
+
+def _ends_batch(error: BaseException) -> bool:
+    """A used-up daily quota: every further row would fail the same way."""
+    return type(error).__name__ in ("QuotaExhausted",) or getattr(error, "per_day", False)
+
+
+def _skip(queue: list[BatchRow]) -> None:
+    for row in queue:
+        row.status = "skipped"
+    queue.clear()
+
+
+def _limit(pacer: Any, concurrency: int) -> int:
+    allowed = getattr(pacer, "limit", None)
+    return max(1, min(concurrency, allowed)) if isinstance(allowed, int) else concurrency
+
+
+def _check_concurrency(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 16:
+        raise InputError(f"concurrency={value!r}: send 1 to 16 requests at once.")
+    return value
+
+
+def _given(value: Any) -> bool:
+    """A cell that says something: not None, not NaN, not an empty string."""
+    if value is None:
+        return False
+    if isinstance(value, float) and value != value:
+        return False
+    return not (isinstance(value, str) and not value.strip())
+
+
+def _text_or_none(value: Any) -> str | None:
+    return str(value).strip() if _given(value) else None
+
+
+def _plain(value: Any) -> Any:
+    """A value as JSON can hold it (an image or a numpy number as text)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    item = getattr(value, "item", None)
+    if callable(item):
+        try:
+            return item()
+        except (TypeError, ValueError):
+            pass
+    return str(value) if not hasattr(value, "_aigate_image_bytes") else repr(value)
+
+
+def _count(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def contact_sheet(rows: list[BatchRow], summary: str) -> str:
+    """The rows as a grid of small thumbnails, each with its row number and status; a failed
+    row as a blank tile with its reason."""
+    tiles = []
+    for row in rows:
+        title = html.escape(f"{row.number}: {row.prompt}", quote=True)
+        if row.result is not None:
+            try:
+                thumb = make_thumbnail(row.result.data, SHEET_EDGE)
+                body = (f'<img src="data:image/jpeg;base64,{b64encode(thumb)}" alt="{title}" title="{title}" '
+                        'style="width:100%;height:auto;display:block"/>')
+            except (OSError, ValueError):
+                body = '<div style="padding:8px">(image unreadable)</div>'
+        else:
+            reason = row.error or row.status
+            body = (f'<div title="{title}" style="aspect-ratio:1;display:flex;align-items:center;padding:6px;'
+                    f'border:1px dashed #999;font-size:smaller;overflow-wrap:anywhere">{html.escape(reason)}</div>')
+        label = f"{row.number} · {row.status}"
+        if row.cost:
+            label += f" · ${row.cost:.3f}"
+        tiles.append(f'<figure style="margin:0;min-width:0">{body}'
+                     f'<figcaption style="font-size:smaller">{html.escape(label)}</figcaption></figure>')
+    return ('<div class="aigate-batch"><div style="display:grid;grid-template-columns:repeat(auto-fill,'
+            'minmax(110px,1fr));gap:6px;align-items:start">' + "".join(tiles) + '</div>'
+            f'<pre style="white-space:pre-wrap;font-size:smaller;margin:4px 0 0 0">{html.escape(summary)}</pre></div>')
+
+
+class _Progress:
+    """The batch's progress: a ``tqdm.auto`` bar (a widget in Jupyter, text in a terminal) with
+    done, failed, replayed and spent so far, and in a notebook a contact sheet that grows."""
+
+    def __init__(self, plan: BatchPlan, session: Session, manifest: Path, progress: bool, display: bool) -> None:
+        self.rows = plan.rows
+        self.lock = threading.Lock()
+        self.counts = {"done": 0, "replayed": 0, "failed": 0}
+        self.spent = 0.0
+        self.bar = None
+        self.sheet = None
+        self.drawn = 0.0
+        self.dirty = False
+        to_send = len(self.rows) - plan.replays
+        line = f"Batch of {_count(len(self.rows), 'row')}: {to_send} to send"
+        if plan.replays:
+            line += f", {plan.replays} replayed from the history"
+        if to_send:
+            if plan.estimate is not None:
+                approx = "~" if plan.unknown_costs == 0 else "at least ~"
+                line += f", estimated {approx}${plan.estimate:.3f}"
+            else:
+                line += ", cost unknown"
+        line += " (emulator)" if session.emulated else ""
+        if progress or display:
+            print(f"{line}. Manifest: {manifest}")
+        if progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=len(self.rows), desc="images", unit="row", smoothing=0.1)
+        if display and _in_notebook():
+            from IPython.display import HTML
+            from IPython.display import display as show
+
+            self.sheet = show(HTML(contact_sheet([], "waiting for the first image")), display_id=True)
+
+    def finished(self, row: BatchRow) -> None:
+        with self.lock:
+            self.counts[row.status if row.status in self.counts else "failed"] += 1
+            if row.cost:
+                self.spent += row.cost
+            if self.bar is not None:
+                self.bar.update(1)
+                self.bar.set_postfix(
+                    done=self.counts["done"], failed=self.counts["failed"], replayed=self.counts["replayed"],
+                    spent=f"${self.spent:.3f}", refresh=False,
+                )
+            self.dirty = True
+
+    def tick(self, force: bool = False) -> None:
+        if self.sheet is None or not self.dirty:
+            return
+        now = time.monotonic()
+        if force or now - self.drawn >= SHEET_INTERVAL:
+            from IPython.display import HTML
+
+            finished = [row for row in self.rows if row.status not in ("pending",)]
+            self.sheet.update(HTML(contact_sheet(finished, BatchResult(self.rows).summary())))
+            self.drawn, self.dirty = now, False
+
+    def close(self) -> None:
+        self.dirty = True
+        self.tick(force=True)
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _execution_count() -> int | None:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    shell = get_ipython()
+    return getattr(shell, "execution_count", None) if shell is not None else None
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+__all__ = ["BatchResult", "BatchRow", "batch", "plan_batch", "read_manifest", "run_batch"]
