@@ -28,11 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .config import display_path
 from .errors import AigateError, InputError
 from .images import b64encode, make_thumbnail
 from .results import ImageResult
 from .session import Outcome, Request, Session, current_session, outcome
-from .text import one_line
+from .text import clip, one_line
+from .waiting import progress_bar
 
 #: Columns of a row that set a request's option instead of filling the template.
 OPTION_COLUMNS = ("model", "aspect_ratio", "image_size", "route", "image", "images", "edit")
@@ -46,6 +48,9 @@ MAX_ROWS = 10_000
 SHEET_INTERVAL = 1.0
 #: The long edge of a contact-sheet thumbnail, in pixels.
 SHEET_EDGE = 160
+#: Bytes of thumbnails one contact sheet may add to the notebook (base64 included): a sheet of
+#: a long batch shows as many rows as fit (the newest, while it grows) and says how many more.
+SHEET_BUDGET = 250_000
 
 _FORMATTER = string.Formatter()
 
@@ -68,6 +73,9 @@ class BatchRow:
     error: str | None = None
     #: The row's label in the rows given (a DataFrame's index), when it is not its position.
     label: Any = None
+    #: The history already held this row's picture when the batch was planned: replayed, not sent.
+    planned_replay: bool = False
+    _thumbnail: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def entry_id(self) -> str | None:
@@ -84,6 +92,15 @@ class BatchRow:
         if self.result is None or not self.result.files:
             return None
         return str(self.result.files[0])
+
+    def thumbnail(self) -> str | None:
+        """The row's image as a small JPEG in base64, made once (a growing sheet redraws often)."""
+        if self._thumbnail is None and self.result is not None:
+            try:
+                self._thumbnail = b64encode(make_thumbnail(self.result.data, SHEET_EDGE))
+            except (OSError, ValueError):
+                return None
+        return self._thumbnail
 
     def manifest_line(self) -> dict[str, Any]:
         """What the manifest keeps of this row: enough to find its image and to tell what to retry."""
@@ -114,8 +131,8 @@ class BatchResult:
         self.manifest = manifest
         #: Why the batch stopped before every row was tried (a per-day quota, an interrupt), if it did.
         self.stopped = stopped
-        #: The cell whose output already shows this batch's contact sheet (see ``_repr_mimebundle_``).
-        self._shown_in: int | None = None
+        #: True while the cell that ran the batch, whose output shows its sheet, still runs.
+        self._in_its_cell = False
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -171,7 +188,9 @@ class BatchResult:
         return line
 
     def to_pandas(self):
-        """The rows as a pandas DataFrame: one per row, with status, entry, file, cost and error."""
+        """The rows as a pandas DataFrame: one per row, with status, entry, file, cost and error;
+        indexed like the DataFrame given (so ``df.join(result.to_pandas()[["status", "entry"]])``
+        works), else by row number."""
         try:
             import pandas
         except ModuleNotFoundError:
@@ -182,7 +201,11 @@ class BatchResult:
             record.update(status=row.status, entry=row.entry_id, file=row.file, cost=row.cost, error=row.error)
             records.append(record)
         frame = pandas.DataFrame.from_records(records)
-        return frame.set_index("row") if len(frame) else frame
+        if not len(frame):
+            return frame
+        if all(row.label is not None for row in self.rows):  # a DataFrame's rows: its own index, to join on
+            return frame.set_index(pandas.Index([row.label for row in self.rows]))
+        return frame.set_index("row")
 
     def __repr__(self) -> str:
         return f"<BatchResult {self.summary()}>"
@@ -196,7 +219,7 @@ class BatchResult:
     def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
         """A contact sheet; just the summary line when the batch's own growing sheet is already
         on screen above it (the same cell), so the images are not shown twice."""
-        if self._shown_in is not None and self._shown_in == _execution_count():
+        if self._in_its_cell:
             return {"text/plain": self.summary()}
         return {"text/html": contact_sheet(self.rows, self.summary()), "text/plain": self.summary()}
 
@@ -277,7 +300,8 @@ class BatchPlan:
     """The rows checked and turned into requests, before anything is sent."""
 
     rows: list[BatchRow]
-    key: str
+    #: A name that stays the same when the same rows are run again (their request hashes).
+    key: str = ""
     #: Rows the history already answers (replayed, no call).
     replays: int = 0
     #: The estimated cost in USD of the rows to send, or None where it is not known.
@@ -303,7 +327,7 @@ def plan_batch(
     if unknown:
         raise InputError(
             f"batch() has no option {sorted(unknown)[0]!r}; the options are {', '.join(ROW_OPTIONS)}, "
-            "concurrency, rate, manifest and new."
+            "concurrency, manifest, new, progress and display."
         )
     pairs = read_rows(rows)
     if not pairs:
@@ -315,6 +339,12 @@ def plan_batch(
     planned: list[BatchRow] = []
     for number, (label, columns) in enumerate(pairs):
         values = {**{k: v for k, v in namespace.items() if k in fields and k not in columns}, **columns}
+        empty = [name for name in fields if name in values and _missing(values[name])]
+        if empty:
+            raise InputError(
+                f"Row {number}: the column {empty[0]!r} is empty there (None or NaN), and the template needs it; "
+                "fill it in or leave the row out."
+            )
         if prompt:
             text = fill_template(prompt, values, number)
         elif "prompt" in columns:
@@ -330,7 +360,7 @@ def plan_batch(
         request = _request_for(session, text.strip(), settings, namespace, number, new)
         inputs = {key: value for key, value in columns.items() if key != "prompt"}
         planned.append(BatchRow(number=number, prompt=text.strip(), inputs=inputs, request=request, label=label))
-    plan = BatchPlan(rows=planned, key=_batch_key(planned), options=options)
+    plan = BatchPlan(rows=planned, options=options)
     _check_and_estimate(session, plan)
     return plan
 
@@ -341,13 +371,13 @@ def _request_for(
     images: list[Any] = []
     try:
         if _given(settings.get("edit")):
-            images.append(session.resolve_image(settings["edit"], namespace))
+            images.append(session.resolve_image(_reference(settings["edit"]), namespace))
         for key in ("image", "images"):
             value = settings.get(key)
             if not _given(value):
                 continue
             items = value if isinstance(value, (list, tuple)) else [value]
-            images += [session.resolve_image(item, namespace) for item in items]
+            images += [session.resolve_image(_reference(item), namespace) for item in items if _given(item)]
         return Request(
             prompt=text,
             model=_text_or_none(settings.get("model")),
@@ -363,17 +393,22 @@ def _request_for(
 
 def _check_and_estimate(session: Session, plan: BatchPlan) -> None:
     """Each row checked by the session as any request is (model, ratio, size, images), its
-    replay found, and the cost of what will be sent estimated and held against the budget."""
+    replay found, and the cost of what will be sent estimated and held against the budget.
+    The batch's key is made of the rows' request hashes: the same rows, the same manifest."""
     total, unknown, replays, to_send = 0.0, 0, 0, []
+    digest = hashlib.sha256()
     for row in plan.rows:
         try:
             prepared, _ = session.prepare(row.request)
         except (AigateError, LookupError) as exc:
             raise InputError(f"Row {row.number}: {one_line(str(exc))}") from None
+        digest.update(prepared.request_hash.encode("ascii"))
         if session.replays(row.request, prepared, 1):
+            row.planned_replay = True
             replays += 1
             continue
         to_send.append(row.request)
+    plan.key = digest.hexdigest()[:12]
     estimate = getattr(session, "estimate", None)
     if estimate is not None:
         for request in to_send:
@@ -400,8 +435,11 @@ def run_batch(
     display: bool = True,
 ) -> BatchResult:
     """Send the plan's rows, ``concurrency`` at a time (fewer while the gateway says to slow
-    down), each outcome written to the manifest as it finishes. An interrupt stops sending:
-    what is in flight still joins the history, and the result says what is left."""
+    down), each outcome written to the manifest as it finishes.
+
+    An interrupt stops sending: nothing more is sent, the requests in flight still join the
+    history (and the manifest, as each finishes), and ``KeyboardInterrupt`` is raised again
+    with one line saying which rows were not sent and how to send them."""
     session = session or current_session()
     concurrency = _check_concurrency(concurrency)
     path = manifest_path(session, plan, manifest)
@@ -433,27 +471,47 @@ def run_batch(
                 _finish(row, result, path, view)
                 if result.error is not None and _ends_batch(result.error):
                     stopped = one_line(str(result.error))
-                    queue.clear()
+                    _skip(queue)
             view.tick()
     except KeyboardInterrupt:
-        stopped = "interrupted"
-        view.close()
+        not_sent = list(queue)
         _skip(queue)
-        finished_now = BatchResult(rows, path, stopped)
-        left = len(queue) + len(in_flight)
-        print(
-            f"Interrupted: {finished_now.summary()}. {_count(len(in_flight), 'request')} in flight still join the "
-            f"history; run the same batch again to send the {_count(left, 'row')} left (finished rows are replayed)."
-        )
-        raise
-    _skip(queue)
+        for future, row in in_flight.items():  # their lines follow as they finish, from the pool's threads
+            future.add_done_callback(lambda done, row=row: _finish(row, outcome(done), path, None))
+        view.stopped = "interrupted"
+        view.close()
+        raise KeyboardInterrupt(_interrupted(rows, not_sent, len(in_flight))) from None
     view.close()
     result = BatchResult(rows, path, stopped)
     if view.sheet is not None:
-        result._shown_in = _execution_count()
+        _for_the_rest_of_the_cell(result)
     if stopped:
         print(f"The batch stopped: {stopped}. {result.summary()}.")
     return result
+
+
+def _interrupted(rows: list[BatchRow], not_sent: list[BatchRow], in_flight: int) -> str:
+    """The line an interrupted batch ends with: what finished, what goes on, what is left."""
+    finished = [row for row in rows if row.status in ("done", "replayed", "failed")]
+    line = f"Batch interrupted: {len(finished)} of {_count(len(rows), 'row')} finished"
+    if in_flight:
+        line += f", {in_flight} in flight still join the history"
+    if not_sent:
+        line += f"; {_row_numbers(not_sent)} not sent"
+    return line + ". Run the same batch again for the rest: finished rows are replayed, not paid again."
+
+
+def _row_numbers(rows: list[BatchRow]) -> str:
+    """``rows 2-4, 7`` for rows 2, 3, 4 and 7."""
+    numbers = [row.number for row in rows]
+    spans: list[list[int]] = []
+    for number in numbers:
+        if spans and number == spans[-1][1] + 1:
+            spans[-1][1] = number
+        else:
+            spans.append([number, number])
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+    return f"{'row' if len(numbers) == 1 else 'rows'} {text}"
 
 
 def batch(
@@ -481,6 +539,8 @@ def batch(
     the others go ``concurrency`` at a time, slower when the gateway answers 429. Each
     finished row is a line of the manifest (JSONL; by default in the history's folder, one
     per batch). A failed row never stops the others, except a used-up daily quota.
+    Interrupting the kernel stops sending and raises ``KeyboardInterrupt`` saying which rows
+    were not sent; what finished, and what was in flight, is kept.
     """
     session = session or current_session()
     plan = plan_batch(rows, prompt, session=session, namespace=namespace, new=new, **options)
@@ -502,19 +562,7 @@ def manifest_path(session: Session, plan: BatchPlan, manifest: str | os.PathLike
     return session.history.folder / "batches" / f"batch-{plan.key}.jsonl"
 
 
-def _batch_key(rows: list[BatchRow]) -> str:
-    """A name for the batch that stays the same when the same rows are run again."""
-    digest = hashlib.sha256()
-    for row in rows:
-        request = row.request
-        digest.update(json.dumps([row.prompt, request.model if request else None,
-                                  request.aspect_ratio if request else None,
-                                  request.image_size if request else None,
-                                  request.route if request else None], default=str).encode())
-    return digest.hexdigest()[:12]
-
-
-def _finish(row: BatchRow, result: Outcome, path: Path, view: _Progress) -> None:
+def _finish(row: BatchRow, result: Outcome, path: Path, view: _Progress | None) -> None:
     if result.result is not None:
         row.result = result.result
         row.status = "replayed" if result.result.replayed else "done"
@@ -524,7 +572,8 @@ def _finish(row: BatchRow, result: Outcome, path: Path, view: _Progress) -> None
         row.status = "failed"
         row.error = one_line(str(result.error)) if result.error is not None else "cancelled"
     _append_line(path, row.manifest_line())
-    view.finished(row)
+    if view is not None:
+        view.finished(row)
 
 
 def _append_line(path: Path, record: dict[str, Any]) -> None:
@@ -573,11 +622,25 @@ def _check_concurrency(value: Any) -> int:
 
 def _given(value: Any) -> bool:
     """A cell that says something: not None, not NaN, not an empty string."""
-    if value is None:
-        return False
-    if isinstance(value, float) and value != value:
-        return False
-    return not (isinstance(value, str) and not value.strip())
+    return not _missing(value) and not (isinstance(value, str) and not value.strip())
+
+
+def _missing(value: Any) -> bool:
+    """None, NaN, or pandas' NA and NaT (known by name: pandas is never imported here)."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    return isinstance(value, float) and value != value
+
+
+def _reference(value: Any) -> Any:
+    """A history index read from a DataFrame column that also holds gaps (NaN makes ``0`` a
+    ``0.0``) as the whole number it is; anything else as it is."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    item = getattr(value, "item", None)  # a numpy integer
+    if callable(item) and type(value).__name__.startswith(("int", "uint")):
+        return item()
+    return value
 
 
 def _text_or_none(value: Any) -> str | None:
@@ -601,42 +664,67 @@ def _count(n: int, one: str, many: str | None = None) -> str:
     return f"{n} {one if n == 1 else (many or one + 's')}"
 
 
-def contact_sheet(rows: list[BatchRow], summary: str) -> str:
+def contact_sheet(rows: list[BatchRow], summary: str, newest: bool = False) -> str:
     """The rows as a grid of small thumbnails, each with its row number and status; a failed
-    row as a blank tile with its reason."""
-    tiles = []
-    for row in rows:
-        title = html.escape(f"{row.number}: {row.prompt}", quote=True)
-        if row.result is not None:
-            try:
-                thumb = make_thumbnail(row.result.data, SHEET_EDGE)
-                body = (f'<img src="data:image/jpeg;base64,{b64encode(thumb)}" alt="{title}" title="{title}" '
-                        'style="width:100%;height:auto;display:block"/>')
-            except (OSError, ValueError):
-                body = '<div style="padding:8px">(image unreadable)</div>'
-        else:
-            reason = row.error or row.status
-            body = (f'<div title="{title}" style="aspect-ratio:1;display:flex;align-items:center;padding:6px;'
-                    f'border:1px dashed #999;font-size:smaller;overflow-wrap:anywhere">{html.escape(reason)}</div>')
-        label = f"{row.number} · {row.status}"
-        if row.cost:
-            label += f" · ${row.cost:.3f}"
-        tiles.append(f'<figure style="margin:0;min-width:0">{body}'
-                     f'<figcaption style="font-size:smaller">{html.escape(label)}</figcaption></figure>')
+    row as a blank tile with its reason. As many rows as ``SHEET_BUDGET`` holds are shown (the
+    first ones, or with ``newest`` the last ones) and a line says how many more there are."""
+    tiles: list[tuple[int, str]] = []
+    spent = 0
+    for row in reversed(rows) if newest else rows:
+        tile = _tile(row)
+        spent += len(tile)
+        if spent > SHEET_BUDGET and tiles:
+            break
+        tiles.append((row.number, tile))
+    tiles.sort()
+    more = len(rows) - len(tiles)
+    note = ""
+    if more:
+        which = "newest" if newest else "first"
+        note = (f"<div style=\"font-size:smaller\">The {which} {len(tiles)} of {len(rows)} rows; the others are in "
+                ".rows, .to_pandas() and %aigate history.</div>")
     return ('<div class="aigate-batch"><div style="display:grid;grid-template-columns:repeat(auto-fill,'
-            'minmax(110px,1fr));gap:6px;align-items:start">' + "".join(tiles) + '</div>'
-            f'<pre style="white-space:pre-wrap;font-size:smaller;margin:4px 0 0 0">{html.escape(summary)}</pre></div>')
+            'minmax(110px,1fr));gap:6px;align-items:start">' + "".join(tile for _, tile in tiles) + '</div>'
+            f'{note}<pre style="white-space:pre-wrap;font-size:smaller;margin:4px 0 0 0">{html.escape(summary)}'
+            '</pre></div>')
+
+
+def _tile(row: BatchRow) -> str:
+    """One row: its thumbnail fitted into a square box (a 1:4 beside a 16:9 stays a tile), or
+    a blank box with its reason (in full on hover); its number and status below."""
+    title = html.escape(f"{row.number}: {row.prompt}", quote=True)
+    box = "aspect-ratio:1;display:flex;align-items:center;justify-content:center;overflow:hidden"
+    thumbnail = row.thumbnail()
+    if thumbnail is not None:
+        body = (f'<div style="{box}"><img src="data:image/jpeg;base64,{thumbnail}" alt="{title}" title="{title}" '
+                'style="max-width:100%;max-height:100%;display:block"/></div>')
+    else:
+        reason = "(image unreadable)" if row.result is not None else (row.error or row.status)
+        body = (f'<div title="{html.escape(reason, quote=True)}" style="aspect-ratio:1;overflow:hidden;'
+                'border:1px dashed #999;padding:6px;box-sizing:border-box;font-size:smaller;overflow-wrap:anywhere">'
+                f'{html.escape(clip(reason, 100))}</div>')
+    label = f"{row.number} · {row.status}"
+    if row.cost:
+        label += f" · ${row.cost:.3f}"
+    return (f'<figure style="margin:0;min-width:0">{body}'
+            f'<figcaption style="font-size:smaller">{html.escape(label)}</figcaption></figure>')
 
 
 class _Progress:
-    """The batch's progress: a ``tqdm.auto`` bar (a widget in Jupyter, text in a terminal) with
-    done, failed, replayed and spent so far, and in a notebook a contact sheet that grows."""
+    """The batch's progress: a ``tqdm`` bar (a widget in Jupyter, text on stderr in a terminal:
+    ``waiting.progress_bar``) with done, failed, replayed and spent so far and the time left,
+    and where the front end can redraw an output in place, a contact sheet that grows as
+    images arrive.
+
+    The rows the history answers are counted from the start (the bar's ``initial``), so
+    that the time left is reckoned from the rows actually sent."""
 
     def __init__(self, plan: BatchPlan, session: Session, manifest: Path, progress: bool, display: bool) -> None:
         self.rows = plan.rows
         self.lock = threading.Lock()
         self.counts = {"done": 0, "replayed": 0, "failed": 0}
-        self.spent = 0.0
+        self.spent: float | None = None
+        self.stopped: str | None = None
         self.bar = None
         self.sheet = None
         self.drawn = 0.0
@@ -653,28 +741,28 @@ class _Progress:
                 line += ", cost unknown"
         line += " (emulator)" if session.emulated else ""
         if progress or display:
-            print(f"{line}. Manifest: {manifest}")
+            print(f"{line}. Manifest: {display_path(manifest)}")
         if progress:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(total=len(self.rows), desc="images", unit="row", smoothing=0.1)
-        if display and _in_notebook():
+            precounted = sum(1 for row in self.rows if row.planned_replay)
+            self.bar = progress_bar(len(self.rows), initial=precounted, desc="images", unit="row", smoothing=0.1)
+        if display and _redraws_in_place():
             from IPython.display import HTML
             from IPython.display import display as show
 
-            self.sheet = show(HTML(contact_sheet([], "waiting for the first image")), display_id=True)
+            self.sheet = show(HTML(_live_sheet([], "waiting for the first image")), display_id=True)
 
     def finished(self, row: BatchRow) -> None:
         with self.lock:
             self.counts[row.status if row.status in self.counts else "failed"] += 1
-            if row.cost:
-                self.spent += row.cost
+            if row.cost is not None and not row.planned_replay:
+                self.spent = (self.spent or 0.0) + row.cost
             if self.bar is not None:
-                self.bar.update(1)
-                self.bar.set_postfix(
-                    done=self.counts["done"], failed=self.counts["failed"], replayed=self.counts["replayed"],
-                    spent=f"${self.spent:.3f}", refresh=False,
-                )
+                shown = {"done": self.counts["done"], "failed": self.counts["failed"],
+                         "replayed": self.counts["replayed"]}
+                if self.spent is not None:
+                    shown["spent"] = f"${self.spent:.3f}"
+                self.bar.set_postfix(shown, refresh=False)
+                self.bar.update(0 if row.planned_replay else 1)  # a planned replay is in the bar's start
             self.dirty = True
 
     def tick(self, force: bool = False) -> None:
@@ -684,8 +772,9 @@ class _Progress:
         if force or now - self.drawn >= SHEET_INTERVAL:
             from IPython.display import HTML
 
-            finished = [row for row in self.rows if row.status not in ("pending",)]
-            self.sheet.update(HTML(contact_sheet(finished, BatchResult(self.rows).summary())))
+            finished = [row for row in self.rows if row.status != "pending"]
+            summary = BatchResult(self.rows, stopped=self.stopped).summary()
+            self.sheet.update(HTML(_live_sheet(finished, summary)))
             self.drawn, self.dirty = now, False
 
     def close(self) -> None:
@@ -695,22 +784,39 @@ class _Progress:
             self.bar.close()
 
 
-def _execution_count() -> int | None:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return None
+def _live_sheet(rows: list[BatchRow], summary: str) -> str:
+    """The contact sheet that grows while the batch runs: its newest rows."""
+    return f'<div class="aigate-batch-live">{contact_sheet(rows, summary, newest=True)}</div>'
+
+
+def _for_the_rest_of_the_cell(result: BatchResult) -> None:
+    """Mark ``result`` as shown (its sheet grew in this cell's output) until the cell ends:
+    IPython's ``post_run_cell`` comes after the cell's value is displayed. An execution count
+    would not do: a front end may run cells without counting them (nbval does)."""
+    from IPython import get_ipython
+
     shell = get_ipython()
-    return getattr(shell, "execution_count", None) if shell is not None else None
+    if shell is None:
+        return
+    result._in_its_cell = True
+
+    def ended(*_: Any) -> None:
+        result._in_its_cell = False
+        shell.events.unregister("post_run_cell", ended)
+
+    shell.events.register("post_run_cell", ended)
 
 
-def _in_notebook() -> bool:
+def _redraws_in_place() -> bool:
+    """Whether the front end can redraw an output in place (a Jupyter kernel): a terminal
+    would print a new sheet at every redraw, so it gets none (as ``waiting.StatusLine``)."""
     try:
         from IPython import get_ipython
+        from IPython.core.displaypub import DisplayPublisher
     except ImportError:
         return False
     shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
+    return shell is not None and type(shell.display_pub) is not DisplayPublisher
 
 
 __all__ = ["BatchResult", "BatchRow", "batch", "plan_batch", "read_manifest", "run_batch"]

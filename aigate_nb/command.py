@@ -53,9 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The options of ``%%gemini_image``; its help is the magic's help."""
     parser = _Parser(prog=NAME, add_help=False, allow_abbrev=False)
     add = parser.add_argument
-    add("-m", "--model", metavar="ID", help="model id, e.g. google/gemini-3-pro-image (default: %%aigate config)")
-    add("-a", "--aspect-ratio", metavar="R", help="aspect ratio, e.g. 16:9, 1:1, 21:9")
-    add("-s", "--image-size", metavar="S", help="image size: 512, 1K, 2K or 4K (as the model allows)")
+    add("-m", "--model", metavar="ID",
+        help="model id, e.g. google/gemini-3-pro-image (default: %%aigate config); a comma list (-m a,b) "
+        "compares models in a grid")
+    add("-a", "--aspect-ratio", metavar="R",
+        help="aspect ratio, e.g. 16:9, 1:1, 21:9; a comma list (-a 1:1,16:9) compares them in a grid")
+    add("-s", "--image-size", metavar="S",
+        help="image size: 512, 1K, 2K or 4K (as the model allows); a comma list compares them in a grid")
     add("-e", "--edit", metavar="REF",
         help="edit an earlier result: a history index (3, -1), a history id, or a variable holding an image")
     add("-i", "--image", metavar="SRC", action="append", default=[],

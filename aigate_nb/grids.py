@@ -25,6 +25,7 @@ from .images import b64encode, make_preview, open_image
 from .results import ImageResult
 from .session import Request, Session, current_session, outcome
 from .text import one_line
+from .waiting import progress_bar
 
 #: The options a grid can vary, as ``compare()`` names them, and the request field each sets.
 AXES = {
@@ -39,6 +40,8 @@ AXIS_LABELS = {"model": "model", "aspect_ratio": "ratio", "image_size": "size", 
 MAX_CELLS = 36
 #: The long edge of a tile in the notebook's grid and in ``save()``, in pixels.
 TILE_EDGE = 384
+#: The side of the square box each tile is fitted into on screen, in CSS pixels.
+TILE_BOX = TILE_EDGE // 2 + 64
 
 
 @dataclass
@@ -63,7 +66,7 @@ class GridCell:
             result = self.result
             width, height = result.size
             parts = [f"[{result.index}]" if result.index is not None else "", f"{width}x{height}"]
-            parts.append("replayed" if result.replayed else f"{result.elapsed:.1f} s")
+            parts.append("replayed" if result.replayed else f"in {result.elapsed:.1f} s")
             cost = getattr(result, "cost", None)
             if result.replayed:
                 parts.append("$0")
@@ -109,6 +112,10 @@ class Grid:
     def column_label(self, column: tuple[str, ...]) -> str:
         return " · ".join(column)
 
+    def corner_label(self) -> str:
+        """What the edges hold, ``model / ratio``: the left edge's option, then the top's."""
+        return " / ".join(AXIS_LABELS[a] for a in ([self.row_axis] if self.row_axis else []) + self.column_axes)
+
     def axes(self) -> dict[str, list[str]]:
         """The varying options and their values, as the PNG's text chunks keep them."""
         axes: dict[str, list[str]] = {}
@@ -152,8 +159,7 @@ class Grid:
             f'<th style="padding:4px;font-weight:600">{html.escape(self.column_label(column))}</th>'
             for column in self.columns
         )
-        corner = html.escape(" / ".join(AXIS_LABELS[a] for a in ([self.row_axis] if self.row_axis else [])
-                                         + self.column_axes))
+        corner = html.escape(self.corner_label())
         body = []
         for r, row in enumerate(self.cells):
             label = f'<th style="padding:4px;text-align:right;font-weight:600;max-width:12em;overflow-wrap:anywhere">' \
@@ -194,6 +200,8 @@ class Grid:
         height = top + rows * (tile + caption_h + pad) + pad
         sheet = Image.new("RGB", (width, height), "white")
         draw = ImageDraw.Draw(sheet)
+        if self.row_axis:
+            draw.text((8, 8), _fit(draw, self.corner_label(), small, left - 16), fill=(90, 90, 90), font=small)
         for c, column in enumerate(self.columns):
             x = left + pad + c * (tile + pad)
             draw.text((x, 8), _fit(draw, self.column_label(column), font, tile), fill="black", font=font)
@@ -231,17 +239,19 @@ class Grid:
 
 
 def _tile_html(cell: GridCell, budget: int) -> str:
+    """One tile: the picture fitted into a square box (a 1:4 beside a 16:9 stays a tile), its
+    caption below; a refused or failed combination as a blank box with its reason."""
     caption = html.escape(cell.short_caption())
+    box = f"width:{TILE_BOX}px;max-width:100%;aspect-ratio:1;display:flex;align-items:center;justify-content:center"
     if cell.result is not None:
-        mime, data = make_preview(cell.result.data, TILE_EDGE, max_bytes=budget * 3 // 4)
+        mime, data, _ = make_preview(cell.result.data, TILE_EDGE, max_bytes=budget * 3 // 4)
         title = html.escape(cell.result.prompt, quote=True)
-        return (f'<figure style="margin:0;width:{TILE_EDGE // 2 + 64}px;max-width:100%">'
+        return (f'<figure style="margin:0;width:{TILE_BOX}px;max-width:100%"><div style="{box}">'
                 f'<img src="data:{mime};base64,{b64encode(data)}" alt="{title}" title="{title}" '
-                'style="width:100%;height:auto;display:block"/>'
+                'style="max-width:100%;max-height:100%;display:block"/></div>'
                 f'<figcaption style="font-size:smaller">{caption}</figcaption></figure>')
     style = "opacity:.8" if cell.refused else "color:#b00"
-    return (f'<div style="width:{TILE_EDGE // 2 + 64}px;max-width:100%;aspect-ratio:1;border:1px dashed #999;'
-            f'display:flex;align-items:center;justify-content:center;padding:8px;box-sizing:border-box;'
+    return (f'<div style="{box};border:1px dashed #999;padding:8px;box-sizing:border-box;'
             f'font-size:smaller;overflow-wrap:anywhere;{style}">{caption}</div>')
 
 
@@ -399,8 +409,12 @@ def _hold_to_budget(session: Session, requests: list[Request]) -> None:
         check(total, what=f"this grid of {len(to_send)} requests")
 
 
-def run_grid(grid: Grid, session: Session | None = None) -> Grid:
-    """Send every combination not refused, all at once; wait for them all."""
+def run_grid(grid: Grid, session: Session | None = None, progress: bool = True) -> Grid:
+    """Send every combination not refused, all at once, and wait for them all, with a
+    ``tqdm`` bar of what has come back (a widget in Jupyter, text on stderr elsewhere).
+
+    An interrupt stops the waiting, not the requests: they go on and their images still join
+    the history; ``KeyboardInterrupt`` is raised again saying so."""
     session = session or current_session()
     pending: dict[concurrent.futures.Future, GridCell] = {}
     for cell in grid:
@@ -412,6 +426,9 @@ def run_grid(grid: Grid, session: Session | None = None) -> Grid:
             cell.error = one_line(str(exc))
             continue
         pending[future] = cell
+    bar = None
+    if progress and pending:
+        bar = progress_bar(len(pending), desc="combinations", unit="image", leave=False)
     try:
         for future in concurrent.futures.as_completed(pending):
             result = outcome(future)
@@ -420,9 +437,17 @@ def run_grid(grid: Grid, session: Session | None = None) -> Grid:
                 cell.result = result.result
             else:
                 cell.error = one_line(str(result.error)) if result.error is not None else "cancelled"
+            if bar is not None:
+                bar.update(1)
     except KeyboardInterrupt:
-        print("Interrupted: the requests sent go on and their images still join the history (%aigate history).")
-        raise
+        waiting = sum(1 for future in pending if not future.done())
+        raise KeyboardInterrupt(
+            f"Grid interrupted: {len(pending) - waiting} of {len(pending)} images back; the other {waiting} "
+            "requests go on and their images still join the history (%aigate history)."
+        ) from None
+    finally:
+        if bar is not None:
+            bar.close()
     return grid
 
 
@@ -437,6 +462,7 @@ def compare(
     images: Sequence[Any] = (),
     edit: Any = None,
     new: bool = False,
+    progress: bool = True,
     session: Session | None = None,
     namespace: Mapping[str, Any] | None = None,
 ) -> Grid:
@@ -454,7 +480,7 @@ def compare(
     resolved = tuple(session.resolve_image(item, namespace) for item in inputs)
     grid = plan_grid(prompt, models=models, aspect_ratios=aspect_ratios, image_sizes=image_sizes, prompts=prompts,
                      route=route, images=resolved, new=new, session=session)
-    return run_grid(grid, session)
+    return run_grid(grid, session, progress=progress)
 
 
 __all__ = ["Grid", "GridCell", "compare", "plan_grid", "run_grid"]

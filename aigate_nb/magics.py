@@ -132,7 +132,10 @@ class GeminiImageMagics(Magics):
         (``{cfg.style}`` and ``{items[0]}`` too); an unknown ``{...}`` stays as
         written and ``{{``/``}}`` are braces. The cell's value is the
         ``ImageResult`` (with ``-n``, the list of them), and each result joins
-        this notebook's history (``%aigate history``).
+        this notebook's history (``%aigate history``). With ``--each ROWS`` the body is
+        a template filled from each row of ``ROWS``, one image per row (a ``BatchResult``);
+        comma lists in ``-m``, ``-a`` or ``-s`` (``-m a,b -a 1:1,16:9``) make one image per
+        combination, shown as one labelled ``Grid``.
         """
         namespace = self.shell.user_ns
         session = self.session
@@ -187,9 +190,12 @@ class GeminiImageMagics(Magics):
             ("route", request.route)) if value is not None}
         if command.sources:
             options["edit"], options["images"] = command.sources[0], list(command.sources[1:]) or None
-        result = batch(namespace[command.each], request.prompt or None, namespace=namespace, new=request.new,
-                       concurrency=command.concurrency or DEFAULT_CONCURRENCY, session=self.session,
-                       **{k: v for k, v in options.items() if v is not None})
+        try:
+            result = batch(namespace[command.each], request.prompt or None, namespace=namespace, new=request.new,
+                           concurrency=command.concurrency or DEFAULT_CONCURRENCY, session=self.session,
+                           **{k: v for k, v in options.items() if v is not None})
+        except KeyboardInterrupt as exc:  # what finished is kept; one line says what is left
+            raise UsageError(str(exc)) from None
         if command.as_name:
             namespace[command.as_name] = result
         return result
@@ -201,8 +207,11 @@ class GeminiImageMagics(Magics):
         request, grid = command.request, command.grid or {}
         single = {"models": request.model, "aspect_ratios": request.aspect_ratio, "image_sizes": request.image_size}
         axes = {name: grid.get(name) or ([value] if value else None) for name, value in single.items()}
-        result = compare(request.prompt, route=request.route, images=list(command.sources), new=request.new,
-                         session=self.session, namespace=namespace, **axes)
+        try:
+            result = compare(request.prompt, route=request.route, images=list(command.sources), new=request.new,
+                             session=self.session, namespace=namespace, **axes)
+        except KeyboardInterrupt as exc:
+            raise UsageError(str(exc)) from None
         if command.as_name:
             namespace[command.as_name] = result
         return result
