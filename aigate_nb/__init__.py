@@ -33,7 +33,11 @@ from .errors import (
 __version__ = "0.1.0"
 
 _LAZY = {
+    "BatchResult": "aigate_nb.batches",
     "Client": "aigate_nb.client",
+    "Grid": "aigate_nb.grids",
+    "batch": "aigate_nb.batches",
+    "compare": "aigate_nb.grids",
     "History": "aigate_nb.store",
     "HistoryEntry": "aigate_nb.store",
     "ImageResult": "aigate_nb.results",
@@ -44,12 +48,14 @@ __all__ = [
     "AigateError",
     "AuthenticationError",
     "BadRequestError",
+    "BatchResult",
     "BudgetError",
     "BudgetWarning",
     "Client",
     "ConfigurationError",
     "GatewayConnectionError",
     "GatewayError",
+    "Grid",
     "History",
     "HistoryEntry",
     "HistoryError",
@@ -63,6 +69,8 @@ __all__ = [
     "RequestTimeoutError",
     "ResponseError",
     "ServerError",
+    "batch",
+    "compare",
 ]
 
 

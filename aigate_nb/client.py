@@ -302,6 +302,18 @@ class Client:
             region=edit.record() if edit is not None else None,
         ))
 
+    @property
+    def pacer(self) -> Pacer | None:
+        """The ``Pacer`` every request of this client waits on (None: none); settable, e.g. by a
+        batch for its duration, so that single requests sent meanwhile keep to it too."""
+        return self._transport.pacer
+
+    @pacer.setter
+    def pacer(self, pacer: Pacer | None) -> None:
+        if pacer is not None and not isinstance(pacer, Pacer):
+            raise ConfigurationError(f"pacer must be a Pacer, not {type(pacer).__name__}.")
+        self._transport.pacer = pacer
+
     def models(self, image_only: bool = False) -> list[str]:
         """The model ids of ``GET /v1/models``; with ``image_only``, those that make images."""
         return parse_model_ids(self._parse_json(self._transport.send("GET", MODELS_PATH)), image_only=image_only)

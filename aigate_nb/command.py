@@ -10,12 +10,13 @@ import difflib
 import shlex
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
 from .errors import InputError
 from .images import mime_for_suffix
+from .pacing import parse_rate
 from .results import names_a_folder
 from .session import MAX_VARIANTS, Request
 
@@ -36,6 +37,13 @@ class ImageCommand:
     count: int = 1
     out: str | None = None
     as_name: str | None = None
+    #: ``--each ROWS``: the name of the variable whose rows make a batch (the body is the template).
+    each: str | None = None
+    #: Options given as comma lists (``-m a,b -a 1:1,16:9``): a comparison grid, one request per combination.
+    grid: dict[str, list[str]] | None = None
+    #: ``--concurrency N`` and ``--rate N/UNIT`` for a batch.
+    concurrency: int | None = None
+    rate: str | None = None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,9 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The options of ``%%gemini_image``; its help is the magic's help."""
     parser = _Parser(prog=NAME, add_help=False, allow_abbrev=False)
     add = parser.add_argument
-    add("-m", "--model", metavar="ID", help="model id, e.g. google/gemini-3-pro-image (default: %%aigate config)")
-    add("-a", "--aspect-ratio", metavar="R", help="aspect ratio, e.g. 16:9, 1:1, 21:9")
-    add("-s", "--image-size", metavar="S", help="image size: 512, 1K, 2K or 4K (as the model allows)")
+    add("-m", "--model", metavar="ID",
+        help="model id, e.g. google/gemini-3-pro-image (default: %%aigate config); a comma list (-m a,b) "
+        "compares models in a grid")
+    add("-a", "--aspect-ratio", metavar="R",
+        help="aspect ratio, e.g. 16:9, 1:1, 21:9; a comma list (-a 1:1,16:9) compares them in a grid")
+    add("-s", "--image-size", metavar="S",
+        help="image size: 512, 1K, 2K or 4K (as the model allows); a comma list compares them in a grid")
     add("-e", "--edit", metavar="REF",
         help="edit an earlier result: a history index (3, -1), a history id, or a variable holding an image")
     add("-i", "--image", metavar="SRC", action="append", default=[],
@@ -71,6 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--no-interpolate", action="store_true", help="send {name} in the prompt as written")
     add("--new", action="store_true",
         help="send the request even if this notebook's history already has its picture (which is replayed otherwise)")
+    add("--each", metavar="ROWS",
+        help="a batch: one image per row of the variable ROWS (a list of prompts, of dicts, or a DataFrame); "
+        "the body is the prompt template, its {column} fields filled from each row")
+    add("--concurrency", type=int, metavar="N", help="with --each: requests in flight at once (default 4)")
+    add("--rate", metavar="N/UNIT", help="with --each: start at most N requests per s, min or h, e.g. 60/min")
     return parser
 
 
@@ -87,6 +104,14 @@ def parse_command(line: str, cell: str, namespace: Mapping[str, Any]) -> ImageCo
     except ValueError as exc:  # an unclosed quote
         raise CommandError(f"{NAME}: {exc} in the options line; close the quote.") from None
     args = PARSER.parse_args(words)
+    if args.each is not None:
+        return _each_command(args, cell)
+    grid = {name: _comma_list(flag, value) for name, flag, value in (
+        ("models", "-m", args.model), ("aspect_ratios", "-a", args.aspect_ratio), ("image_sizes", "-s", args.image_size)
+    ) if value is not None and "," in value}
+    for option, value in (("--concurrency", args.concurrency), ("--rate", args.rate)):
+        if value is not None:
+            raise InputError(f"{option} goes with --each ROWS (a batch).")
     prompt = (cell if args.no_interpolate else interpolate(cell, namespace)).strip()
     if not prompt:
         raise InputError(f"The cell is empty: write the prompt in the cell body, below the {NAME} line.")
@@ -106,7 +131,51 @@ def parse_command(line: str, cell: str, namespace: Mapping[str, Any]) -> ImageCo
         region_mode=args.region_mode,
     )
     sources = ([args.edit] if args.edit is not None else []) + args.image
+    if grid:
+        for option, given in (("-n", args.n != 1), ("--multi-turn", args.multi_turn), ("-o", args.out)):
+            if given:
+                raise InputError(f"{option} does not go with a comparison grid (the comma lists); leave it out.")
+        request = replace(request, model=None if "models" in grid else request.model,
+                          aspect_ratio=None if "aspect_ratios" in grid else request.aspect_ratio,
+                          image_size=None if "image_sizes" in grid else request.image_size)
+        return ImageCommand(request=request, sources=tuple(sources), as_name=args.as_name, grid=grid)
     return ImageCommand(request=request, sources=tuple(sources), count=args.n, out=args.out, as_name=args.as_name)
+
+
+def _each_command(args: argparse.Namespace, cell: str) -> ImageCommand:
+    """``--each ROWS``: the body is a template filled from each row, not from the notebook."""
+    if not args.each.isidentifier():
+        raise InputError(f"--each {args.each!r}: name a variable holding the rows, e.g. --each shots.")
+    for option, given in (("-n", args.n != 1), ("--multi-turn", args.multi_turn), ("-o", args.out)):
+        if given:
+            raise InputError(f"{option} does not go with --each (one image per row); leave it out.")
+    if args.concurrency is not None and not 1 <= args.concurrency <= 16:
+        raise InputError(f"--concurrency {args.concurrency}: send 1 to 16 requests at once.")
+    if args.as_name is not None and not args.as_name.isidentifier():
+        raise InputError(f"--as {args.as_name!r} is not a variable name; use letters, digits and _.")
+    for flag, value in (("-m", args.model), ("-a", args.aspect_ratio), ("-s", args.image_size)):
+        if value is not None and "," in value:
+            raise InputError(f"{flag} {value}: a batch takes one value per option (or a column per row), not a list.")
+    request = Request(
+        prompt=cell.strip(),
+        model=args.model,
+        aspect_ratio=args.aspect_ratio,
+        image_size=args.image_size,
+        route=args.route,
+        new=args.new,
+    )
+    sources = ([args.edit] if args.edit is not None else []) + args.image
+    if args.rate is not None:
+        parse_rate(args.rate)
+    return ImageCommand(request=request, sources=tuple(sources), as_name=args.as_name, each=args.each,
+                        concurrency=args.concurrency, rate=args.rate)
+
+
+def _comma_list(flag: str, value: str) -> list[str]:
+    items = [item.strip() for item in value.split(",")]
+    if not all(items):
+        raise InputError(f"{flag} {value}: a comma list needs a value between each comma, e.g. {flag} a,b.")
+    return items
 
 
 def split_line(line: str) -> list[str]:

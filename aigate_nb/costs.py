@@ -280,6 +280,42 @@ class Estimate:
         return f"{self.count} x {size}{noun} of {self.model}"
 
 
+@dataclass(frozen=True)
+class Estimates:
+    """Several requests estimated together (a batch, a grid), held against the budget as one:
+    ``cost`` is the sum of those the table prices (None if it prices none), ``unknown`` how
+    many it cannot price."""
+
+    items: tuple[Estimate, ...]
+    what: str = "these requests"
+
+    @property
+    def count(self) -> int:
+        return sum(item.count for item in self.items)
+
+    @property
+    def cost(self) -> float | None:
+        known = [item.cost for item in self.items if item.cost is not None and item.count]
+        return sum(known) if known else None
+
+    @property
+    def unknown(self) -> int:
+        return sum(item.count for item in self.items if item.cost is None)
+
+    @property
+    def model(self) -> str:
+        """A model the table cannot price, else the first model (for the budget's lines)."""
+        unpriced = [item.model for item in self.items if item.cost is None and item.count]
+        return unpriced[0] if unpriced else (self.items[0].model if self.items else "")
+
+    def describe(self) -> str:
+        """``this batch: 40 images of 2 models``."""
+        models = {item.model for item in self.items if item.count}
+        noun = "image" if self.count == 1 else "images"
+        of = f"{len(models)} models" if len(models) > 1 else (next(iter(models)) if models else "no model")
+        return f"{self.what}: {self.count} {noun} of {of}"
+
+
 def estimate_usage(prompt: str, input_images: int, model: str, size: str | None, prices: PriceTable) -> Usage | None:
     """The tokens one request will likely use: its text at about four characters a token, its
     input images, and one output image of ``size``. Thinking is not known ahead (a few hundred

@@ -24,7 +24,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.core.magic_arguments import MagicArgumentParser
 from traitlets import Unicode, observe
 
-from .command import PARSER, parse_command
+from .command import PARSER, ImageCommand, parse_command
 from .config import is_shared_emulator
 from .errors import AigateError
 from .notebook import NotebookTracker
@@ -133,13 +133,20 @@ class GeminiImageMagics(Magics):
         (``{cfg.style}`` and ``{items[0]}`` too); an unknown ``{...}`` stays as
         written and ``{{``/``}}`` are braces. The cell's value is the
         ``ImageResult`` (with ``-n``, the list of them), and each result joins
-        this notebook's history (``%aigate history``).
+        this notebook's history (``%aigate history``). With ``--each ROWS`` the body is
+        a template filled from each row of ``ROWS``, one image per row (a ``BatchResult``);
+        comma lists in ``-m``, ``-a`` or ``-s`` (``-m a,b -a 1:1,16:9``) make one image per
+        combination, shown as one labelled ``Grid``.
         """
         namespace = self.shell.user_ns
         session = self.session
         _tell(session.notices())
         try:
             command = parse_command(line, cell, namespace)
+            if command.each is not None:
+                return self._batch(command, namespace)
+            if command.grid:
+                return self._grid(command, namespace)
             images = tuple(session.resolve_image(source, namespace) for source in command.sources)
             request = replace(command.request, images=images)
             futures, notes = session.submit_noting(request, count=command.count)
@@ -172,6 +179,46 @@ class GeminiImageMagics(Magics):
         if command.as_name:
             namespace[command.as_name] = value
         return value
+
+    def _batch(self, command: ImageCommand, namespace: dict[str, Any]) -> Any:
+        """``--each ROWS``: one image per row, through ``batches.batch``."""
+        from .batches import DEFAULT_CONCURRENCY, batch
+
+        if command.each not in namespace:
+            raise UsageError(f"--each {command.each}: no variable {command.each!r} in this notebook; "
+                             "make it first, e.g. shots = ['a red door', 'a blue door'].")
+        request = command.request
+        options = {key: value for key, value in (
+            ("model", request.model), ("aspect_ratio", request.aspect_ratio), ("image_size", request.image_size),
+            ("route", request.route)) if value is not None}
+        if command.sources:
+            options["edit"], options["images"] = command.sources[0], list(command.sources[1:]) or None
+        try:
+            result = batch(namespace[command.each], request.prompt or None, namespace=namespace, new=request.new,
+                           concurrency=command.concurrency or DEFAULT_CONCURRENCY, rate=command.rate,
+                           session=self.session,
+                           **{k: v for k, v in options.items() if v is not None})
+        except KeyboardInterrupt as exc:  # what finished is kept; one line says what is left
+            raise UsageError(str(exc)) from None
+        if command.as_name:
+            namespace[command.as_name] = result
+        return result
+
+    def _grid(self, command: ImageCommand, namespace: dict[str, Any]) -> Any:
+        """Comma lists in -m, -a or -s: a comparison grid, through ``grids.compare``."""
+        from .grids import compare
+
+        request, grid = command.request, command.grid or {}
+        single = {"models": request.model, "aspect_ratios": request.aspect_ratio, "image_sizes": request.image_size}
+        axes = {name: grid.get(name) or ([value] if value else None) for name, value in single.items()}
+        try:
+            result = compare(request.prompt, route=request.route, images=list(command.sources), new=request.new,
+                             session=self.session, namespace=namespace, **axes)
+        except KeyboardInterrupt as exc:
+            raise UsageError(str(exc)) from None
+        if command.as_name:
+            namespace[command.as_name] = result
+        return result
 
     # -- %aigate ----------------------------------------------------------------------------
 

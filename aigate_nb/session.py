@@ -420,7 +420,7 @@ class Session:
         """Prepare ``request``, find what the history replays of it, and check the copies left
         to send against the budget: everything a front end's request goes through."""
         prepared, parent = self.prepare(request, count)
-        found = self._replays(request, prepared, count)
+        found = self.replays(request, prepared, count)
         self.check_budget(estimate(prepared, self.client.prices, count - len(found)))
         return prepared, parent, found
 
@@ -428,7 +428,7 @@ class Session:
         """What ``request`` (``count`` copies) would cost now, by the price table: only the
         copies that would be sent count, not those the history would replay. Sends nothing."""
         prepared, _ = self.prepare(request, count)
-        return estimate(prepared, self.client.prices, count - len(self._replays(request, prepared, count)))
+        return estimate(prepared, self.client.prices, count - len(self.replays(request, prepared, count)))
 
     def spent(self) -> float:
         """What this notebook's history has cost so far (USD; results of unknown cost count 0)."""
@@ -475,7 +475,7 @@ class Session:
         """The account's balance (USD) where the gateway tells it (``Client.balance``)."""
         return self.client.balance()
 
-    def _replays(self, request: Request, prepared: PreparedRequest, count: int) -> list[Any]:
+    def replays(self, request: Request, prepared: PreparedRequest, count: int) -> list[Any]:
         """The entries that answer ``prepared`` without a call, unless a fresh one is asked for."""
         if request.new or not self.defaults.replay:
             return []

@@ -14,6 +14,30 @@ from .session import Outcome, Request, outcome
 STATUS_INTERVAL = 0.5
 
 
+def progress_bar(total: int, **options: Any) -> Any:
+    """A ``tqdm`` bar of ``total`` steps: tqdm's ipywidgets bar in a Jupyter kernel, its text
+    bar on stderr anywhere else.
+
+    Chosen by the shell running this code, where ``tqdm.auto`` goes by the modules imported so
+    far: once anything has imported ipykernel's shell module, it draws widgets in a terminal
+    too, where they print as one line of text per update."""
+    try:
+        from IPython import get_ipython
+
+        in_kernel = getattr(get_ipython(), "kernel", None) is not None
+    except ImportError:
+        in_kernel = False
+    if in_kernel:
+        from tqdm.notebook import IProgress
+        from tqdm.notebook import tqdm as widget_bar
+
+        if IProgress is not None:  # ipywidgets is there
+            return widget_bar(total=total, **options)
+    from tqdm.std import tqdm as text_bar
+
+    return text_bar(total=total, **options)
+
+
 class StoppedWaiting(Exception):
     """The user interrupted the wait; the requests go on and their results still join the history."""
 

@@ -34,7 +34,8 @@ def _read(path: Path):
 def test_the_tutorials_are_there():
     names = [path.name for path in NOTEBOOKS]
     assert names == [
-        "01-quickstart.ipynb", "02-editing.ipynb", "03-panel.ipynb", "04-python-api.ipynb", "06-sharing.ipynb"
+        "01-quickstart.ipynb", "02-editing.ipynb", "03-panel.ipynb", "04-python-api.ipynb", "05-many-images.ipynb",
+        "06-sharing.ipynb",
     ]
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
-from traitlets.config import Config
 
 from harness import LOGGERS, Evidence, FrontEnds, search_for_key
 
@@ -24,14 +22,6 @@ def key_guard(emu, tmp_path, caplog):
     yield evidence
     found = search_for_key(evidence, caplog.records, tmp_path, emu.requests)
     assert not found, "the key leaked: " + "; ".join(found)
-
-
-@pytest.fixture(scope="session")
-def shell():
-    """The process's InteractiveShell (a singleton), without an on-disk command history."""
-    config = Config()
-    config.HistoryAccessor.enabled = False
-    return InteractiveShell.instance(config=config)
 
 
 @pytest.fixture

@@ -252,6 +252,23 @@ def test_a_folders_env_naming_another_host_gets_no_key_and_no_request(frontends,
                 client.models()
         assert elsewhere.received == [("GET", "/v1/models", f"Bearer {folder_key}")]
 
+def test_batches_and_grids_never_show_the_key(frontends, key_guard, tmp_path, capsys):
+    """A batch and a grid with rows the gateway refuses: their results, reprs, sheets, tables,
+    the manifest and the saved grid (files under ``tmp_path``, searched by the guard)."""
+    import aigate_nb
+
+    session = frontends.session("batches")
+    rows = [{"subject": "cat"}, {"subject": "dog", "model": "google/gemini-9-imaginary"}]
+    made = aigate_nb.batch(rows, "a {subject}", session=session, manifest=tmp_path / "shots.jsonl")
+    assert [row.status for row in made] == ["done", "failed"]
+    grid = aigate_nb.compare("a kite", models=["google/gemini-3.1-flash-image-preview", "google/gemini-9-imaginary"],
+                             session=session)
+    assert len(grid.failed) == 1
+    grid.save(tmp_path / "grid.png")
+    out, err = capsys.readouterr()
+    key_guard.add(made, made.rows, made.summary(), made._repr_mimebundle_(), made.to_pandas().to_string(),
+                  grid, grid.cells, grid._repr_html_(), out, err)
+
 
 # -- the search itself ----------------------------------------------------------------------------
 
