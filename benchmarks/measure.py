@@ -21,14 +21,17 @@ class Row:
     figure: str
     case: str
     value: float
-    unit: str  # "x" for a ratio, else "KB" or "MB"
-    goal: float | None  # at most; None: reported, no goal
+    unit: str  # "x" for a ratio, else "KB", "MB", "ms", "/min" (a rate), "%" or "rows" (a count)
+    goal: float | None  # at most (at least, with at_least); None: reported, no goal
     detail: str
     measures: dict[str, Any] = field(default_factory=dict)
+    at_least: bool = False  # the goal is a floor (a rate to reach), not a ceiling
 
     @property
     def met(self) -> bool | None:
-        return None if self.goal is None else self.value <= self.goal
+        if self.goal is None:
+            return None
+        return self.value >= self.goal if self.at_least else self.value <= self.goal
 
 
 def sample_times(contenders: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:

@@ -33,15 +33,27 @@ def environment(settings: dict[str, Any]) -> dict[str, Any]:
 
 
 def _value(row: Row) -> str:
-    if row.unit == "x":
-        return f"{row.value:.2f}x"
-    return f"{row.value:,.1f} {row.unit}"
+    return _amount(row.value, row.unit, ".2f" if row.unit == "x" else ",.1f")
 
 
 def _goal(row: Row) -> str:
     if row.goal is None:
         return "(reported)"
-    return f"<= {row.goal:g}x" if row.unit == "x" else f"<= {row.goal:g} {row.unit}"
+    return f"{'>=' if row.at_least else '<='} {_amount(row.goal, row.unit, 'g')}"
+
+
+def _amount(value: float, unit: str, spec: str) -> str:
+    """``1.27x``, ``23.3 KB``, ``174.1/min``, ``0.0%``, ``0 rows``."""
+    if unit == "rows":
+        return f"{value:g} rows"
+    if unit in ("x", "/min", "%"):
+        return f"{value:{spec}}{unit}"
+    return f"{value:{spec}} {unit}"
+
+
+def _cell(text: str) -> str:
+    """A table cell's text: a ``|`` in it would end the cell."""
+    return text.replace("|", "\\|")
 
 
 def _met(row: Row) -> str:
@@ -66,7 +78,7 @@ def markdown(rows: list[Row], env: dict[str, Any], notes: list[str]) -> str:
         "| Figure | Case | Measured | Goal | Met | Details |",
         "| --- | --- | ---: | ---: | :---: | --- |",
     ]
-    lines += [f"| {r.figure} | {r.case} | {_value(r)} | {_goal(r)} | {_met(r)} | {r.detail} |" for r in rows]
+    lines += [f"| {r.figure} | {r.case} | {_value(r)} | {_goal(r)} | {_met(r)} | {_cell(r.detail)} |" for r in rows]
     missed = [r for r in rows if r.met is False]
     lines += ["", f"{sum(r.met is True for r in rows)} of {sum(r.met is not None for r in rows)} goals met"
               + (f"; missed: {', '.join(f'{r.figure} ({r.case})' for r in missed)}." if missed else ".")]
@@ -81,7 +93,7 @@ def write(rows: list[Row], env: dict[str, Any], notes: list[str], folder: Path) 
         "environment": env,
         "figures": [
             {"figure": r.figure, "case": r.case, "value": round(r.value, 4), "unit": r.unit, "goal": r.goal,
-             "met": r.met, "detail": r.detail, "measures": r.measures}
+             "met": r.met, "detail": r.detail, "measures": r.measures, **({"at_least": True} if r.at_least else {})}
             for r in rows
         ],
         "notes": notes,

@@ -14,14 +14,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import figures, report
+from . import batching, figures, report
+from .batching import BatchSettings
 from .contenders import installed_peers
 from .measure import Row, guard_loopback
 from .payloads import TIERS, make_payloads, make_photo
 from .profile import profile
 from .serve import served
 
-GROUPS = ("request", "display", "memory", "concurrency", "upload", "report")
+GROUPS = ("request", "display", "memory", "concurrency", "upload", "report", "batch")
+#: The figures measured against the emulator serving fixed replies, with no latency.
+SERVED = ("request", "display", "memory", "upload", "report")
+#: The batch figures one at a time (``--only batch`` runs all three).
+BATCH_PARTS = {"batch-throughput": batching.throughput, "batch-memory": batching.memory,
+               "batch-resume": batching.resume}
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class Settings:
     photo: tuple[int, int]
     probe_mb: int  # the size of each new file of the machine's page-cache probe
     report_entries: int  # the history exported as an HTML report
+    batch: BatchSettings
 
     @property
     def concurrency_repeats(self) -> int:
@@ -45,11 +52,11 @@ class Settings:
     @classmethod
     def full(cls, repeats: int) -> Settings:
         return cls(("1K", "2K", "4K"), repeats, 50, 8, 1.0, ("1K PNG", "4K JPEG", "4K PNG"), True, (6000, 4000), 32,
-                   figures.REPORT_ENTRIES)
+                   figures.REPORT_ENTRIES, BatchSettings.full())
 
     @classmethod
     def quick(cls, repeats: int) -> Settings:
-        return cls(("1K",), repeats, 3, 3, 0.1, ("1K PNG",), False, (1200, 800), 1, 30)
+        return cls(("1K",), repeats, 3, 3, 0.1, ("1K PNG",), False, (1200, 800), 1, 30, BatchSettings.quick())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
                         help="folder for results.json and results.md (default: benchmarks/)")
     parser.add_argument("--no-peers", action="store_true", help="leave out the openai and google-genai SDKs")
-    parser.add_argument("--only", choices=GROUPS, action="append", help="run only these figures (repeatable)")
+    parser.add_argument("--only", choices=GROUPS + tuple(BATCH_PARTS), action="append",
+                        help="run only these figures (repeatable)")
     parser.add_argument("--profile", action="store_true",
                         help="also write pyinstrument reports of Client.generate and the display to <out>/profiles/")
     args = parser.parse_args(argv)
@@ -74,12 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="aigate-bench-")))
-        payloads = make_payloads(list(settings.tiers), folder)
-        photos = [make_photo(settings.photo, format, folder) for format in ("JPEG", "PNG")]
+        # The batch figures start emulators of their own and send none of these payloads.
+        serving = bool(set(groups) & set(SERVED)) or args.profile
+        payloads = make_payloads(list(settings.tiers), folder) if serving or "concurrency" in groups else []
+        photos = [make_photo(settings.photo, format, folder) for format in ("JPEG", "PNG")] if serving else []
         largest = [p for p in payloads if p.tier == settings.tiers[-1]]
         by_name = {p.name: p for p in payloads}
         manifest = {p.prompt: p.path for p in payloads}
-        with served(manifest, folder) as url:
+        with served(manifest, folder) if serving else contextlib.nullcontext() as url:
             if "request" in groups:
                 rows += figures.request_layer(url, payloads, settings.repeats, peers)
             if "display" in groups:
@@ -105,6 +115,9 @@ def main(argv: list[str] | None = None) -> int:
             with served(manifest, folder, latency=settings.latency) as slow:
                 rows += figures.concurrency(slow, cases, settings.variants, settings.latency,
                                             settings.concurrency_repeats)
+    for part, measure in BATCH_PARTS.items():
+        if "batch" in groups or part in groups:
+            rows += measure(settings.batch)
 
     notes = _notes(peers, args.no_peers, settings, time.perf_counter() - started)
     env = report.environment({"command": command, "repeats": settings.repeats,
@@ -149,6 +162,17 @@ def _notes(peers: dict[str, str], skipped: bool, settings: Settings, seconds: fl
         "with the previews kept in thumbs/; the floor reads and decodes every original once with no package code; in "
         "headless Chromium, the time from page.goto(file://...) to the first frame after load, and the slowest "
         "keystroke while 'red door' is typed, each until the next frame.",
+        "Batches: aigate_nb.batch(rows, image_size='512', concurrency=4, progress=False, display=False), each row "
+        "its own prompt, against an emulator in the benchmark process that draws each picture. Throughput: rows done "
+        "over the batch's wall time, against an emulator that lets the limit through in any sliding window and "
+        "refuses the rest with Google-style 429s (a RetryInfo saying how long until the window frees); the 429s "
+        "after the first window are counted in the emulator's log among the requests it received a window or more "
+        "after the first. Batch memory: a fresh process runs one row of another batch first (threads, connection, "
+        "codecs), then the batch, and reads its RSS after a gc.collect() before and after, the BatchResult still "
+        "held. Resume: the batch runs in a process of its own, is killed with SIGKILL once its manifest holds half "
+        "the rows, and runs again in a new process; a finished row is one the manifest recorded as done, a row "
+        "requested again one whose prompt the emulator received after the kill, a lost row one that is not done "
+        "or replayed at the end, in the second run's result and the manifest, with its file.",
         f"Total time {seconds:.0f} s.",
     ]
     if skipped:

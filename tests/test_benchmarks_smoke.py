@@ -14,7 +14,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FIGURES = {"client overhead", "display time", "display size", "memory", "concurrency", "concurrency floor",
-           "concurrency over floor", "machine", "edit upload", "report export", "report floor", "report size"}
+           "concurrency over floor", "machine", "edit upload", "report export", "report floor", "report size",
+           "batch throughput", "batch memory", "batch resume"}
 
 
 def installed(module: str) -> bool:
@@ -42,9 +43,11 @@ def test_a_quick_run_writes_a_table_and_well_formed_results(tmp_path):
     assert {row["figure"] for row in rows} == expected
     for row in rows:
         assert isinstance(row["value"], (int, float)) and math.isfinite(row["value"]), row
-        assert row["unit"] in ("x", "KB", "MB", "ms")
+        assert row["unit"] in ("x", "KB", "MB", "ms", "/min", "%", "rows")
         if row["goal"] is None:
             assert row["met"] is None
+        elif row.get("at_least"):
+            assert row["met"] is (row["value"] >= row["goal"])
         else:
             assert row["met"] is (row["value"] <= row["goal"])
         assert f"| {row['figure']} | {row['case']} |" in table
