@@ -27,16 +27,18 @@ import anywidget
 import ipywidgets as w
 import traitlets
 
+from .boxwidget import BoxWidget
 from .errors import AigateError, HistoryError, InputError
-from .images import ImageInput, b64encode, make_preview, make_thumbnail, sniff_mime
+from .images import ImageInput, b64encode, make_thumbnail, sniff_mime
 from .models import ALL_SIZES, BASE_RATIOS, EXTRA_RATIOS, spec_for
+from .region import Region, region_label
 from .session import MAX_VARIANTS, Request, Session, current_session, outcome
 from .text import clip
 
 #: Thumbnails shown per gallery page; the widgets are made once and reused.
 GALLERY_SLOTS = 12
-#: Long edge in pixels of the larger view of the selected entry (the original may be 4K).
-PREVIEW_EDGE = 512
+#: Buttons for the selected entry's lineage: its chain back to the first picture, and its edits.
+LINEAGE_SLOTS = 6
 #: Long edge in pixels of each result's thumbnail in the cell's snapshot (shown at half that).
 SNAPSHOT_EDGE = 160
 
@@ -47,6 +49,8 @@ NO_SOURCE = "none"
 UPLOADED = "upload"
 #: The routes offered, Google first: its replies keep what a multi-turn edit continues.
 ROUTES = (("Google", "google"), ("Chat", "chat"))
+#: The region modes offered (see region.py).
+REGION_MODES = (("Crop", "crop"), ("Guide", "guide"))
 
 _CSS = """
 <style>
@@ -65,7 +69,8 @@ _CSS = """
 .aigate-panel .aigate-cell-text { margin: 4px 0 0 0; padding: 4px 6px; max-height: 96px; overflow: auto;
   white-space: pre-wrap; word-break: break-word; user-select: all; font-family: var(--jp-code-font-family, monospace);
   font-size: var(--jp-code-font-size, 12px); background: var(--jp-layout-color2, #f3f3f3); }
-.aigate-panel .aigate-thumb img, .aigate-panel .aigate-preview { background: var(--jp-layout-color2, #f3f3f3); }
+.aigate-panel .aigate-thumb img { background: var(--jp-layout-color2, #f3f3f3); }
+.aigate-panel .aigate-lineage .aigate-arrow { color: var(--jp-ui-font-color2, #616161); padding: 0 2px; }
 .aigate-spinner { box-sizing: border-box; width: 18px; height: 18px; margin: 5px 0; border-radius: 50%;
   border: 2px solid var(--jp-layout-color3, #ccc); border-top-color: var(--jp-brand-color1, #1976d2);
   animation: aigate-spin 0.8s linear infinite; }
@@ -168,7 +173,8 @@ class _Slot:
 
 class Panel:
     """Prompt, model, route, ratio, size, variants and source image; Generate and Edit;
-    a gallery of this notebook's history with a larger view of the selected entry.
+    a gallery of this notebook's history (searched, a page at a time) with a larger view of
+    the selected entry: its lineage as buttons, and a box drawn on it for Edit region.
 
     ``Panel(session)`` (default: the kernel's session). Display it as any
     widget, or use ``.widget``. ``wait(timeout)`` blocks until the model list
@@ -268,7 +274,16 @@ class Panel:
             [slot.box for slot in self._slots],
             layout=w.Layout(grid_template_columns="repeat(auto-fill, 96px)", grid_gap="10px 10px", width="100%"),
         )
+        self.gallery.add_class("aigate-gallery")
+        self.search = w.Text(
+            placeholder="Search prompts, models, [n]", continuous_update=True,
+            tooltip='Every word must start a word of the prompt or the model, or be the number ([3]); '
+            '"a quoted phrase" is one term',
+            layout=w.Layout(flex="1 1 auto", width="auto", min_width="0"),
+        )
+        self.search.observe(lambda _: self._guarded(self._follow_search), names="value")
         self.gallery_title = w.HTML("", layout=w.Layout(flex="1 1 auto", width="auto", min_width="0"))
+        self.gallery_title.add_class("aigate-gallery-title")
         self.refresh_button = w.Button(
             description="Refresh", tooltip="Read the history again (the gallery also follows it after each cell)",
             layout=_auto_width(),
@@ -279,9 +294,40 @@ class Panel:
         self.newer_button.on_click(lambda _: self._guarded(self._turn_page, -1))
         self.older_button.on_click(lambda _: self._guarded(self._turn_page, 1))
 
-        self.preview = w.Image(format="jpeg", layout=w.Layout(width="100%", height="300px", object_fit="contain"))
-        self.preview.add_class("aigate-preview")
+        # The selected picture, on which a box for Edit region is drawn with the mouse.
+        self.picture = BoxWidget(layout=w.Layout(width="100%"))
+        self.picture.observe(lambda change: self._guarded(self._follow_box, change.new), names="box")
         self.details = w.HTML("", layout=w.Layout(width="100%"))
+        self._chain_buttons = [self._lineage_button() for _ in range(LINEAGE_SLOTS)]
+        self._child_buttons = [self._lineage_button() for _ in range(LINEAGE_SLOTS)]
+        self._arrows = [w.HTML('<span class="aigate-arrow">→</span>') for _ in range(LINEAGE_SLOTS)]
+        self._lineage_captions = (
+            w.HTML('<span class="aigate-label">Lineage</span>', layout=w.Layout(margin="0 6px 0 0")),
+            w.HTML('<span class="aigate-label">Edits of it</span>', layout=w.Layout(margin="0 6px 0 10px")),
+        )
+        self._gap, self._more = w.HTML('<span class="aigate-arrow">… →</span>'), w.HTML("")
+        self.lineage = _row(align="center", margin="2px 0")
+        self.lineage.add_class("aigate-lineage")
+        # Keyboard users type the box; a box drawn on the picture shows here too.
+        self.region_text = w.Text(
+            placeholder="Region X,Y,W,H: drag on the picture, or type", continuous_update=False,
+            tooltip="The box to edit, in the picture's pixels (120,80,400,300) or as fractions "
+            "(0.5,0.25,0.3,0.3); Enter draws it",
+            layout=w.Layout(flex="1 1 150px", width="auto", min_width="0"),
+        )
+        self.region_text.observe(lambda change: self._guarded(self._follow_region_text, change.new), names="value")
+        self.region_mode = w.Dropdown(
+            options=list(REGION_MODES), value="crop", layout=w.Layout(width="90px", flex="0 0 auto"),
+            tooltip="Crop sends only the box and some context around it; Guide sends the whole picture "
+            "with the box outlined. Either way only the box changes",
+        )
+        self.region_button = w.Button(
+            description="Edit region", disabled=True, layout=_auto_width(),
+            tooltip="Send the prompt above as an edit of the box only: every pixel outside the box "
+            "and its padding stays as it is",
+        )
+        self.region_button.on_click(lambda _: self._guarded(self.edit_region))
+        self._region_typed = False  # the box is being drawn from the text: leave the text as typed
         self.new_cell_button = w.Button(
             description="New cell (next run)",
             tooltip="A %%gemini_image --edit cell with this prompt: the kernel can add it only below "
@@ -301,8 +347,11 @@ class Panel:
         )
         self._detail_box = w.VBox(
             [
-                self.preview,
+                self.picture,
+                _row(self.region_text, self.region_mode, self.region_button, wrap=False, align="center",
+                     margin="4px 0"),
                 self.details,
+                self.lineage,
                 _row(self.edit_button, self.multi_turn, self.new_cell_button, align="center", margin="4px 0"),
                 self.multi_turn_note,
                 self.cell_text,
@@ -330,8 +379,8 @@ class Panel:
         )
         gallery_column = w.VBox(
             [
-                _row(self.gallery_title, self.newer_button, self.older_button, self.refresh_button,
-                     align="center", margin="0 0 6px 0"),
+                _row(self.gallery_title, self.newer_button, self.older_button, align="center", margin="0 0 6px 0"),
+                _row(self.search, self.refresh_button, wrap=False, align="center", margin="0 0 6px 0"),
                 self.gallery,
             ],
             layout=w.Layout(flex="1 1 300px", width="auto", min_width="0", margin="0 16px 12px 0"),
@@ -607,6 +656,7 @@ class Panel:
                     if current:
                         self._show_result(result)
                         if result.index is not None:
+                            self._reveal(result.index)
                             self.select(result.index)  # turns the gallery to it, highlighted
                 if not current:
                     return  # the panel stopped waiting; the result is in the history all the same
@@ -660,7 +710,7 @@ class Panel:
 
     def _set_busy(self, busy: bool) -> None:
         self.generate_button.disabled = busy
-        self.edit_button.disabled = busy or self._selected_id is None
+        self.edit_button.disabled = self.region_button.disabled = busy or self._selected_id is None
         for widget in (self.stop_button, self.busy, self.elapsed):
             widget.layout.display = "" if busy else "none"
 
@@ -694,29 +744,52 @@ class Panel:
     # -- gallery and selection --------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Show the history as it is now (cells may have added to it or cleared it)."""
+        """Show the history as it is now (cells may have added to it or cleared it), as far as
+        the search lets through, a page at a time."""
         with self._lock:
             history = self.session.history
             self._shown_stamp = history.stamp()
             entries = list(history)
-            pages = max(1, -(-len(entries) // GALLERY_SLOTS))
-            self._page = min(self._page, pages - 1)
-            newest_first = entries[::-1]
-            shown = newest_first[self._page * GALLERY_SLOTS:(self._page + 1) * GALLERY_SLOTS]
-            for slot, entry in zip(self._slots, shown + [None] * (GALLERY_SLOTS - len(shown))):
+            found = self._found(entries)
+            page = history.page(self._page, GALLERY_SLOTS, entries=found)
+            self._page = page.number
+            for slot, entry in zip(self._slots, page.entries + [None] * (GALLERY_SLOTS - len(page.entries))):
                 self._fill_slot(slot, entry)
             count = f"{len(entries)} image{'s' if len(entries) != 1 else ''}"
-            span = f" · page {self._page + 1} of {pages}" if pages > 1 else ""
-            empty = '<span class="aigate-muted"> · nothing yet: Generate makes the first</span>' if not entries else ""
+            if len(found) != len(entries):
+                count = f"{len(found)} of {count} found"
+            span = f" · page {page.number + 1} of {page.count}" if page.count > 1 else ""
+            if not entries:
+                empty = " · nothing yet: Generate makes the first"
+            elif not found:
+                empty = " · nothing matches the search"
+            else:
+                empty = ""
             self.gallery_title.value = (
-                f'<span class="aigate-title">History</span> <span class="aigate-muted">{count}{span}</span>{empty}'
+                f'<span class="aigate-title">History</span> '
+                f'<span class="aigate-muted">{count}{span}{html.escape(empty)}</span>'
             )
-            self.newer_button.disabled = self._page == 0
-            self.older_button.disabled = self._page >= pages - 1
-            self.newer_button.layout.display = self.older_button.layout.display = "" if pages > 1 else "none"
+            self.newer_button.disabled = not page.has_previous
+            self.older_button.disabled = not page.has_next
+            self.newer_button.layout.display = self.older_button.layout.display = "" if page.count > 1 else "none"
             self._refresh_sources(entries)
             if self._selected_id is not None and all(entry.id != self._selected_id for entry in entries):
                 self._deselect()  # cleared, here or by another kernel
+
+    def _found(self, entries: list) -> list:
+        """The entries the search box lets through (all of them when it is empty), oldest first."""
+        query = self.search.value.strip()
+        return self.session.history.filter(text=query) if query else entries
+
+    def _follow_search(self) -> None:
+        self._page = 0
+        self.refresh()
+
+    def _reveal(self, index: int) -> None:
+        """Clear a search that hides entry ``index``, so that a new result shows in the gallery."""
+        query = self.search.value.strip()
+        if query and all(entry.index != index for entry in self.session.history.search(query)):
+            self.search.value = ""
 
     def _after_cell(self, *_result) -> None:
         """After every cell the kernel runs: if the history changed (a ``%%gemini_image`` cell,
@@ -757,22 +830,26 @@ class Panel:
         if index is not None:
             self._guarded(self.select, index)
 
-    def select(self, index: int) -> None:
-        """Show history entry ``index`` larger, with its prompt and lineage; the gallery turns
-        to its page, and the ratio and size lists take its shape, as an edit of it keeps."""
+    def select(self, index: int | str) -> None:
+        """Show history entry ``index`` (or id) larger, with its prompt and lineage, ready for a
+        box to be drawn on it; the gallery turns to its page, and the ratio and size lists take
+        its shape, as an edit of it keeps. A region edit shows with the box it changed."""
         history = self.session.history
         with self._lock:
             entry = history.get(index)
-            mime, data, _ = make_preview(entry.data, PREVIEW_EDGE)
+            self.region_text.value = ""  # a box belongs to one picture
+            self.picture.show(entry.data, entry.size)
+            if entry.region:
+                self.picture.box = list(entry.region["box"])
             self.selected, self._selected_id = entry.index, entry.id
-            newest_first = [e.id for e in history][::-1]
+            newest_first = [e.id for e in self._found(list(history))][::-1]
             page = newest_first.index(entry.id) // GALLERY_SLOTS if entry.id in newest_first else self._page
             if page != self._page:
                 self._page = page
                 self.refresh()
-            self.preview.format = mime.split("/")[-1]
-            self.preview.value = data
-            self.details.value = _details_html(entry, history.lineage(entry))
+            lineage = history.lineage(entry)
+            self.details.value = _details_html(entry, lineage)
+            self._show_lineage(lineage, history.children(entry))
             self.save_path.value = f"image-{entry.index}{entry.path.suffix}"
             self.placeholder.layout.display = "none"
             self._detail_box.layout.display = ""
@@ -780,16 +857,79 @@ class Panel:
             for slot in self._slots:
                 slot.button.button_style = "info" if slot.entry_id == entry.id else ""
             self.edit_button.description = f"Edit [{entry.index}]"
-            self.edit_button.disabled = self._click is not None
+            self.edit_button.disabled = self.region_button.disabled = self._click is not None
             continues = self.session.can_continue(entry)
             self.multi_turn.disabled = not continues
             if not continues:
                 self.multi_turn.value = False
-            self.multi_turn_note.value = "" if continues else (
-                '<div class="aigate-note aigate-muted">Multi-turn continues pictures made by the Google route; '
-                f"[{entry.index}] came by the {html.escape(entry.route)} route.</div>"
-            )
+            if continues:
+                why = ""
+            elif entry.region:
+                why = f"[{entry.index}] is a region edit, made from a crop: it continues no conversation."
+            else:
+                why = (f"Multi-turn continues pictures made by the Google route; [{entry.index}] came by "
+                       f"the {entry.route} route.")
+            note = f'<div class="aigate-note aigate-muted">{html.escape(why)}</div>'
+            self.multi_turn_note.value = note if why else ""
             self._preset_shape(entry)
+
+    def _lineage_button(self) -> w.Button:
+        button = w.Button(layout=w.Layout(width="auto", height="24px", padding="0 6px"))
+        button.entry_id = None
+        button.on_click(lambda b: self._guarded(self.select, b.entry_id))
+        return button
+
+    def _show_lineage(self, chain: list, children: list) -> None:
+        """The selected entry's chain back to its first picture (the first and the latest few
+        where it is long) and the entries edited from it, each a button that selects it."""
+        shown = chain if len(chain) <= LINEAGE_SLOTS else [chain[0], *chain[-(LINEAGE_SLOTS - 1):]]
+        row: list[w.Widget] = [self._lineage_captions[0]]
+        for k, (button, entry) in enumerate(zip(self._chain_buttons, shown)):
+            if k:
+                row.append(self._gap if k == 1 and len(chain) > len(shown) else self._arrows[k])
+            row.append(_point_at(button, entry, current=entry is chain[-1]))
+        if children:
+            row.append(self._lineage_captions[1])
+            for button, entry in zip(self._child_buttons, children):
+                row.append(_point_at(button, entry))
+            extra = len(children) - LINEAGE_SLOTS
+            self._more.value = f'<span class="aigate-muted">and {extra} more</span>' if extra > 0 else ""
+            row.append(self._more)
+        self.lineage.children = tuple(row)
+        self.lineage.layout.display = "" if len(chain) > 1 or children else "none"
+
+    # -- region edits ------------------------------------------------------------------------
+
+    def _follow_box(self, box: list[int]) -> None:
+        """A box drawn (or cleared) on the picture: the X,Y,W,H field shows it."""
+        if not self._region_typed:
+            self.region_text.value = ",".join(str(value) for value in box)
+
+    def _follow_region_text(self, text: str) -> None:
+        """X,Y,W,H typed (Enter): the box is drawn there, clamped to the picture; the text stays
+        as typed, and what is wrong with it is said when Edit region sends it."""
+        if not text.strip():
+            self.picture.clear()
+            return
+        try:
+            left, top, right, bottom = Region.parse(text).edges_in(*self.picture.source_size)
+        except InputError:
+            return
+        self._region_typed = True
+        try:
+            self.picture.box = [left, top, right - left, bottom - top]
+        finally:
+            self._region_typed = False
+
+    def edit_region(self) -> None:
+        """What Edit region does: the prompt, as an edit of only the box in the X,Y,W,H field
+        (drawn on the picture, or typed) of the selected entry, in the chosen mode."""
+        entry = self._selected_entry()
+        request = replace(
+            self._request((entry,)), aspect_ratio=None, image_size=None,  # a region edit keeps its source's
+            region=self.region_text.value, region_mode=self.region_mode.value,
+        )
+        self._start(request, f"Editing a region of [{entry.index}]")
 
     @property
     def _multi_turn_chosen(self) -> bool:
@@ -812,7 +952,7 @@ class Panel:
         self.selected = self._selected_id = None
         self._detail_box.layout.display = "none"
         self.placeholder.layout.display = ""
-        self.edit_button.disabled = True
+        self.edit_button.disabled = self.region_button.disabled = True
 
     def save_selected(self) -> Path:
         """Save the selected entry's full-size image to the path in the box."""
@@ -882,23 +1022,36 @@ def edit_cell_text(entry, multi_turn: bool = False) -> str:
 
 
 def _details_html(entry, lineage: list) -> str:
+    """The entry's number, settings and prompt; where it came from when no lineage row shows it."""
     facts = [entry.model.removeprefix("google/")]
     facts += [v for v in (entry.aspect_ratio, entry.image_size) if v]
     facts.append("{}×{}".format(*entry.size))
     facts.append(f"{entry.route} route")
+    label = region_label(entry.region)
+    if label:
+        facts.append(label)
     if len(lineage) > 1:
-        chain = " → ".join(f"[{e.index}]" for e in lineage)
-        history_line = f"Lineage: {chain}"
+        history_line = ""
     elif entry.parent or entry.inputs:
         history_line = f"Edited from {entry.edited_from()}, outside this history"
     else:
-        history_line = "Lineage: an original (not an edit)"
+        history_line = "An original (not an edit)"
     return (
         f'<div><span class="aigate-title">[{entry.index}]</span> '
         f'<span class="aigate-muted">{html.escape(" · ".join(facts))}</span></div>'
         f'<div class="aigate-prompt">{html.escape(entry.prompt)}</div>'
-        f'<div class="aigate-muted">{html.escape(history_line)}</div>'
+        + (f'<div class="aigate-muted">{html.escape(history_line)}</div>' if history_line else "")
     )
+
+
+def _point_at(button: w.Button, entry, current: bool = False) -> w.Button:
+    """A lineage button, made to select ``entry``."""
+    button.entry_id = entry.id
+    button.description = f"[{entry.index}]"
+    button.tooltip = f"[{entry.index}] {_excerpt(entry.prompt, 200)}"
+    button.button_style = "info" if current else ""
+    button.layout.display = ""
+    return button
 
 
 def _number(result) -> str:

@@ -71,16 +71,19 @@ class Region:
             ) from None
         return cls(numbers, mode)  # type: ignore[arg-type]
 
+    def edges_in(self, width: int, height: int) -> tuple[int, int, int, int]:
+        """The box's left, top, right and bottom edges in the pixels of a ``width`` x ``height``
+        source, as asked: not checked, and not clamped to the picture."""
+        x, y, w, h = self.values
+        if self.fractions:
+            return round(x * width), round(y * height), round((x + w) * width), round((y + h) * height)
+        return round(x), round(y), round(x + w), round(y + h)
+
     def box_in(self, width: int, height: int) -> Box:
         """The box in the pixels of a ``width`` x ``height`` source; ``InputError`` when it is not
         inside the picture or is too small to edit."""
         x, y, w, h = self.values
-        if self.fractions:
-            left, top = round(x * width), round(y * height)
-            right, bottom = round((x + w) * width), round((y + h) * height)
-        else:
-            left, top = round(x), round(y)
-            right, bottom = round(x + w), round(y + h)
+        left, top, right, bottom = self.edges_in(width, height)
         asked = _shown(self.values)
         if w <= 0 or h <= 0 or left < 0 or top < 0 or right > width or bottom > height:
             raise InputError(
@@ -159,7 +162,7 @@ def plan_region_edit(source: ImageInput, region: Region, model: str, prompt: str
     width, height = picture.size
     box = region.box_in(width, height)
     padding = max(MIN_PADDING, round(max(box[2:]) * PADDING_SHARE))
-    padded = _clamped((box[0] - padding, box[1] - padding, box[2] + 2 * padding, box[3] + 2 * padding), width, height)
+    padded = clamp_box((box[0] - padding, box[1] - padding, box[2] + 2 * padding, box[3] + 2 * padding), width, height)
     if region.mode == "guide":
         crop = (0, 0, width, height)
         sent = _outlined(_working_copy(picture), padded)
@@ -252,9 +255,10 @@ def _outlined(picture, padded: Box):
     return picture
 
 
-def _clamped(box: Box, width: int, height: int) -> Box:
-    left, top = max(0, box[0]), max(0, box[1])
-    right, bottom = min(width, box[0] + box[2]), min(height, box[1] + box[3])
+def clamp_box(box: Box, width: int, height: int) -> Box:
+    """``box`` cut to a ``width`` x ``height`` picture; of zero width or height when it lies outside."""
+    left, top = min(max(0, box[0]), width), min(max(0, box[1]), height)
+    right, bottom = max(left, min(width, box[0] + box[2])), max(top, min(height, box[1] + box[3]))
     return left, top, right - left, bottom - top
 
 

@@ -9,7 +9,7 @@ import json
 import pytest
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.interactiveshell import InteractiveShell
-from PIL import Image
+from PIL import Image, ImageChops
 from traitlets.config import Config
 
 from aigate_nb.client import Client
@@ -50,6 +50,19 @@ def png_bytes(colour=(200, 40, 40)) -> bytes:
 
 def visible_slots(panel: Panel) -> list[str]:
     return [slot.button.description for slot in panel._slots if slot.box.layout.display != "none"]
+
+
+def lineage_shown(panel: Panel) -> list[str]:
+    """The lineage row as shown: the chain's buttons, then "edits", then the edits' buttons."""
+    if panel.lineage.layout.display == "none":
+        return []
+    shown = []
+    for widget in panel.lineage.children:
+        if isinstance(widget, type(panel.edit_button)):
+            shown.append(widget.description)
+        elif "Edits of it" in widget.value:
+            shown.append("edits")
+    return shown
 
 
 def highlighted_slots(panel: Panel) -> list[str]:
@@ -141,7 +154,7 @@ def test_generate_adds_an_entry_and_shows_it(panel, session, emu):
     assert (entry.prompt, entry.model, entry.aspect_ratio) == (
         "a lighthouse at dusk", "google/gemini-3-pro-image", "16:9")
     assert emu.attempts("a lighthouse at dusk")
-    assert panel.selected == 0 and panel.preview.value
+    assert panel.selected == 0 and panel.picture.image
     assert visible_slots(panel) == ["[0]"]
     data, metadata = panel.snapshot()
     assert [shown["history_id"] for shown in metadata["aigate_nb"]["panel"]] == [entry.id]
@@ -167,7 +180,7 @@ def test_selecting_an_entry_shows_it_larger_with_its_prompt(panel):
     assert "first picture" in panel.details.value
     assert older.button.button_style == "info"
     assert panel.edit_button.description == "Edit [0]" and not panel.edit_button.disabled
-    assert len(panel.preview.value) < 200_000  # a preview, not the original
+    assert len(panel.picture.image) < 200_000  # a preview, not the original
 
 
 def test_edit_from_the_selection_records_the_parent_and_sends_the_original_bytes(panel, session, emu):
@@ -183,7 +196,7 @@ def test_edit_from_the_selection_records_the_parent_and_sends_the_original_bytes
     [request] = emu.attempts(edit_prompt)
     assert [image.sha256 for image in request.images] == [original.sha256s[0]]
     assert panel.selected == 1
-    assert "[0] → [1]" in panel.details.value
+    assert lineage_shown(panel) == ["[0]", "[1]"]
 
 
 def test_multi_turn_is_offered_for_google_route_images_and_continues_their_conversation(panel, session, emu):
@@ -431,7 +444,7 @@ def test_the_panel_opens_and_works_when_an_image_file_was_deleted(session, emu):
     panel._guarded_select(1)  # as a click on its thumbnail does
     assert panel.status_is_error and "is gone" in panel.status_text
     panel._guarded_select(0)
-    assert panel.selected == 0 and panel.preview.value
+    assert panel.selected == 0 and panel.picture.image
     panel.close()
 
 
@@ -598,3 +611,195 @@ def test_new_cell_shows_the_cells_text_to_copy_and_says_when_it_appears(panel, m
     assert panel.cell_text.layout.display != "none"
     assert "%%gemini_image --edit 0\na quiet street" in panel.cell_text.value
     assert "next cell you run" in panel.cell_text.value
+
+
+# -- region edits -------------------------------------------------------------------------------
+
+
+def padded_box(region: dict, size: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The box of a region record grown by its padding, clamped to the picture."""
+    x, y, w, h = region["box"]
+    p = region["padding"]
+    left, top = max(0, x - p), max(0, y - p)
+    return left, top, min(size[0], x + w + p) - left, min(size[1], y + h + p) - top
+
+
+def outside_and_inside(before: Image.Image, after: Image.Image, padded, box) -> tuple[bool, bool]:
+    """Whether every pixel outside ``padded`` is the same, and whether any inside ``box`` differs."""
+    x, y, w, h = padded
+    hole = Image.new("L", before.size, 255)
+    hole.paste(0, (x, y, x + w, y + h))
+    blank = Image.new("RGB", before.size)
+    same_outside = ImageChops.difference(
+        Image.composite(before, blank, hole), Image.composite(after, blank, hole)).getbbox() is None
+    bx, by, bw, bh = box
+    inside = (bx, by, bx + bw, by + bh)
+    differs_inside = ImageChops.difference(before.crop(inside), after.crop(inside)).getbbox() is not None
+    return same_outside, differs_inside
+
+
+def test_a_drawn_box_fills_the_region_field_in_the_pictures_pixels(panel):
+    generate(panel, "a wide harbour")  # 1024x1024, shown at 512: two source pixels to one
+    assert panel.picture.scale == 2.0
+    panel.picture.preview_box = [50, 60, 100, 80.5]  # as the browser sends a drawn box
+    assert panel.picture.box == [100, 120, 200, 161]
+    assert panel.region_text.value == "100,120,200,161"
+    panel.picture.preview_box = []  # Clear box, or Esc
+    assert panel.region_text.value == ""
+
+
+def test_a_typed_box_is_drawn_and_the_text_stays_as_typed(panel):
+    generate(panel, "a wide harbour")
+    panel.region_text.value = "0.25,0.5,0.5,0.25"  # Enter in the field
+    assert panel.picture.box == [256, 512, 512, 256]
+    assert panel.picture.preview_box == [128, 256, 256, 128]
+    assert panel.region_text.value == "0.25,0.5,0.5,0.25"
+    panel.region_text.value = "900,900,400,400"  # partly outside: drawn clamped, refused when sent
+    assert panel.picture.box == [900, 900, 124, 124]
+    assert panel.region_text.value == "900,900,400,400"
+    panel.region_text.value = ""
+    assert panel.picture.box == []
+
+
+def test_edit_region_sends_the_prompt_as_a_region_edit_of_the_selection(panel, session, emu):
+    generate(panel, "a red barn in a field")
+    panel.picture.preview_box = [100, 100, 150, 120]
+    panel.prompt.value = "paint the barn door blue"
+    panel.aspect_ratio.value = "16:9"  # the lists are for Generate and Edit; a region keeps its source's shape
+    panel.region_button.click()
+    panel.wait(20)
+    assert not panel.status_is_error, panel.status_text
+
+    source, edit = session.history[0], session.history[1]
+    assert edit.parent == source.id and edit.size == source.size
+    assert edit.region["box"] == [200, 200, 300, 240] and edit.region["mode"] == "crop"
+    [sent] = emu.attempts("paint the barn door blue")
+    assert sent.images[0].sha256 != source.sha256s[0]  # the crop went, not the whole picture
+    before, after = source.image.convert("RGB"), edit.image.convert("RGB")
+    same_outside, differs_inside = outside_and_inside(
+        before, after, padded_box(edit.region, source.size), edit.region["box"])
+    assert same_outside and differs_inside
+    assert panel.selected == 1 and panel.picture.box == [200, 200, 300, 240]  # shown with its box
+    assert "region 200,200,300,240 crop" in panel.details.value
+    assert panel.multi_turn.disabled and "is a region edit" in panel.multi_turn_note.value
+
+
+def test_edit_region_takes_the_mode_and_a_typed_box_in_fractions(panel, session):
+    generate(panel, "a red barn in a field")
+    panel.region_text.value = "0.25,0.25,0.5,0.5"
+    panel.region_mode.value = "guide"
+    panel.prompt.value = "add snow"
+    panel.region_button.click()
+    panel.wait(20)
+    assert not panel.status_is_error, panel.status_text
+    assert session.history[1].region["box"] == [256, 256, 512, 512]
+    assert session.history[1].region["mode"] == "guide"
+
+
+@pytest.mark.parametrize(
+    "box, message",
+    [("10,10,40,40", "too small"), ("900,0,400,400", "not inside"), ("", "not X,Y,W,H")],
+)
+def test_a_bad_box_is_the_sessions_one_line_in_the_status_and_nothing_is_sent(panel, session, emu, box, message):
+    generate(panel, "a red barn in a field")
+    panel.region_text.value = box
+    panel.prompt.value = "make it night"
+    panel.region_button.click()
+    panel.wait(5)
+    assert panel.status_is_error and message in panel.status_text
+    assert "\n" not in panel.status_text
+    assert not emu.attempts("make it night") and len(session.history) == 1
+
+
+def test_selecting_another_entry_clears_the_box(panel):
+    generate(panel, "first picture")
+    generate(panel, "second picture")
+    panel.picture.preview_box = [10, 10, 100, 100]
+    panel.select(0)
+    assert panel.picture.box == [] and panel.region_text.value == ""
+
+
+# -- search, pages and lineage ---------------------------------------------------------------------
+
+
+def fill_history(session, prompts: list[str]) -> None:
+    for prompt in prompts:
+        session.run(Request(prompt, image_size="512", new=True))
+
+
+def test_the_search_box_narrows_the_gallery(panel, session):
+    fill_history(session, ["a red door", "a blue door", "an indoor garden", "a lighthouse"])
+    panel.refresh()
+    panel.search.value = "door"
+    assert visible_slots(panel) == ["[1]", "[0]"]  # "indoor" does not start with "door"
+    assert "2 of 4 images found" in panel.gallery_title.value
+    panel.search.value = '"red door"'
+    assert visible_slots(panel) == ["[0]"]
+    panel.search.value = "submarine"
+    assert visible_slots(panel) == [] and "nothing matches" in panel.gallery_title.value
+    panel.search.value = ""
+    assert len(visible_slots(panel)) == 4
+
+
+def test_the_gallery_pages_through_a_long_history(panel, session):
+    total = 2 * GALLERY_SLOTS + 3
+    fill_history(session, [f"picture number {k}" for k in range(total)])
+    panel.refresh()
+    assert visible_slots(panel)[0] == f"[{total - 1}]" and len(visible_slots(panel)) == GALLERY_SLOTS
+    assert "page 1 of 3" in panel.gallery_title.value and panel.newer_button.disabled
+    panel.older_button.click()
+    panel.older_button.click()
+    assert visible_slots(panel) == ["[2]", "[1]", "[0]"] and panel.older_button.disabled
+    panel.search.value = "number"  # a new search starts at its first page
+    assert "page 1 of 3" in panel.gallery_title.value
+
+
+def test_selecting_an_entry_turns_the_searched_gallery_to_its_page(panel, session):
+    fill_history(session, [f"{'cat' if k % 2 else 'dog'} picture {k}" for k in range(2 * GALLERY_SLOTS + 4)])
+    panel.refresh()
+    panel.search.value = "cat"
+    panel.select(1)  # the oldest cat: on the second page of cats
+    assert "page 2 of 2" in panel.gallery_title.value and highlighted_slots(panel) == ["[1]"]
+
+
+def test_the_selected_entrys_chain_and_edits_are_buttons_that_select_them(panel, session):
+    fill_history(session, ["a plain vase"])
+    session.run(Request("paint it blue", images=(session.history[0],), new=True))  # [1] from [0]
+    session.run(Request("add flowers", images=(session.history[1],), new=True))  # [2] from [1]
+    session.run(Request("make it gold", images=(session.history[0],), new=True))  # [3] from [0]
+    panel.refresh()
+    panel.select(1)
+    assert lineage_shown(panel) == ["[0]", "[1]", "edits", "[2]"]
+    panel.select(0)
+    assert lineage_shown(panel) == ["[0]", "edits", "[1]", "[3]"]
+    child = next(w for w in panel.lineage.children if getattr(w, "description", "") == "[3]")
+    child.click()
+    assert panel.selected == 3 and lineage_shown(panel) == ["[0]", "[3]"]
+    first = next(w for w in panel.lineage.children if getattr(w, "description", "") == "[0]")
+    first.click()
+    assert panel.selected == 0
+
+
+def test_a_long_chain_shows_its_first_picture_and_its_latest_steps(panel, session):
+    fill_history(session, ["step 0"])
+    for k in range(1, 9):
+        session.run(Request(f"step {k}", images=(session.history[k - 1],), new=True))
+    panel.refresh()
+    panel.select(8)
+    assert lineage_shown(panel) == ["[0]", "[4]", "[5]", "[6]", "[7]", "[8]"]
+    assert "…" in "".join(getattr(w, "value", "") for w in panel.lineage.children)
+
+
+def test_an_original_with_no_edits_shows_no_lineage_row(panel, session):
+    fill_history(session, ["a plain vase"])
+    panel.refresh()
+    panel.select(0)
+    assert lineage_shown(panel) == [] and "An original" in panel.details.value
+
+
+def test_a_new_result_clears_a_search_that_would_hide_it(panel, session):
+    fill_history(session, ["a red door"])
+    panel.refresh()
+    panel.search.value = "door"
+    generate(panel, "a lighthouse")
+    assert panel.search.value == "" and highlighted_slots(panel) == ["[1]"]
