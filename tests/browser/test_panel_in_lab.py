@@ -68,9 +68,16 @@ def accept_kernel_choice(page) -> None:
     """JupyterLab and Notebook 7 sometimes ask which kernel to start although the notebook names
     one (when the list of kernels comes in late); the named one is preselected: accept it."""
     dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
-    if dialog.count():
-        dialog.get_by_role("button", name="Select", exact=True).click()
-        dialog.wait_for(state="detached")
+    if not dialog.count():
+        return
+    # The accept button is the dialog's default (its label differs between versions: "Select",
+    # "Select Kernel"); a dialog that closes meanwhile by itself needs nothing more.
+    try:
+        dialog.locator("button.jp-mod-accept").first.click(timeout=5_000)
+    except PlaywrightTimeoutError:
+        if dialog.count():
+            page.keyboard.press("Enter")
+    dialog.wait_for(state="detached", timeout=LONG)
 
 
 def run_cell(page, index: int) -> None:
