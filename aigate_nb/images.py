@@ -11,6 +11,7 @@ import base64
 import binascii
 import io
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -358,13 +359,13 @@ def _scaled_size(size: tuple[int, int], edge: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _scaled_to(image, edge: int):
+def _scaled_to(image, edge: int, resample: int = 3):
     size = _scaled_size(image.size, edge)
     if size == image.size:
         return image
-    # A box reduction by the whole factor first, then bicubic (3) for the rest: the box already
-    # averages every source pixel, and it is three times faster than reducing_gap=2 at 4K.
-    return image.resize(size, resample=3, reducing_gap=1.0)
+    # A box reduction by the whole factor first, then ``resample`` (3, bicubic) for the rest: the box
+    # already averages every source pixel, and it is three times faster than reducing_gap=2 at 4K.
+    return image.resize(size, resample=resample, reducing_gap=1.0)
 
 
 def _encode_preview(image, alpha: bool, quality: int) -> tuple[str, bytes]:
@@ -378,20 +379,35 @@ def _encode_preview(image, alpha: bool, quality: int) -> tuple[str, bytes]:
 
 def make_thumbnail(data: bytes, long_edge: int = 160) -> bytes:
     """A small JPEG for galleries, transparency flattened onto white."""
+    return make_thumbnails(data, [long_edge])[0]
+
+
+def make_thumbnails(data: bytes, long_edges: Sequence[int]) -> list[bytes]:
+    """Small JPEGs of one image, one for each of ``long_edges`` (in that order), from a single
+    decode: each is shrunk from the next larger one, transparency flattened onto white."""
     from PIL import Image
 
     image = Image.open(io.BytesIO(data))
-    image.draft("RGB", _scaled_size(image.size, long_edge))
+    image.draft("RGB", _scaled_size(image.size, max(long_edges)))
     image.load()
-    buf = io.BytesIO()
-    _scaled_to(_flatten(image), long_edge).save(buf, format="JPEG", quality=80)
-    return buf.getvalue()
+    image = _flatten(image)
+    made = {}
+    for edge in sorted(set(long_edges), reverse=True):
+        # Bilinear after the box reduction: as close to a full bicubic resize as bicubic is
+        # here (the box does the averaging), and a third faster, which a 1000-entry report feels.
+        image = _scaled_to(image, edge, resample=2)
+        buf = io.BytesIO()
+        image.save(buf, format="JPEG", quality=80)
+        made[edge] = buf.getvalue()
+    return [made[edge] for edge in long_edges]
 
 
 def _flatten(image):
     """RGB, with any transparency composited onto white (JPEG has no alpha)."""
     from PIL import Image
 
+    if image.mode == "RGB":
+        return image  # converting to the same mode would only copy
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA", "PA"):

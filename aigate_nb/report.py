@@ -32,12 +32,9 @@ from .errors import AigateError, InputError
 from .images import b64encode, make_preview
 from .region import region_label
 from .results import CAPTION_TEXT_LIMIT, names_a_folder
-from .store import INDEX_FILE, History, HistoryEntry
+from .store import INDEX_FILE, PREVIEW_EDGE, History, HistoryEntry
 from .text import clip, one_line
 
-#: Long edge of an entry's preview in the report: sharp in the grid on a high-density screen, and
-#: under half a 1K image's edge, so that Pillow first halves it by averaging (fast), then resamples.
-PREVIEW_EDGE = 640
 #: The most one entry may add to a report without ``full_size``: its previews, base64 included, and its text.
 ENTRY_BUDGET = 300_000
 #: The longest prompt or model text written out in full; a longer one is cut, saying so.
@@ -138,9 +135,10 @@ def _digest(text: str) -> str:
 
 
 def _pictures(history: History, entries: list[HistoryEntry]) -> list[list[Picture | None]]:
-    """Each entry's previews (None for an image whose file is gone), made on a few threads:
-    Pillow decodes and encodes without holding the GIL. The history keeps each preview in
-    ``thumbs/``, so a second export reads them back."""
+    """Each entry's previews (None for an image whose file is gone). The history keeps them in
+    ``thumbs/``, made as each entry was appended; those of entries written before are made
+    here on a few threads (Pillow decodes and encodes without holding the GIL) and kept, so
+    a second export reads them back."""
     workers = max(1, min(8, os.cpu_count() or 1))
     if len(entries) < 4:
         return [_previews_of(history, entry) for entry in entries]

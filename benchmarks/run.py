@@ -158,8 +158,10 @@ def _notes(peers: dict[str, str], skipped: bool, settings: Settings, seconds: fl
         "Replies under 4 MB (1K and 2K JPEG, 1K PNG) take a few milliseconds each, so they are timed five times "
         "as often: one stray pause of the machine is then less likely to be the best of too few runs.",
         f"Report: History.export_html of a history of {settings.report_entries} entries (the emulator's own 1K "
-        "PNGs, one in five a photo-like 1K PNG or JPEG, a third of them edits), first with no preview kept, then "
-        "with the previews kept in thumbs/; the floor reads and decodes every original once with no package code; in "
+        "PNGs, one in five a photo-like 1K PNG or JPEG, a third of them edits): as made by this version (each "
+        "entry's previews made in the background as it was appended, and waited for), then as written before "
+        "(thumbs/ removed: the export makes every preview), then with the previews kept; the floor, measured just "
+        "before the second, reads and decodes every original once with no package code; in "
         "headless Chromium, the time from page.goto(file://...) to the first frame after load, and the slowest "
         "keystroke while 'red door' is typed, each until the next frame.",
         "Batches: aigate_nb.batch(rows, image_size='512', concurrency=4, progress=False, display=False), each row "

@@ -12,6 +12,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,13 +22,14 @@ import warnings
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops, ImageDraw, ImageStat
 
+from aigate_nb import store
 from aigate_nb.costs import Usage
 from aigate_nb.errors import HistoryError
 from aigate_nb.images import ReplyImage, StoredImage
 from aigate_nb.results import ImageResult
-from aigate_nb.store import History, HistoryEntry, notebook_name
+from aigate_nb.store import PREVIEW_EDGE, History, HistoryEntry, notebook_name
 from support import wait_for
 
 FLASH = "google/gemini-3.1-flash-image-preview"
@@ -278,8 +280,8 @@ def test_a_writer_killed_mid_append_loses_at_most_that_entry(tmp_path):
 def test_temporary_files_a_killed_writer_left_are_swept_after_an_hour(tmp_path):
     history = History("nb", root=tmp_path)
     entry = history.append(result_of(1))
+    assert history.wait_for_thumbnails(timeout=30)
     images, thumbs = history.folder / "images", history.folder / "thumbs"
-    thumbs.mkdir()
     old = [images / f".{entry.id}-2.png.4242.1.tmp", thumbs / f".{entry.id}.jpg.4242.1.tmp"]
     fresh = images / ".abcdef012345-1.png.4243.1.tmp"
     for path in (*old, fresh):
@@ -394,12 +396,13 @@ def test_gallery_shows_small_thumbnails_newest_first(history, monkeypatch):
     assert "fox &lt;2&gt;" in page and "from [1]" in page
     thumbs = [Image.open(io.BytesIO(base64.b64decode(b))) for b in re.findall(r"base64,([^\"]+)\"", page)]
     assert len(thumbs) == 3 and all(max(t.size) <= 160 for t in thumbs)
-    assert len(list((history.folder / "thumbs").iterdir())) == 3
+    assert all((history.folder / "thumbs" / f"{entry.id}.jpg").is_file() for entry in history)
+    assert history.wait_for_thumbnails(timeout=30)
 
     def no_more_thumbnails(*args, **kwargs):
         raise AssertionError("thumbnails should come from the cache")
 
-    monkeypatch.setattr("aigate_nb.store.make_thumbnail", no_more_thumbnails)
+    monkeypatch.setattr("aigate_nb.store.make_thumbnails", no_more_thumbnails)
     assert history._repr_html_() == page
 
 
@@ -604,10 +607,13 @@ def test_a_history_folder_deleted_by_hand_is_seen_as_empty(tmp_path):
     assert history.append(result_of(2)).index == 0
 
 
-def test_an_image_file_deleted_while_the_kernel_runs_leaves_the_gallery_and_the_rest_working(tmp_path):
-    history = History("nb", root=tmp_path)
+def test_an_image_file_deleted_while_the_kernel_runs_leaves_the_gallery_and_the_rest_working(history,
+                                                                                            held_thumbnails):
+    _, go, _ = held_thumbnails
     kept, lost = history.append(result_of(1)), history.append(result_of(2))
-    lost.path.unlink()
+    lost.path.unlink()  # before its thumbnail was made
+    go.set()
+    assert history.wait_for_thumbnails(timeout=30)
     gallery = history._repr_html_()
     assert "image file gone" in gallery and gallery.count("<img ") == 1
     data, _ = lost._repr_mimebundle_()
@@ -632,3 +638,114 @@ def test_an_id_of_digits_only_is_found_as_an_id_not_read_as_an_index(history, mo
     session = Session(client=NoClient(), history=history)
     assert session.resolve_image("914806887131") is entry  # -e with an id of digits
     assert session.resolve_image("-1") is entry and session.resolve_image("0").index == 0
+
+
+# -- thumbnails and previews made on append -------------------------------------------------------
+
+def drawing(size=(1376, 768)) -> Image.Image:
+    """A picture with a gradient, a disc, text and thin slanted lines: what resampling can blur or alias."""
+    picture = Image.linear_gradient("L").resize(size).convert("RGB")
+    pen = ImageDraw.Draw(picture)
+    pen.ellipse((size[0] // 5, size[1] // 8, size[0] * 2 // 3, size[1] * 7 // 8), fill=(200, 30, 30))
+    pen.text((50, 50), "a red door", fill=(0, 0, 0))
+    for x in range(0, size[0], 37):
+        pen.line((x, 0, x + 200, size[1]), fill=(20, 120, 200), width=3)
+    return picture
+
+
+def png_of(picture: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    picture.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def kept_sizes(history, entry_id: str, images: int = 1) -> list[Path]:
+    thumbs = history.folder / "thumbs"
+    return [thumbs / f"{entry_id}.jpg"] + [thumbs / f"{entry_id}-{k}-{PREVIEW_EDGE}.jpg" for k in range(1, images + 1)]
+
+
+@pytest.fixture
+def held_thumbnails(history, monkeypatch):
+    """Holds the thumbnail thread inside its next decode until ``go`` is set (set at the end anyway)."""
+    assert history.wait_for_thumbnails(timeout=30)  # another test's work is done first
+    started, go, timed_out = threading.Event(), threading.Event(), []
+    real = store.make_thumbnails
+
+    def held(data, edges):
+        started.set()
+        if not go.wait(10):
+            timed_out.append(threading.current_thread().name)
+        return real(data, edges)
+
+    monkeypatch.setattr(store, "make_thumbnails", held)
+    yield started, go, timed_out
+    go.set()
+    assert history.wait_for_thumbnails(timeout=30)
+
+
+def test_an_appended_entry_gets_its_thumbnail_and_previews_in_the_background(history):
+    picture = png_of(drawing())
+    entry = history.append(ImageResult([ReplyImage("image/png", picture), ReplyImage("image/png", png())], "a door",
+                                       FLASH))
+    paths = kept_sizes(history, entry.id, images=2)
+    wait_for(lambda: all(path.is_file() for path in paths))
+    sizes = [Image.open(path).size for path in paths]
+    assert sizes == [(160, 89), (PREVIEW_EDGE, 357), (64, 48)]
+    assert all(Image.open(path).format == "JPEG" for path in paths)
+    assert not (history.folder / "thumbs" / f"{entry.id}-2.jpg").exists(), "a gallery thumbnail of the first image only"
+
+
+def test_append_returns_while_the_thumbnails_are_still_being_made(history, held_thumbnails):
+    started, go, timed_out = held_thumbnails
+    first = history.append(result_of(1))
+    wait_for(started.is_set)
+    second = history.append(result_of(2))
+    assert [e.index for e in history] == [first.index, second.index] and not timed_out
+    assert not (history.folder / "thumbs" / f"{first.id}.jpg").exists()
+    go.set()
+    wait_for(lambda: all(path.is_file() for e in (first, second) for path in kept_sizes(history, e.id)))
+    assert threading.current_thread().name not in timed_out
+
+
+@pytest.mark.parametrize("by", ["this kernel", "another kernel"])
+def test_a_clear_while_thumbnails_are_made_leaves_none_behind(history, held_thumbnails, by):
+    started, go, _ = held_thumbnails
+    history.append(result_of(1))
+    wait_for(started.is_set)  # the thread has read the image and is making its thumbnails
+    (history if by == "this kernel" else History(history.name, history.folder.parent)).clear()
+    go.set()
+    assert history.wait_for_thumbnails(timeout=30)
+    assert not (history.folder / "thumbs").exists()
+
+
+def test_an_entry_written_before_gets_every_kept_size_of_an_image_from_one_decode(history, monkeypatch):
+    entry = history.append(ImageResult([ReplyImage("image/png", png_of(drawing()))], "a door", FLASH))
+    assert history.wait_for_thumbnails(timeout=30)
+    made_on_append = [path.read_bytes() for path in kept_sizes(history, entry.id)]
+    shutil.rmtree(history.folder / "thumbs")  # as a history written by an earlier version has none
+    decodes = []
+    real = store.make_thumbnails
+    monkeypatch.setattr(store, "make_thumbnails", lambda data, edges: decodes.append(edges) or real(data, edges))
+    preview = history.thumbnail(entry, PREVIEW_EDGE)  # what the report asks for
+    assert history.thumbnail(entry) == made_on_append[0]  # the gallery's, kept from the same decode
+    assert decodes == [[PREVIEW_EDGE, 160]]
+    assert preview == made_on_append[1]
+
+
+def test_a_preview_differs_from_a_careful_resize_less_than_its_jpeg_compression_does(history):
+    picture = drawing()
+    entry = history.append(ImageResult([ReplyImage("image/png", png_of(picture))], "a door", FLASH))
+
+    def jpeg(image):
+        buf = io.BytesIO()
+        image.save(buf, format="JPEG", quality=80)
+        return Image.open(buf).convert("RGB")
+
+    def mean_difference(a, b) -> float:
+        return max(ImageStat.Stat(ImageChops.difference(a, b)).mean)  # levels of 255, in the worst colour
+
+    for edge in (PREVIEW_EDGE, 160):
+        made = Image.open(io.BytesIO(history.thumbnail(entry, edge)))
+        assert made.format == "JPEG" and max(made.size) == edge
+        careful = picture.resize(made.size, Image.LANCZOS)
+        assert mean_difference(made.convert("RGB"), jpeg(careful)) < mean_difference(jpeg(careful), careful)

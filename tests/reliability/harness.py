@@ -91,8 +91,11 @@ def search_for_key(evidence: Evidence, records: list, root: Path, emulator_recor
         text = f"{record.getMessage()} {record.args!r} {record.exc_text or ''}"
         found += leaks_in(f"log record of {record.name}", text)
     for path in sorted(root.rglob("*")):
-        if path.is_file():
-            found += leaks_in(f"file {path.relative_to(root)}", path.read_bytes().decode("latin-1"))
+        try:
+            data = path.read_bytes()
+        except (FileNotFoundError, IsADirectoryError):
+            continue  # a folder, or a temporary file renamed since it was listed (a thumbnail being kept)
+        found += leaks_in(f"file {path.relative_to(root)}", data.decode("latin-1"))
     for record in emulator_records:
         found += leaks_in(f"emulator record {record.method} {record.path}", repr(dataclasses.asdict(record)))
     return found
