@@ -30,7 +30,7 @@ from typing import Any
 
 from .config import display_path
 from .costs import REPLAY, TABLE, Estimates, estimate, format_cost
-from .errors import AigateError, BudgetError, InputError, QuotaExhausted
+from .errors import AigateError, BudgetError, InputError, QuotaExhausted, RateLimitError
 from .images import b64encode, make_thumbnail
 from .pacing import Pacer, parse_rate
 from .results import ImageResult
@@ -46,6 +46,8 @@ ROW_OPTIONS = ("model", "aspect_ratio", "image_size", "route", "images", "edit")
 DEFAULT_CONCURRENCY = 4
 #: The most rows one call takes: a typo must not queue a million paid requests.
 MAX_ROWS = 10_000
+#: How many times one row goes back in the queue after a rate limit outlasted its retries.
+MAX_REQUEUES = 3
 #: Seconds between two redraws of the growing contact sheet.
 SHEET_INTERVAL = 1.0
 #: The long edge of a contact-sheet thumbnail, in pixels.
@@ -77,6 +79,8 @@ class BatchRow:
     label: Any = None
     #: The history already held this row's picture when the batch was planned: replayed, not sent.
     planned_replay: bool = False
+    #: How many times a rate limit outlasted the request layer's retries and the row went back in the queue.
+    requeued: int = 0
     _thumbnail: str | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -480,6 +484,12 @@ def run_batch(
             for future in finished:
                 row = in_flight.pop(future)
                 result = outcome(future)
+                if _rate_limited(result.error) and row.requeued < MAX_REQUEUES:
+                    # The gateway's limit outlasted the retries: the Pacer has slowed down meanwhile,
+                    # so the row goes to the back of the queue instead of failing.
+                    row.requeued += 1
+                    queue.append(row)
+                    continue
                 _finish(row, result, path, view)
                 if result.error is not None and _ends_batch(result.error):
                     stopped = one_line(str(result.error))
@@ -616,6 +626,11 @@ def read_manifest(path: str | os.PathLike) -> list[dict[str, Any]]:
         except json.JSONDecodeError:
             continue
     return lines
+
+
+def _rate_limited(error: BaseException | None) -> bool:
+    """A 429 the request layer's retries could not outwait (a daily quota is not one: it ends the batch)."""
+    return isinstance(error, RateLimitError) and not isinstance(error, QuotaExhausted)
 
 
 def _ends_batch(error: BaseException) -> bool:

@@ -484,3 +484,26 @@ def test_a_bad_rate_is_refused_before_anything_is_sent(session, emu):
     with pytest.raises(ConfigurationError, match="rate '60 a minute'"):
         run(["a cat"], session=session, rate="60 a minute")
     assert sent(emu) == []
+
+
+def test_a_row_whose_rate_limit_outlasts_its_retries_goes_back_in_the_queue(session, emu):
+    from aigate_nb.transport import DEFAULT_MAX_RETRIES
+
+    emu.inject_fault("429", count=DEFAULT_MAX_RETRIES + 1, retry_after=0.01)  # every attempt of the first try
+    result = run(["a patient heron", "a quick wren"], session=session, concurrency=1)
+    assert [row.status for row in result] == ["done", "done"]
+    assert result[0].requeued == 1 and result[1].requeued == 0
+    heron = [record.status for record in emu.attempts("a patient heron")]
+    assert heron == [429] * (DEFAULT_MAX_RETRIES + 1) + [200]
+    assert [line["status"] for line in read_manifest(result.manifest)] == ["done", "done"]  # no line for the requeue
+
+
+def test_a_row_the_rate_limit_never_lets_through_fails_after_a_few_tries(session, emu):
+    from aigate_nb.batches import MAX_REQUEUES
+    from aigate_nb.transport import DEFAULT_MAX_RETRIES
+
+    emu.inject_fault("429", count=None, retry_after=0.01)  # until cleared
+    result = run(["a stubborn mule"], session=session, concurrency=1)
+    assert [row.status for row in result] == ["failed"]
+    assert len(emu.attempts("a stubborn mule")) == (DEFAULT_MAX_RETRIES + 1) * (MAX_REQUEUES + 1)
+    assert [line["status"] for line in read_manifest(result.manifest)] == ["failed"]
