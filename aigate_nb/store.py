@@ -602,9 +602,10 @@ class History:
             pass  # unreadable just now: the entries read before stay, and append says why
 
     def clear(self) -> int:
-        """Remove every entry of this history and its image files; returns how many entries
-        there were. Numbering starts again at 0. Other histories are left alone, and so are
-        files saved elsewhere with ``.save(path)`` or ``-o``; results still held in variables
+        """Remove every entry of this history, its image files and its batches' manifests (which
+        name those entries); returns how many entries there were. Numbering starts again at 0.
+        Other histories are left alone, and so are files saved elsewhere with ``.save(path)``,
+        ``-o`` or a batch's ``manifest=``; results still held in variables
         lose their full-size images (their ``.data`` then says so)."""
         if not self.folder.exists():
             with self._lock:
@@ -622,7 +623,7 @@ class History:
                     "nothing was removed. Check that you may write there."
                 ) from None
             self._forget()
-            for folder in ("images", "thumbs"):
+            for folder in ("images", "thumbs", "batches"):
                 try:
                     _empty_folder(self.folder / folder)
                 except OSError as exc:

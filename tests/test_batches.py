@@ -507,3 +507,14 @@ def test_a_row_the_rate_limit_never_lets_through_fails_after_a_few_tries(session
     assert [row.status for row in result] == ["failed"]
     assert len(emu.attempts("a stubborn mule")) == (DEFAULT_MAX_RETRIES + 1) * (MAX_REQUEUES + 1)
     assert [line["status"] for line in read_manifest(result.manifest)] == ["failed"]
+
+
+def test_clearing_the_history_removes_its_batches_manifests_but_not_one_kept_elsewhere(session, emu, tmp_path):
+    own = run(["a cat"], session=session).manifest
+    elsewhere = run(["a dog"], session=session, manifest=tmp_path / "shots.jsonl").manifest
+    assert own.is_file() and own.parent == session.history.folder / "batches"
+    session.history.clear()
+    assert not own.parent.exists()
+    assert elsewhere.is_file()
+    again = run(["a cat"], session=session)  # nothing to replay now: sent anew, a fresh manifest
+    assert [row.status for row in again] == ["done"] and len(read_manifest(again.manifest)) == 1
