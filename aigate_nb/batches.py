@@ -35,7 +35,7 @@ from .images import b64encode, make_thumbnail
 from .pacing import Pacer, parse_rate
 from .results import ImageResult
 from .session import Outcome, Request, Session, current_session, outcome
-from .text import clip, one_line
+from .text import clip, counted, one_line
 from .waiting import progress_bar
 
 #: Columns of a row that set a request's option instead of filling the template.
@@ -192,7 +192,7 @@ class BatchResult:
         left = len(self.skipped)
         if left:
             parts.append(f"{left} not sent")
-        line = f"{_count(len(self.rows), 'row')}: " + ", ".join(parts)
+        line = f"{counted(len(self.rows), 'row')}: " + ", ".join(parts)
         known = [row for row in self.rows if row.cost is not None]
         if known:
             estimated = any(row.cost_source == TABLE for row in known)
@@ -518,7 +518,7 @@ def run_batch(
 def _interrupted(rows: list[BatchRow], not_sent: list[BatchRow], in_flight: int) -> str:
     """The line an interrupted batch ends with: what finished, what goes on, what is left."""
     finished = [row for row in rows if row.status in ("done", "replayed", "failed")]
-    line = f"Batch interrupted: {len(finished)} of {_count(len(rows), 'row')} finished"
+    line = f"Batch interrupted: {len(finished)} of {counted(len(rows), 'row')} finished"
     if in_flight:
         line += f", {in_flight} in flight still join the history"
     if not_sent:
@@ -695,10 +695,6 @@ def _plain(value: Any) -> Any:
     return str(value) if not hasattr(value, "_aigate_image_bytes") else repr(value)
 
 
-def _count(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one if n == 1 else (many or one + 's')}"
-
-
 def contact_sheet(rows: list[BatchRow], summary: str, newest: bool = False) -> str:
     """The rows as a grid of small thumbnails, each with its row number and status; a failed
     row as a blank tile with its reason. As many rows as ``SHEET_BUDGET`` holds are shown (the
@@ -765,7 +761,7 @@ class _Progress:
         self.drawn = 0.0
         self.dirty = False
         to_send = len(self.rows) - plan.replays
-        line = f"Batch of {_count(len(self.rows), 'row')}: {to_send} to send"
+        line = f"Batch of {counted(len(self.rows), 'row')}: {to_send} to send"
         if plan.replays:
             line += f", {plan.replays} replayed from the history"
         if to_send:

@@ -132,9 +132,7 @@ def parse_command(line: str, cell: str, namespace: Mapping[str, Any]) -> ImageCo
     )
     sources = ([args.edit] if args.edit is not None else []) + args.image
     if grid:
-        for option, given in (("-n", args.n != 1), ("--multi-turn", args.multi_turn), ("-o", args.out)):
-            if given:
-                raise InputError(f"{option} does not go with a comparison grid (the comma lists); leave it out.")
+        _refuse_single_image_options(args, "a comparison grid (the comma lists)")
         request = replace(request, model=None if "models" in grid else request.model,
                           aspect_ratio=None if "aspect_ratios" in grid else request.aspect_ratio,
                           image_size=None if "image_sizes" in grid else request.image_size)
@@ -146,9 +144,7 @@ def _each_command(args: argparse.Namespace, cell: str) -> ImageCommand:
     """``--each ROWS``: the body is a template filled from each row, not from the notebook."""
     if not args.each.isidentifier():
         raise InputError(f"--each {args.each!r}: name a variable holding the rows, e.g. --each shots.")
-    for option, given in (("-n", args.n != 1), ("--multi-turn", args.multi_turn), ("-o", args.out)):
-        if given:
-            raise InputError(f"{option} does not go with --each (one image per row); leave it out.")
+    _refuse_single_image_options(args, "--each (one image per row)")
     if args.concurrency is not None and not 1 <= args.concurrency <= 16:
         raise InputError(f"--concurrency {args.concurrency}: send 1 to 16 requests at once.")
     if args.as_name is not None and not args.as_name.isidentifier():
@@ -169,6 +165,13 @@ def _each_command(args: argparse.Namespace, cell: str) -> ImageCommand:
         parse_rate(args.rate)
     return ImageCommand(request=request, sources=tuple(sources), as_name=args.as_name, each=args.each,
                         concurrency=args.concurrency, rate=args.rate)
+
+
+def _refuse_single_image_options(args: argparse.Namespace, what: str) -> None:
+    """-n, --multi-turn and -o are about one cell's image(s): a batch or a grid has its own."""
+    for option, given in (("-n", args.n != 1), ("--multi-turn", args.multi_turn), ("-o", args.out)):
+        if given:
+            raise InputError(f"{option} does not go with {what}; leave it out.")
 
 
 def _comma_list(flag: str, value: str) -> list[str]:

@@ -23,6 +23,7 @@ from typing import Any
 from .costs import TABLE, Estimates, estimate, format_cost
 from .errors import AigateError, InputError
 from .images import b64encode, make_preview, open_image
+from .prepared import PreparedRequest
 from .results import ImageResult
 from .session import Request, Session, current_session, outcome
 from .text import one_line
@@ -361,6 +362,7 @@ def plan_grid(
         )
     grid = Grid(prompt=prompt or " | ".join(given["prompts"] or []), row_axis=row_axis, column_axes=column_axes,
                 rows=rows, columns=columns)
+    to_send: list[PreparedRequest] = []  # the combinations the history does not already answer
     for row_value in rows:
         line = []
         for column in columns:
@@ -380,26 +382,24 @@ def plan_grid(
             cell = GridCell(values={k: v for k, v in values.items() if k != "prompt" or prompts is not None},
                             request=request)
             try:
-                session.prepare(request)
+                prepared, _ = session.prepare(request)
             except (AigateError, LookupError) as exc:
                 cell.refused = one_line(str(exc)).rstrip(".")
+            else:
+                if not session.replays(request, prepared, 1):
+                    to_send.append(prepared)
             line.append(cell)
         grid.cells.append(line)
     cells = list(grid)
     if all(cell.refused for cell in cells):
         raise InputError(f"No combination can be sent: {cells[0].refused}.")
-    _hold_to_budget(session, [cell.request for cell in cells if not cell.refused])
+    _hold_to_budget(session, to_send)
     return grid
 
 
-def _hold_to_budget(session: Session, requests: list[Request]) -> None:
-    """The combinations to send, estimated together and held against the budget, so that a
-    grid over it is refused before anything is sent."""
-    to_send = []
-    for request in requests:
-        prepared, _ = session.prepare(request)
-        if not session.replays(request, prepared, 1):
-            to_send.append(prepared)
+def _hold_to_budget(session: Session, to_send: list[PreparedRequest]) -> None:
+    """The combinations the history does not replay, estimated together and held against the
+    budget, so that a grid over it is refused before anything is sent."""
     if to_send:
         session.check_budget(Estimates(tuple(estimate(p, session.client.prices, 1) for p in to_send), "this grid"))
 

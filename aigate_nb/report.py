@@ -33,7 +33,7 @@ from .images import b64encode, make_preview
 from .region import region_label
 from .results import CAPTION_TEXT_LIMIT, names_a_folder
 from .store import INDEX_FILE, PREVIEW_EDGE, History, HistoryEntry
-from .text import clip, one_line
+from .text import clip, counted, one_line
 
 #: The most one entry may add to a report without ``full_size``: its previews, base64 included, and its text.
 ENTRY_BUDGET = 300_000
@@ -337,12 +337,12 @@ def _tools(entries: list[HistoryEntry]) -> str:
         '<div class="views" role="group" aria-label="View">'
         '<button type="button" id="show-grid" aria-pressed="true">Grid</button>'
         '<button type="button" id="show-tree" aria-pressed="false">Tree</button></div>'
-        f'<output id="count" aria-live="polite">{_count(len(entries))}</output></div>'
+        f'<output id="count" aria-live="polite">{counted(len(entries))}</output></div>'
     )
 
 
 def _summary(entries: list[HistoryEntry]) -> str:
-    parts = [_count(len(entries))]
+    parts = [counted(len(entries))]
     days = sorted(day for day in (_when(entry.created)[:10] for entry in entries) if day)
     if days:
         parts.append(days[0] if days[0] == days[-1] else f"{days[0]} to {days[-1]}")
@@ -395,10 +395,6 @@ def _long_text(text: str, limit: int = TEXT_LIMIT) -> str:
 
 def _short_model(model: str) -> str:
     return model.rsplit("/", 1)[-1]
-
-
-def _count(n: int) -> str:
-    return f"{n} {'entry' if n == 1 else 'entries'}"
 
 
 def _when(created: str | None) -> str:
@@ -475,7 +471,7 @@ def describe(history: History, written: Path) -> str:
     size = written.stat().st_size
     weight = f"{size / 1e6:,.1f} MB" if size >= 1e6 else f"{max(1, round(size / 1e3))} KB"
     return (
-        f"Report of history '{history.name}': {_count(len(history))}, {weight}, written to {written}; "
+        f"Report of history '{history.name}': {counted(len(history))}, {weight}, written to {written}; "
         "it opens in any browser, with no server."
     )
 

@@ -42,7 +42,7 @@ from .images import ReplyImage, b64encode, extension_for, make_thumbnails, open_
 from .region import region_label
 from .results import ImageResult
 from .spending import Spending, summarize
-from .text import clip
+from .text import clip, counted
 
 try:
     import fcntl
@@ -782,7 +782,7 @@ class History:
     def _repr_html_(self) -> str:
         """A gallery of small thumbnails, newest first, each with its index, prompt and parent."""
         entries = list(self)[::-1]
-        head = f"<div><b>History '{html.escape(self.name)}'</b>: {_count(len(entries))}</div>"
+        head = f"<div><b>History '{html.escape(self.name)}'</b>: {counted(len(entries))}</div>"
         figures, used = [], len(head)
         for entry in entries:
             parent = f"<br/>from [{entry.parent_index}]" if entry.parent_index is not None else ""
@@ -802,7 +802,7 @@ class History:
             )
             if used + len(figure) > GALLERY_BUDGET:
                 rest = len(entries) - len(figures)
-                older = _count(rest, "older entry", "older entries")
+                older = counted(rest, "older entry", "older entries")
                 figures.append(f"<div>... and {older}: history[i] shows one.</div>")
                 break
             figures.append(figure)
@@ -817,7 +817,7 @@ class History:
         if newest is not None:
             prompt = clip(newest.prompt, 40)
             tail = f", newest [{newest.index}] {prompt!r}"
-        return f"<History {self.name!r}: {_count(len(self))}{tail}>"
+        return f"<History {self.name!r}: {counted(len(self))}{tail}>"
 
 
 def _kept_edges(image: int) -> tuple[int, ...]:
@@ -871,10 +871,6 @@ class ThumbnailMaker:
 
 
 _thumbnail_maker = ThumbnailMaker()
-
-
-def _count(n: int, one: str = "entry", many: str = "entries") -> str:
-    return f"{n} {one if n == 1 else many}"
 
 
 def _empty_folder(folder: Path) -> None:

@@ -12,3 +12,10 @@ def one_line(text: str, limit: int | None = None) -> str:
     """``text`` with its runs of white space (newlines too) folded to single spaces, then clipped."""
     folded = " ".join(text.split())
     return folded if limit is None else clip(folded, limit)
+
+
+def counted(n: int, one: str = "entry", many: str | None = None) -> str:
+    """``1 entry``, ``3 entries``; ``many`` defaults to ``one`` with an ``s`` (``2 rows``)."""
+    if many is None:
+        many = "entries" if one == "entry" else one + "s"
+    return f"{n} {one if n == 1 else many}"
