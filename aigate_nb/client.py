@@ -13,9 +13,25 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import DEFAULT_BASE_URL, check_api_key, is_loopback, load_settings, mask_key, shared_emulator_url
+from .config import (
+    DEFAULT_BASE_URL,
+    Secret,
+    Settings,
+    check_api_key,
+    is_loopback,
+    load_settings,
+    mask_key,
+    shared_emulator_url,
+)
 from .costs import GATEWAY, TABLE, PriceTable, load_prices, usage_from_reply
-from .errors import BadRequestError, ConfigurationError, InputError, ResponseError
+from .errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    InputError,
+    NoImageError,
+    ResponseError,
+)
 from .images import (
     DEFAULT_INLINE_BUDGET,
     ImageInput,
@@ -102,27 +118,25 @@ class Client:
         cache: History | str | os.PathLike | None = None,
         prices: PriceTable | str | os.PathLike | None = None,
     ) -> None:
+        given = Secret(api_key)
+        del api_key  # from here on, a verbose traceback of a refused argument shows no key
         settings = load_settings()
+        self._host_chosen_by = None
         if transport is None:
-            key = check_api_key(api_key if api_key is not None else settings.api_key)
-            try:
-                transport = HTTPTransport(
-                    _base_url_for(key, base_url, settings.base_url),
-                    key,
-                    timeout=timeout,
-                    max_retries=max_retries,
-                    retry_backoff=retry_backoff,
-                    max_retry_after=max_retry_after,
-                    headers=headers,
-                    pacer=pacer,
+            if settings.host_chosen_by is not None and base_url is None and given:
+                raise ConfigurationError(
+                    f"The file {settings.host_chosen_by} chooses the host {settings.base_url}, and a host that a "
+                    "folder's .env chose gets only that file's key; nothing was sent. Pass base_url= too, or "
+                    "remove AIGATE_BASE_URL from that file."
                 )
-            except Exception as exc:  # whatever the transport refuses: a base URL, a timeout, headers, ...
-                # Raised afresh from here: a verbose traceback shows every frame's arguments, and
-                # the transport's include the key, even one read from the environment.
-                raise exc.with_traceback(None) from None
+            if base_url is None:
+                self._host_chosen_by = settings.host_chosen_by
+            transport = _transport_for(given, settings, base_url, timeout=timeout, max_retries=max_retries,
+                                       retry_backoff=retry_backoff, max_retry_after=max_retry_after,
+                                       headers=headers, pacer=pacer)
         elif not isinstance(transport, HTTPTransport):
             raise ConfigurationError(f"transport must be an HTTPTransport, not {type(transport).__name__}.")
-        elif api_key is not None or base_url is not None or headers or pacer is not None:
+        elif given.given or base_url is not None or headers or pacer is not None:
             raise ConfigurationError(
                 "A client with a transport sends with the transport's key, base URL, headers and pacer; "
                 "give them to the transport: HTTPTransport(base_url, api_key, headers=..., pacer=...)."
@@ -270,9 +284,13 @@ class Client:
     def send(self, prepared: PreparedRequest) -> ImageResult:
         """Send a request made by ``prepare`` and return its result, or raise a typed error."""
         started = time.perf_counter()
-        raw = self._transport.send(prepared.method, prepared.path, prepared.body)
+        raw = self._exchange(prepared.method, prepared.path, prepared.body)
         data, payloads = self._load_reply(raw, prepared.route)
-        reply = parse_chat_reply(data, payloads) if prepared.route == "chat" else parse_google_reply(data, payloads)
+        try:
+            reply = parse_chat_reply(data, payloads) if prepared.route == "chat" else parse_google_reply(data, payloads)
+        except NoImageError as exc:
+            raise self._scrubbed_refusal(exc) from None
+        scrub = self._transport.scrub
         per_image = self.prices.tokens_per_image(prepared.model, prepared.image_size)
         usage = usage_from_reply(reply.usage, len(reply.images), per_image)
         cost, source = reply.cost, GATEWAY
@@ -286,14 +304,14 @@ class Client:
             model=prepared.model,
             aspect_ratio=ratio,
             image_size=size,
-            text=reply.text,
+            text=scrub(reply.text) if reply.text else reply.text,
             finish_reason=reply.finish_reason,
             usage=usage,
             route=prepared.route,
             elapsed=time.perf_counter() - started,
             emulated=self.emulated,
             # A region edit's reply is of the crop: no conversation goes on from it.
-            model_parts=reply.model_parts if edit is None else None,
+            model_parts=_scrubbed_parts(reply.model_parts, scrub) if edit is None else None,
             parent_id=prepared.parent_id,
             inputs=[dict(item) for item in prepared.inputs],
             request_hash=prepared.request_hash,
@@ -316,13 +334,13 @@ class Client:
 
     def models(self, image_only: bool = False) -> list[str]:
         """The model ids of ``GET /v1/models``; with ``image_only``, those that make images."""
-        return parse_model_ids(self._parse_json(self._transport.send("GET", MODELS_PATH)), image_only=image_only)
+        return parse_model_ids(self._parse_json(self._exchange("GET", MODELS_PATH)), image_only=image_only)
 
     def balance(self) -> float | None:
         """The account's balance in USD from ``GET /v1/balance``, or None where the gateway has no
         such endpoint (404, 405) or answers without a ``balance`` number."""
         try:
-            raw = self._transport.send("GET", BALANCE_PATH)
+            raw = self._exchange("GET", BALANCE_PATH)
         except BadRequestError as exc:
             if exc.status in (404, 405):
                 return None
@@ -371,7 +389,32 @@ class Client:
     def __repr__(self) -> str:
         return f"Client(base_url={self.base_url!r}, model={self.model!r}, api_key={mask_key(self._api_key)!r})"
 
-    # -- reading replies --------------------------------------------------------------------
+    # -- sending and reading replies -----------------------------------------------------------
+
+    def _exchange(self, method: str, path: str, body: dict | None = None) -> bytes:
+        """The transport's answer; a 401 from a host that a folder's ``.env`` chose says so."""
+        try:
+            return self._transport.send(method, path, body)
+        except AuthenticationError as exc:
+            if self._host_chosen_by is not None and not self._api_key:
+                exc.message = (
+                    f"{exc.message.rstrip('. ')}. The host {self.base_url} was chosen by AIGATE_BASE_URL in "
+                    f"{self._host_chosen_by}, which holds no AIGATE_API_KEY, so requests go to it without a key "
+                    "(a folder's .env never gets the key of your environment): put the key for that host in "
+                    "that file, or remove the line"
+                )
+            raise
+
+    def _scrubbed_refusal(self, refusal: NoImageError) -> NoImageError:
+        """A reply without an image, the key masked in what the model said."""
+        scrub = self._transport.scrub
+        for name in ("text", "finish_message", "finish_reason", "block_reason"):
+            value = getattr(refusal, name, None)
+            if isinstance(value, str):
+                setattr(refusal, name, scrub(value))
+        refusal.args = (refusal._message(),)
+        return refusal
+
 
     def _parse_json(self, raw: bytes) -> Any:
         try:
@@ -394,6 +437,21 @@ class Client:
                 "it may have been cut off: run the request again."
             )
         )
+
+
+def _transport_for(given: Secret, settings: Settings, base_url: str | None, **options: Any) -> HTTPTransport:
+    """The transport for the key given (else the settings'); whatever it refuses (a base URL, a
+    timeout, headers) is raised afresh from this frame, whose locals hold no key: the frames
+    below take it as an argument, and a verbose traceback prints every frame's arguments."""
+    try:
+        return _new_transport(given, settings, base_url, **options)
+    except Exception as exc:
+        raise exc.with_traceback(None) from None
+
+
+def _new_transport(given: Secret, settings: Settings, base_url: str | None, **options: Any) -> HTTPTransport:
+    key = check_api_key(given.value if given.given else settings.api_key)
+    return HTTPTransport(_base_url_for(key, base_url, settings.base_url), key, **options)
 
 
 def _base_url_for(api_key: str | None, base_url: str | None, env_base_url: str | None) -> str:
@@ -456,6 +514,13 @@ def _check_region(
             "itself; leave out the aspect ratio and the image size."
         )
     return asked
+
+
+def _scrubbed_parts(parts: list[dict[str, Any]] | None, scrub: Any) -> list[dict[str, Any]] | None:
+    """The model's parts, as kept for a multi-turn edit, with the key masked in their text."""
+    if not parts:
+        return parts
+    return [{**part, "text": scrub(part["text"])} if isinstance(part.get("text"), str) else part for part in parts]
 
 
 def _composited(edit: RegionEdit, answer: ReplyImage) -> ReplyImage:

@@ -7,11 +7,14 @@ from __future__ import annotations
 import atexit
 import ipaddress
 import os
+import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 
 from .errors import ConfigurationError
 from .models import DEFAULT_MODEL
@@ -31,6 +34,29 @@ class Settings:
     #: ``AIGATE_PRICES``: a JSON price file (see ``costs.load_prices``); ``AIGATE_BUDGET``: USD.
     prices: str | None = None
     budget: str | None = None
+    #: The ``.env`` (as shown) that chose ``base_url``; its host gets that file's key or none.
+    host_chosen_by: str | None = None
+
+
+class Secret:
+    """A key in transit between functions: its repr is masked, so a verbose traceback that
+    prints the locals of the frames holding it shows ``sk-...abcd`` only."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str | None) -> None:
+        self.value = value
+
+    @property
+    def given(self) -> bool:
+        """True when there is a key (an empty one included: no key, on purpose)."""
+        return self.value is not None
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __repr__(self) -> str:
+        return f"Secret({mask_key(self.value) if isinstance(self.value, str) else type(self.value).__name__})"
 
 
 def mask_key(key: str | None) -> str:
@@ -43,6 +69,59 @@ def mask_key(key: str | None) -> str:
     return f"{prefix}...{key[-4:]}"
 
 
+#: Keys shorter than this are not searched for (a key of a few letters, as tests use, is no
+#: secret: masking it would garble every message); pieces of a key this long are.
+SECRET_PIECE = 8
+_ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})|%([0-9a-fA-F]{2})|\\x([0-9a-fA-F]{2})|\\(/)")
+
+
+def mask_secret(text: str, secret: str | None) -> str:
+    """``text`` with every piece of ``secret`` of ``SECRET_PIECE`` or more characters masked: the
+    whole key, an echo cut short, or one written with escapes (``\\u0073k-...``, ``%73k-...``,
+    which are decoded first where they hide a piece). For messages, stored replies and reports."""
+    if not secret or len(secret) < SECRET_PIECE or not text:
+        return text
+    masked = _mask_pieces(text, secret)
+    if masked is text and ("\\" in text or "%" in text):
+        decoded = _ESCAPED.sub(_unescaped, text)
+        if decoded != text:
+            masked_decoded = _mask_pieces(decoded, secret)
+            if masked_decoded is not decoded:
+                return masked_decoded
+    return masked
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    code = next(group for group in match.groups() if group is not None)
+    return code if code == "/" else chr(int(code, 16))
+
+
+def _mask_pieces(text: str, secret: str) -> str:
+    """``text`` itself when no piece of ``secret`` is in it, else a copy with each run masked."""
+    spans: list[tuple[int, int]] = []
+    for start in range(len(secret) - SECRET_PIECE + 1):
+        piece = secret[start:start + SECRET_PIECE]
+        found = text.find(piece)
+        while found != -1:
+            spans.append((found, found + SECRET_PIECE))
+            found = text.find(piece, found + 1)
+    if not spans:
+        return text
+    spans.sort()
+    merged = [list(spans[0])]
+    for begin, end in spans[1:]:
+        if begin <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([begin, end])
+    out, last = [], 0
+    for begin, end in merged:
+        out += [text[last:begin], mask_key(secret)]
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
 def check_api_key(key: str | None) -> str | None:
     """``key`` without the whitespace around it (a key read from a file often ends in a
     newline); a key that still cannot go in an HTTP header is refused without showing it."""
@@ -52,6 +131,7 @@ def check_api_key(key: str | None) -> str | None:
         raise ConfigurationError(f"The API key must be text, not {type(key).__name__}.")
     key = key.strip()
     if not key.isascii() or not key.isprintable() or any(c.isspace() for c in key):
+        del key  # a verbose traceback shows this frame's locals
         raise ConfigurationError(
             "The API key holds a space, a line break or a character outside plain ASCII (often a dash or "
             "quote changed by copying); copy the key again from the gateway's dashboard."
@@ -81,16 +161,83 @@ def read_dotenv(path: Path) -> dict[str, str]:
 
 
 def normalise_base_url(url: str) -> str:
-    """Check the scheme and drop a trailing ``/`` or ``/v1`` (the routes add it)."""
+    """The base URL as requests will send it, checked (see ``parse_base_url``), without a
+    trailing ``/`` or ``/v1`` (the routes add it)."""
+    return parse_base_url(url).url
+
+
+@dataclass(frozen=True)
+class BaseURL:
+    """A base URL read once by urllib3's parser, the one requests sends with: ``host`` is the
+    host a request connects to, and ``url`` is rebuilt from these parts alone."""
+
+    scheme: str
+    host: str
+    port: int | None
+    path: str
+
+    @property
+    def url(self) -> str:
+        port = f":{self.port}" if self.port is not None else ""
+        return f"{self.scheme}://{self.host}{port}{self.path}"
+
+
+#: Characters that no base URL needs and that parsers read differently (``\`` is a path to one
+#: and the end of the host to another; ``@`` brings a user:password; ``?`` and ``#`` end the path).
+_REFUSED_IN_URL = {"\\": "a backslash", "@": "a user name or password (@)", "?": "a query (?)", "#": "a fragment (#)"}
+
+
+def parse_base_url(url: str) -> BaseURL:
+    """``url`` read once, with the parser the transport uses, or ``ConfigurationError`` in one line.
+
+    Refused: anything but printable ASCII (whitespace and control characters included; the
+    whitespace around it, as a file's line ending, is dropped), a backslash, user:password, a
+    query, a fragment, a scheme other than http or https, no host, a port that is not a number.
+    What is left cannot be read two ways, so the host checked is the host connected to.
+    """
+    if not isinstance(url, str):
+        raise ConfigurationError(f"The base URL must be text such as {DEFAULT_BASE_URL}, not {type(url).__name__}.")
     text = url.strip()
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
+    shown = _shown_url(text)
+    if not text.isascii() or not text.isprintable() or any(c.isspace() for c in text):
         raise ConfigurationError(
-            f"The base URL {text!r} has no http:// or https:// scheme; "
-            f"write it like {DEFAULT_BASE_URL} (without /v1)."
+            f"The base URL {shown} holds a space, a control character or a character outside plain ASCII; "
+            f"write it like {DEFAULT_BASE_URL} (a host name in Unicode goes in its xn-- form)."
         )
-    text = text.rstrip("/")
-    return text[:-3] if text.endswith("/v1") else text
+    for char, what in _REFUSED_IN_URL.items():
+        if char in text:
+            raise ConfigurationError(
+                f"The base URL {shown} holds {what}, which no gateway URL needs; write only the scheme, host, "
+                f"port and path, like {DEFAULT_BASE_URL} (the key goes in AIGATE_API_KEY)."
+            )
+    scheme = text.partition("://")[0].lower() if "://" in text else ""
+    if scheme not in ("http", "https"):
+        raise ConfigurationError(
+            f"The base URL {shown} has no http:// or https:// scheme; write it like {DEFAULT_BASE_URL} (without /v1)."
+        )
+    try:
+        parts = parse_url(text)
+    except LocationParseError:
+        parts = None
+    if parts is None or not parts.host:
+        raise ConfigurationError(
+            f"The base URL {shown} has no host, or a port that is not a number from 1 to 65535; "
+            f"write it like {DEFAULT_BASE_URL} or http://127.0.0.1:8000."
+        )
+    path = (parts.path or "").rstrip("/")
+    path = path[:-3] if path.endswith("/v1") else path
+    return BaseURL(scheme=scheme, host=parts.host.lower(), port=parts.port, path=path.rstrip("/"))
+
+
+def _shown_url(text: str) -> str:
+    """``text`` fit for a one-line message: no user:password, no control characters, not too long."""
+    scheme, sep, rest = text.partition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority or "\\" in authority:
+        authority = "..." + authority.rpartition("@")[2].rpartition("\\")[2]
+    shown = f"{scheme}{sep}{authority}{slash}{path}" if sep else text
+    shown = "".join(c if c.isprintable() and not c.isspace() or c == " " else "?" for c in shown)
+    return repr(shown[:100] + ("..." if len(shown) > 100 else ""))
 
 
 def display_path(path: str | os.PathLike) -> str:
@@ -104,7 +251,12 @@ def display_path(path: str | os.PathLike) -> str:
 
 
 def is_loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
+    """True when ``url``'s host, as the transport reads it, is this machine by name or address."""
+    try:
+        host = parse_url(url).host or ""
+    except LocationParseError:
+        return False
+    host = host.strip("[]").lower()
     if host == "localhost":
         return True
     try:
@@ -116,11 +268,12 @@ def is_loopback(url: str) -> bool:
 def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None = None) -> Settings:
     """Settings from the environment, then ``.env`` in the working directory, name by name.
 
-    With neither a key nor a base URL, requests go to the built-in emulator. A base URL
-    from the ``.env`` counts only together with a key from that same file, or when it is
-    loopback or the default gateway: otherwise the key of the environment (or none) would go
-    to a host that a folder chose, such as a cloned repository's. That is refused, in one
-    line that names the file and the host.
+    With neither a key nor a base URL, requests go to the built-in emulator. The environment
+    is the user's; a folder's ``.env`` may be anyone's (a cloned repository's). So a host that
+    the ``.env`` chose (``AIGATE_BASE_URL`` there and not in the environment, other than the
+    default gateway) receives a key only from that same file, never the environment's, loopback
+    included: on a shared machine another user may listen on a loopback port. With no key in
+    the file, requests go to it without one (``Settings.host_chosen_by`` names the file).
     """
     path = dotenv if dotenv is not None else Path.cwd() / ".env"
     resolved = _resolve(read_dotenv(path), os.environ if environ is None else environ, path)
@@ -134,16 +287,19 @@ def load_settings(environ: Mapping[str, str] | None = None, dotenv: Path | None 
 def _resolve(from_file: Mapping[str, str], from_env: Mapping[str, str], dotenv: Path) -> Settings | str:
     """The settings, or why they are refused."""
     env = {**from_file, **from_env}
-    key = (env.get("AIGATE_API_KEY") or "").strip() or None  # a key from a secret file may end in a newline
     base = env.get("AIGATE_BASE_URL") or None
     try:
         base_url = normalise_base_url(base) if base else None
     except ConfigurationError as exc:
-        return str(exc)
-    if base_url and "AIGATE_BASE_URL" not in from_env:
-        key_from_file = key is not None and "AIGATE_API_KEY" not in from_env
-        if not key_from_file and not is_loopback(base_url) and not is_default_gateway(base_url):
-            return _foreign_host_refusal(dotenv, base_url, environment_key=key is not None)
+        where = "the environment's" if "AIGATE_BASE_URL" in from_env else f"{display_path(dotenv)}'s"
+        return f"{exc} (AIGATE_BASE_URL, {where})"
+    chosen_by = None
+    if base_url and "AIGATE_BASE_URL" not in from_env and not is_default_gateway(base_url):
+        chosen_by = display_path(dotenv)
+        key_source: Mapping[str, str] = from_file  # the file's own key, or none
+    else:
+        key_source = env
+    key = (key_source.get("AIGATE_API_KEY") or "").strip() or None  # a key from a secret file may end in a newline
     return Settings(
         api_key=key,
         base_url=base_url,
@@ -152,32 +308,18 @@ def _resolve(from_file: Mapping[str, str], from_env: Mapping[str, str], dotenv: 
         use_emulator=key is None and base is None,
         prices=env.get("AIGATE_PRICES") or None,
         budget=env.get("AIGATE_BUDGET") or None,
+        host_chosen_by=chosen_by,
     )
 
 
 def is_default_gateway(url: str) -> bool:
     """True for the gateway's own host, whatever the path: a key sent there goes where it belongs."""
-    parts, default = urlsplit(url), urlsplit(DEFAULT_BASE_URL)
     try:
-        port = parts.port
-    except ValueError:  # not a number: not the gateway's URL either
+        parts = parse_base_url(url)
+    except ConfigurationError:
         return False
-    return (parts.scheme, parts.hostname, port) == (default.scheme, default.hostname, None)
-
-
-def _foreign_host_refusal(dotenv: Path, base_url: str, environment_key: bool) -> str:
-    parts = urlsplit(base_url)
-    host = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"  # no user:password@ from the file
-    sent = (
-        "which would then receive the AIGATE_API_KEY of your environment"
-        if environment_key
-        else "with no AIGATE_API_KEY beside it"
-    )
-    return (
-        f"The file {display_path(dotenv)} sets AIGATE_BASE_URL to {host}, {sent}; nothing was sent. "
-        "A folder's .env may choose the host only together with the key for it: put AIGATE_API_KEY in "
-        "that file too, set AIGATE_BASE_URL in the environment instead, or remove the line."
-    )
+    default = parse_base_url(DEFAULT_BASE_URL)
+    return (parts.scheme, parts.host, parts.port or 443) == (default.scheme, default.host, 443)
 
 
 _emulator_lock = threading.Lock()

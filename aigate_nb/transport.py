@@ -19,14 +19,16 @@ from contextlib import contextmanager
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
 from . import __version__
-from .config import check_api_key, is_loopback, is_shared_emulator, mask_key, normalise_base_url
+from .config import check_api_key, is_loopback, is_shared_emulator, mask_key, mask_secret, normalise_base_url
 from .errors import (
     ConfigurationError,
     GatewayConnectionError,
+    GatewayError,
     QuotaExhausted,
     RateLimitError,
     RequestTimeoutError,
@@ -35,8 +37,6 @@ from .pacing import Pacer
 from .wire import error_from_body, retry_delay
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
-#: Keys shorter than this are not searched for in messages (see ``HTTPTransport.scrub``).
-SCRUB_MIN_LENGTH = 8
 #: Header with which the built-in emulator marks its replies.
 EMULATOR_HEADER = "X-Aigate-Emulator"
 #: ``(connect, read)`` seconds: a 4K image can take minutes.
@@ -101,6 +101,23 @@ class GatewayRetry(Retry):
         return min(max(seconds, 0.0), self.retry_after_max)
 
 
+class BearerAuth(AuthBase):
+    """Puts ``Authorization: Bearer KEY`` on a request as it is sent, and shows only the masked
+    key: the key then sits in no local or argument of the send path's frames, which a verbose
+    traceback (``%xmode Verbose``) prints, only in this object and the prepared request inside
+    requests. Dropped on a redirect to another host by requests, as a header would be."""
+
+    def __init__(self, api_key: str) -> None:
+        self._api_key = api_key
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = "Bearer " + self._api_key
+        return request
+
+    def __repr__(self) -> str:
+        return f"BearerAuth({mask_key(self._api_key)})"
+
+
 class HTTPTransport:
     """Sends requests to ``base_url`` (the gateway or an emulator) and returns the replies' bytes.
 
@@ -128,6 +145,8 @@ class HTTPTransport:
         pacer: Pacer | None = None,
     ) -> None:
         self._api_key = check_api_key(api_key)
+        del api_key  # from here on, a refused argument's verbose traceback shows no key
+        self._auth = BearerAuth(self._api_key) if self._api_key else None
         self.base_url = normalise_base_url(base_url)
         self.timeout = _check_timeout(timeout)
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
@@ -179,11 +198,19 @@ class HTTPTransport:
             raise KeyboardInterrupt("Interrupted while waiting for the gateway.") from None
 
     def scrub(self, text: str) -> str:
-        """``text`` with the key masked, for messages that may echo it (an upstream error body).
-        A key of a few letters, as tests use, is no secret: masking it would garble every message."""
-        if self._api_key and len(self._api_key) >= SCRUB_MIN_LENGTH and self._api_key in text:
-            text = text.replace(self._api_key, mask_key(self._api_key))
-        return text
+        """``text`` with any piece of the key masked, plain or escaped (see ``config.mask_secret``),
+        for every string that may echo it: an error body, a model's reply, a message."""
+        return mask_secret(text, self._api_key)
+
+    def _scrubbed(self, error: GatewayError) -> GatewayError:
+        """``error`` with the key masked in every text it carries, as decoded from the body: a
+        gateway may echo the key JSON-escaped, which only the decoded words show plainly."""
+        for name in ("message", "code", "error_type", "quota"):
+            value = getattr(error, name, None)
+            if isinstance(value, str):
+                setattr(error, name, self.scrub(value))
+        error.args = tuple(self.scrub(arg) if isinstance(arg, str) else arg for arg in error.args)
+        return error
 
     def close(self) -> None:
         self._session.close()
@@ -204,8 +231,6 @@ class HTTPTransport:
         url = self.base_url + path
         payload = json.dumps(body).encode("utf-8") if body is not None else None
         headers = {"Content-Type": "application/json"} if payload is not None else {}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
         retry = self._retry.new()
         attempts = 0
         while True:
@@ -222,7 +247,7 @@ class HTTPTransport:
                 return data
             text = data.decode("utf-8", "replace")
             wait = retry.asked_wait(response.raw, text)
-            error = error_from_body(response.status_code, self.scrub(text), retry_after=wait, attempts=attempts)
+            error = self._scrubbed(error_from_body(response.status_code, text, retry_after=wait, attempts=attempts))
             if self.pacer is not None and response.status_code == 429 and not isinstance(error, QuotaExhausted):
                 # A wait beyond the cap is reported, not waited: nobody else is held for it either.
                 self.pacer.on_rate_limited(wait if wait is not None and wait <= self.max_retry_after else None)
@@ -251,16 +276,22 @@ class HTTPTransport:
         """One attempt: the response and its whole body (an error's first MB); ``_Dropped``
         when the connection failed or the body broke off, which a retry may mend."""
         try:
-            response = self._session.request(method, url, data=payload, headers=headers, timeout=self.timeout,
-                                             stream=True)
+            response = self._session.request(method, url, data=payload, headers=headers, auth=self._auth,
+                                             timeout=self.timeout, stream=True, allow_redirects=False)
         except requests.exceptions.ConnectionError as exc:  # ConnectTimeout included: retried
             raise _Dropped(_urllib3_reason(exc)) from None
         except requests.exceptions.Timeout:
             raise self._timeout_error() from None
-        except requests.exceptions.RequestException as exc:
-            raise GatewayConnectionError(self.scrub(f"The request to {url} failed: {exc}")) from None
+        except Exception as exc:  # anything else from below: one line, and none of their frames' locals
+            raise GatewayConnectionError(self.scrub(f"The request to {url} failed: {_short_reason(exc)}")) from None
         if response.headers.get(EMULATOR_HEADER):
             self._emulated_seen = True
+        if response.is_redirect:
+            response.close()
+            raise GatewayConnectionError(
+                f"The gateway at {self.base_url} answered HTTP {response.status_code}, a redirect, which is not "
+                "followed (it could carry the key elsewhere); set AIGATE_BASE_URL to the address it should be."
+            )
         if response.status_code >= 400:
             return response, _error_body(response)
         try:

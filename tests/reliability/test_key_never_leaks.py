@@ -25,7 +25,7 @@ from nbclient import NotebookClient
 from aigate_nb.client import Client
 from aigate_nb.config import load_settings, mask_key
 from aigate_nb.emulator import Emulator
-from aigate_nb.errors import AigateError, ConfigurationError
+from aigate_nb.errors import AigateError, AuthenticationError, ConfigurationError
 from aigate_nb.session import Request, Session, set_current_session
 from aigate_nb.store import History
 from harness import LEAK_NEEDLES, Evidence, Reply, ScriptedGateway, search_for_key, texts_of
@@ -210,47 +210,85 @@ def test_aigate_use_gateway_warns_about_plain_http_too(frontends, monkeypatch):
 # -- a folder's .env and another host ------------------------------------------------------------
 
 
-def test_a_folders_env_naming_another_host_gets_no_key_and_no_request(frontends, key_guard, tmp_path, monkeypatch):
-    with ScriptedGateway(Reply(500, b"{}")) as elsewhere:
-        # On loopback, so that nothing leaves the machine, but not by a loopback name: to the
-        # package it is another host, as a cloned repository's .env would name one.
-        url = elsewhere.url.replace("127.0.0.1", "127.1")
-        host = url.removeprefix("http://")
+AUTH_REFUSED = Reply(401, json.dumps({"error": {"message": "Missing API key.",
+                                        "type": "authentication_error"}}).encode())
+
+
+@pytest.mark.parametrize("spelling", ["another host", "loopback"])
+def test_a_host_that_a_folders_env_chose_never_gets_the_environments_key(frontends, key_guard, tmp_path,
+                                                                        monkeypatch, spelling):
+    with ScriptedGateway(AUTH_REFUSED) as elsewhere:
+        # On loopback, so that nothing leaves the machine; "another host" is not loopback by name,
+        # as a cloned repository's .env would name one. Loopback gets no key either: on a shared
+        # machine another user can listen on a loopback port.
+        url = elsewhere.url.replace("127.0.0.1", "127.1") if spelling == "another host" else elsewhere.url
         folder = tmp_path / "cloned"
         folder.mkdir()
         (folder / ".env").write_text(f"AIGATE_BASE_URL={url}\n")
         monkeypatch.chdir(folder)
         monkeypatch.setenv("AIGATE_API_KEY", TEST_KEY)
 
-        refusals = []
-        for attempt in (Client, lambda: Client(api_key=TEST_KEY), Session, load_settings, History):
-            with pytest.raises(ConfigurationError) as info:
-                attempt()
-            refusals.append(info.value)
-            if len(refusals) != 2:  # a key passed as an argument shows as one in a verbose traceback
-                verbose = VerboseTB(theme_name="nocolor").text(info.type, info.value, info.tb)
-                key_guard.add(verbose)
-                assert not [needle for needle in LEAK_NEEDLES if needle in verbose]
-        set_current_session(None)
-        _, line, shown = frontends.cell("%load_ext aigate_nb")  # one UsageError line, no traceback
-        assert elsewhere.connections == 0 and elsewhere.received == [], "a refused request reached the host"
-
-        assert {str(refusal) for refusal in refusals} == {line}
-        assert line.startswith(f"The file .env sets AIGATE_BASE_URL to {url}, which would then receive the "
-                               "AIGATE_API_KEY of your environment; nothing was sent.") and shown == []
-        assert "\n" not in line and host in line and mask_key(TEST_KEY) not in line
-        key_guard.add(*refusals, line)
-
-        # The same host is reached once the .env brings its own key for it (and the environment
-        # has none, which would come first): the test could see a request.
-        folder_key = "sk-the-folders-own-" + secrets.token_hex(8)
-        (folder / ".env").write_text(f"AIGATE_BASE_URL={url}\nAIGATE_API_KEY={folder_key}\n")
-        monkeypatch.delenv("AIGATE_API_KEY")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # plain http:// to a host that is not loopback by name
+            client = Client(max_retries=0)
+        assert client.base_url == url and "(none)" in repr(client)
+        with pytest.raises(AuthenticationError) as info:
+            client.generate("sent without a key")
+        client.close()
+        line = str(info.value)
+        assert "chosen by AIGATE_BASE_URL in .env, which holds no AIGATE_API_KEY" in line and "\n" not in line
+        assert elsewhere.received == [("POST", "/v1/chat/completions", None)]
+
+        # A key given in code does not go to the host a folder chose either: refused, nothing sent.
+        with pytest.raises(ConfigurationError, match="gets only that file's key; nothing was sent") as info:
+            Client(api_key=TEST_KEY)
+        # The package's frames (this test's own shows the argument it wrote, as a user's cell would).
+        verbose = VerboseTB(theme_name="nocolor").text(info.type, info.value, info.tb.tb_next)
+        assert "Client.__init__" in verbose and not [needle for needle in LEAK_NEEDLES if needle in verbose]
+        assert len(elsewhere.received) == 1
+        key_guard.add(line, verbose, repr(client))
+
+        # The same host gets the folder's own key once the .env brings one.
+        folder_key = "sk-the-folders-own-" + secrets.token_hex(8)
+        (folder / ".env").write_text(f"AIGATE_BASE_URL={url}\nAIGATE_API_KEY={folder_key}\n")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             with Client(max_retries=0) as client:
                 client.models()
-        assert elsewhere.received == [("GET", "/v1/models", f"Bearer {folder_key}")]
+        assert elsewhere.received[-1] == ("GET", "/v1/models", f"Bearer {folder_key}")
+
+
+@pytest.mark.parametrize("template", [
+    "http://127.1:{port}\\@127.0.0.1:{port}",   # urllib.parse sees loopback, urllib3 connects to 127.1
+    "http://127.1:{port}\\@api.aigate.shop",     # ... or the default gateway
+    "http://user:pass@127.1:{port}",
+    "http://127.1:{port}/?@127.0.0.1",
+    "http://127.1:{port}#@127.0.0.1",
+    "http://127.1\t:{port}",
+])
+def test_a_base_url_two_parsers_read_differently_is_refused_before_anything_is_sent(frontends, key_guard, tmp_path,
+                                                                                   monkeypatch, template):
+    with ScriptedGateway(AUTH_REFUSED) as elsewhere:
+        port = elsewhere.url.rpartition(":")[2]
+        url = template.format(port=port)
+        folder = tmp_path / "cloned"
+        folder.mkdir()
+        (folder / ".env").write_text(f"AIGATE_BASE_URL={url}\n")
+        monkeypatch.chdir(folder)
+        monkeypatch.setenv("AIGATE_API_KEY", TEST_KEY)
+        refusals = []
+        for attempt in (Client, load_settings, lambda: Client(base_url=url), lambda: Client(api_key=TEST_KEY)):
+            with pytest.raises(ConfigurationError) as info:
+                attempt()
+            refusals.append(str(info.value))
+        set_current_session(None)
+        _, line, shown = frontends.cell("%load_ext aigate_nb")  # one UsageError line, no traceback
+        assert line is not None and "\n" not in line and shown == []
+        assert elsewhere.connections == 0, "a refused base URL was connected to"
+        for text in (*refusals, line):
+            assert text.startswith("The base URL ") and "pass" not in text.replace("password", "")
+        key_guard.add(*refusals, line)
+
 
 def test_batches_and_grids_never_show_the_key(frontends, key_guard, tmp_path, capsys):
     """A batch and a grid with rows the gateway refuses: their results, reprs, sheets, tables,
