@@ -219,14 +219,28 @@ def parse_base_url(url: str) -> BaseURL:
         parts = parse_url(text)
     except LocationParseError:
         parts = None
-    if parts is None or not parts.host:
+    if parts is None or not parts.host or not _is_host(parts.host):
         raise ConfigurationError(
-            f"The base URL {shown} has no host, or a port that is not a number from 1 to 65535; "
+            f"The base URL {shown} has no host name, or a port that is not a number from 1 to 65535; "
             f"write it like {DEFAULT_BASE_URL} or http://127.0.0.1:8000."
         )
     path = (parts.path or "").rstrip("/")
     path = path[:-3] if path.endswith("/v1") else path
     return BaseURL(scheme=scheme, host=parts.host.lower(), port=parts.port, path=path.rstrip("/"))
+
+
+_HOST_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?", re.IGNORECASE)
+
+
+def _is_host(host: str) -> bool:
+    """A host name of letters, digits and hyphens in dotted labels, or an IP address."""
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return False
+        return host.endswith("]")
+    return all(_HOST_LABEL.fullmatch(label) for label in host.removesuffix(".").split("."))
 
 
 def _shown_url(text: str) -> str:
