@@ -362,6 +362,12 @@ class Client:
         return self._transport.base_url
 
     @property
+    def host_chosen_by(self) -> str | None:
+        """The ``.env`` (as shown) whose ``AIGATE_BASE_URL`` chose this client's host, if one did:
+        that host gets only that file's key, or none."""
+        return self._host_chosen_by
+
+    @property
     def timeout(self) -> float | tuple[float, float]:
         return self._transport.timeout
 

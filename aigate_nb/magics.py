@@ -412,6 +412,7 @@ def register(ip: Any) -> None:
         raise _usage_error(exc) from None
     ip.register_magics(GeminiImageMagics(shell=ip))
     _announce_emulator(session)
+    _announce_chosen_host(session)
     _tell(session.notices(using_history=False))
 
 
@@ -436,6 +437,18 @@ def _announce_emulator(session: Session) -> None:
     print(
         f"aigate_nb: no AIGATE_API_KEY or AIGATE_BASE_URL is set, so the built-in emulator at "
         f"{session.client.base_url} answers; its images are placeholders, labelled (emulator)."
+    )
+
+
+def _announce_chosen_host(session: Session) -> None:
+    """Say, in one line, that a folder's ``.env`` chose the host and what key goes there."""
+    client = session.client
+    if client.host_chosen_by is None:
+        return
+    key = "with that file's key" if client._api_key else "without a key (that file holds none)"
+    print(
+        f"aigate_nb: requests go to {client.base_url}, chosen by AIGATE_BASE_URL in {client.host_chosen_by}, "
+        f"{key}; a folder's .env never gets the key of your environment."
     )
 
 

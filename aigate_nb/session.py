@@ -143,7 +143,8 @@ class Session:
     def settings(self) -> dict[str, str]:
         """Current settings for display; the key is masked."""
         return {
-            "base_url": self.client.base_url + ("  (emulator)" if self.emulated else ""),
+            "base_url": self.client.base_url + ("  (emulator)" if self.emulated else "") + (
+                f"  (chosen by {self.client.host_chosen_by})" if self.client.host_chosen_by else ""),
             "api_key": mask_key(self.client._api_key),
             "model": self.defaults.model,
             "aspect_ratio": self.defaults.aspect_ratio or "(model default)",

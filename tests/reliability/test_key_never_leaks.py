@@ -248,6 +248,17 @@ def test_a_host_that_a_folders_env_chose_never_gets_the_environments_key(fronten
         assert len(elsewhere.received) == 1
         key_guard.add(line, verbose, repr(client))
 
+        # Loading the extension there says where requests go, and with which key, in one line.
+        set_current_session(None)
+        _, error, shown = frontends.cell("%load_ext aigate_nb")
+        assert error is None and shown == [
+            f"aigate_nb: requests go to {url}, chosen by AIGATE_BASE_URL in .env, without a key (that file holds "
+            "none); a folder's .env never gets the key of your environment."]
+        config = frontends.cell("%aigate config")[2]
+        assert any(f"{url}  (chosen by .env)" in text for text in config) and len(elsewhere.received) == 1
+        frontends.unload()
+        set_current_session(None)
+
         # The same host gets the folder's own key once the .env brings one.
         folder_key = "sk-the-folders-own-" + secrets.token_hex(8)
         (folder / ".env").write_text(f"AIGATE_BASE_URL={url}\nAIGATE_API_KEY={folder_key}\n")
