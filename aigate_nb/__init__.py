@@ -29,8 +29,7 @@ from .errors import (
     ResponseError,
     ServerError,
 )
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 _LAZY = {
     "BatchResult": "aigate_nb.batches",

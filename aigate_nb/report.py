@@ -372,7 +372,7 @@ def _dialog() -> str:
 
 
 def _footer(history: History, full_size: bool, now: datetime | None) -> str:
-    from . import __version__
+    from .version import __version__
 
     when = (now or datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M")
     images = ("The original images are embedded." if full_size else

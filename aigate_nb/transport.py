@@ -23,7 +23,6 @@ from requests.auth import AuthBase
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
-from . import __version__
 from .config import check_api_key, is_loopback, is_shared_emulator, mask_key, mask_secret, normalise_base_url
 from .errors import (
     ConfigurationError,
@@ -34,6 +33,7 @@ from .errors import (
     RequestTimeoutError,
 )
 from .pacing import Pacer
+from .version import __version__
 from .wire import error_from_body, retry_delay
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
