@@ -6,6 +6,7 @@ stays text."""
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 
 from aigate_nb.client import Client
 from aigate_nb.store import History
@@ -127,6 +128,12 @@ def test_the_report_as_a_client_sees_it(browser, exported, artifacts):
         page.wait_for_timeout(200)  # let the decoded pictures paint
         screenshot = artifacts / "report.png"
         page.screenshot(path=str(screenshot))
+        # What the picture must show: every card, side by side, with no sideways scrolling.
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        tops = page.eval_on_selector_all("#grid .open img", "imgs => imgs.map(i => i.getBoundingClientRect().top)")
+        assert len(tops) == len(exported[0]) and len(set(tops)) < len(tops), "the cards sit side by side"
+        with Image.open(screenshot) as shot:
+            assert shot.size == (1280, 860) and len(set(shot.convert("L").getdata())) > 50, "the page painted"
         copy_to_docs(screenshot)
     finally:
         context.close()
