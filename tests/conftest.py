@@ -41,6 +41,14 @@ def client(emu):
 
 
 @pytest.fixture
+def session(client, tmp_path):
+    """A session of the emulator (through ``client``) with a private history."""
+    made = Session(client, History("test", root=tmp_path))
+    yield made
+    made.close()
+
+
+@pytest.fixture
 def history_dir(tmp_path, monkeypatch):
     """A private history folder for this test."""
     path = tmp_path / "history"

@@ -16,6 +16,10 @@ T = TypeVar("T")
 
 #: The key the shared emulator checks; distinctive so a leak is easy to find.
 TEST_KEY = "sk-test-7f3a9c1e5b2d4f6a8c0e"
+#: The model ids the tests name most: the default, the pro model, and an older one.
+FLASH = "google/gemini-3.1-flash-image-preview"
+PRO = "google/gemini-3-pro-image"
+OLD = "google/gemini-2.5-flash-image"
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -10,9 +10,7 @@ import pytest
 from aigate_nb.client import Client
 from aigate_nb.errors import InputError
 from aigate_nb.store import History
-from support import TEST_KEY, make_story
-
-PRO = "google/gemini-3-pro-image"
+from support import PRO, TEST_KEY, make_story
 
 
 @pytest.fixture(scope="module")

@@ -31,10 +31,7 @@ from aigate_nb.errors import (
 from aigate_nb.prepared import request_hash
 from aigate_nb.transport import HTTPTransport
 from aigate_nb.wire import model_turn, user_turn
-from support import TEST_KEY
-
-FLASH = "google/gemini-3.1-flash-image-preview"
-PRO = "google/gemini-3-pro-image"
+from support import FLASH, PRO, TEST_KEY
 
 
 def faulty(emu, fault: str, **kw) -> Client:

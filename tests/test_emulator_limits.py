@@ -11,9 +11,8 @@ import pytest
 import requests
 
 from aigate_nb.emulator import Emulator
-from support import REPO, emulator_command
+from support import FLASH, REPO, emulator_command
 
-FLASH = "google/gemini-3.1-flash-image-preview"
 RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"
 QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 

@@ -6,9 +6,8 @@ import pytest
 
 from aigate_nb.errors import InputError
 from aigate_nb.models import normalise_options, normalise_size, spec_for
+from support import FLASH, PRO
 
-FLASH = "google/gemini-3.1-flash-image-preview"
-PRO = "google/gemini-3-pro-image"
 FLASH_25 = "google/gemini-2.5-flash-image"
 
 

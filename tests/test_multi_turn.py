@@ -16,9 +16,8 @@ from aigate_nb.errors import BadRequestError, InputError
 from aigate_nb.session import Request, Session
 from aigate_nb.store import History
 from aigate_nb.wire import inline_size, model_turn, user_turn
-from support import TEST_KEY
+from support import FLASH, TEST_KEY
 
-FLASH = "google/gemini-3.1-flash-image-preview"
 SIGNATURE = "c2lnbmVk"
 
 

@@ -10,22 +10,10 @@ import json
 import pytest
 from PIL import Image, ImageChops
 
-from aigate_nb.client import Client
 from aigate_nb.errors import InputError
 from aigate_nb.region import MIN_REGION_EDGE, Region, seam_mask, worded_prompt
-from aigate_nb.session import Request, Session
+from aigate_nb.session import Request
 from aigate_nb.store import History
-from support import TEST_KEY
-
-FLASH = "google/gemini-3.1-flash-image-preview"
-PRO = "google/gemini-3-pro-image"
-
-
-@pytest.fixture
-def session(emu, tmp_path):
-    client = Client(api_key=TEST_KEY, base_url=emu.url, retry_backoff=0.01, timeout=(5, 60))
-    with client:
-        yield Session(client, History("region", root=tmp_path))
 
 
 @pytest.fixture
@@ -241,7 +229,7 @@ def test_a_region_edit_never_answers_another_request(session, source, emu, first
 
 def test_the_history_records_the_region_and_its_parent(session, source, tmp_path):
     result = session.run(Request("give the fox a blue scarf", images=(source,), region=(400, 200, 300, 250)))
-    reloaded = History("region", root=tmp_path)
+    reloaded = History(session.history.name, root=tmp_path)
     entry = reloaded[-1]
     assert entry.region == {"box": [400, 200, 300, 250], "mode": "crop", "padding": 75, "crop": [300, 125, 500, 400]}
     assert entry.parent == source.id and [e.index for e in reloaded.lineage(-1)] == [0, 1]
@@ -252,12 +240,12 @@ def test_the_history_records_the_region_and_its_parent(session, source, tmp_path
 
 
 def test_a_record_from_before_regions_still_loads(session, source, tmp_path):
-    index = tmp_path / "region" / "index.jsonl"
+    index = session.history.index_path
     record = json.loads(index.read_text().splitlines()[0])
     assert "region" in record
     del record["region"]
     index.write_text(json.dumps(record) + "\n")
-    entry = History("region", root=tmp_path)[0]
+    entry = History(session.history.name, root=tmp_path)[0]
     assert entry.region is None and "region" not in entry.result().caption()
 
 

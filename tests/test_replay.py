@@ -11,18 +11,9 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 
 from aigate_nb.client import Client
-from aigate_nb.session import Request, Session
+from aigate_nb.session import Request
 from aigate_nb.store import History
-from support import TEST_KEY
-
-FLASH = "google/gemini-3.1-flash-image-preview"
-
-
-@pytest.fixture
-def session(emu, tmp_path):
-    client = Client(api_key=TEST_KEY, base_url=emu.url, retry_backoff=0.01, timeout=(5, 30))
-    with client:
-        yield Session(client, History("replay", root=tmp_path))
+from support import FLASH, TEST_KEY
 
 
 def test_an_identical_request_is_answered_from_the_history_without_a_call(session, emu):

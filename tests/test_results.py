@@ -18,8 +18,8 @@ from aigate_nb.errors import InputError
 from aigate_nb.images import ReplyImage
 from aigate_nb.results import ImageResult
 from aigate_nb.store import History
+from support import FLASH
 
-FLASH = "google/gemini-3.1-flash-image-preview"
 BUDGET = 250_000
 ELAPSED = re.compile(r"in \d+\.\d\d s")
 

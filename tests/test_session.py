@@ -11,21 +11,9 @@ import pytest
 
 from aigate_nb.client import Client
 from aigate_nb.errors import InputError, NoImageError, NotKeptError
-from aigate_nb.session import MAX_VARIANTS, Defaults, Request, Session, outcome
+from aigate_nb.session import MAX_VARIANTS, Defaults, Request, outcome
 from aigate_nb.store import History
-from support import TEST_KEY
-
-FLASH = "google/gemini-3.1-flash-image-preview"
-PRO = "google/gemini-3-pro-image"
-OLD = "google/gemini-2.5-flash-image"
-
-
-@pytest.fixture
-def session(emu, tmp_path):
-    client = Client(api_key=TEST_KEY, base_url=emu.url, retry_backoff=0.01, timeout=(5, 30))
-    with client:
-        yield Session(client, History("rules", root=tmp_path))
-
+from support import FLASH, OLD, PRO, TEST_KEY
 
 # -- defaults -----------------------------------------------------------------------------------
 
