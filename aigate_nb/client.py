@@ -41,7 +41,7 @@ from .images import (
     fit_inline_budget,
     to_image_input,
 )
-from .models import normalise_options
+from .models import ROUTES, normalise_options
 from .pacing import Pacer
 from .prepared import PreparedRequest, endpoint_of, image_hash, input_record, request_hash
 from .region import Region, RegionEdit, plan_region_edit
@@ -69,8 +69,6 @@ from .wire import (
     parse_google_reply,
     parse_model_ids,
 )
-
-ROUTES = ("chat", "google")
 
 
 class Client:

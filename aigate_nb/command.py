@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from .errors import InputError
 from .images import mime_for_suffix
+from .models import ROUTES
 from .pacing import parse_rate
 from .results import names_a_folder
 from .session import MAX_VARIANTS, Request
@@ -68,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="another input image: a path, an http(s) URL or a variable; repeatable")
     add("-n", type=int, default=1, metavar="N",
         help=f"make N variants, requested concurrently (at most {MAX_VARIANTS})")
-    add("--route", choices=("chat", "google"), help="chat (/v1/chat/completions) or google (generateContent)")
+    add("--route", choices=ROUTES, help="chat (/v1/chat/completions) or google (generateContent)")
     add("--multi-turn", action="store_true",
         help="with -e: continue that result's conversation, sending its lineage's prompts and the model's "
         "replies too (Google route)")

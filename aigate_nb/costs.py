@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import ConfigurationError
-from .models import normalise_size
+from .models import bare_model_id, normalise_size
 
 if TYPE_CHECKING:
     from .prepared import PreparedRequest
@@ -169,7 +169,7 @@ class PriceTable:
     source: str | None = None
 
     def price(self, model: str) -> Price | None:
-        return self.prices.get(_bare(model))
+        return self.prices.get(bare_model_id(model))
 
     def cost(self, model: str, usage: Usage, images: int = 1, size: str | None = None) -> float | None:
         """What a reply of ``model`` costs by this table: from its usage, or where the reply
@@ -213,7 +213,7 @@ def load_prices(path: str | os.PathLike | None) -> PriceTable:
         raise _bad_file(where, "it must be a JSON object mapping model ids to their rates")
     prices = dict(BUILT_IN_PRICES)
     for model, rates in data.items():
-        prices[_bare(model)] = _price_from_file(where, model, rates, prices.get(_bare(model)))
+        prices[bare_model_id(model)] = _price_from_file(where, model, rates, prices.get(bare_model_id(model)))
     return PriceTable(prices, source=str(where))
 
 
@@ -366,10 +366,6 @@ def format_cost(cost: float | None, source: str | None = None) -> str:
         return "$0"
     mark = "~" if source == TABLE else ""
     return f"{mark}${cost:.3f}" if cost < 100 else f"{mark}${cost:,.2f}"
-
-
-def _bare(model: str) -> str:
-    return str(model).strip().removeprefix("models/").removeprefix("google/")
 
 
 def _count(value: Any) -> int:

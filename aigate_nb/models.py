@@ -43,9 +43,20 @@ DEFAULT_MODEL = "google/gemini-3.1-flash-image-preview"
 KNOWN_MODELS = tuple(f"google/{name}" for name in _SPECS)
 
 
+#: The gateway's two routes: ``/v1/chat/completions`` and Google's ``generateContent``.
+ROUTES = ("chat", "google")
+
+
+def bare_model_id(model: str) -> str:
+    """A model id as the package compares, prices and hashes it, however it was spelt:
+    ``google/gemini-3-pro-image``, ``models/gemini-3-pro-image`` and ``gemini-3-pro-image``
+    are one model."""
+    return str(model).strip().removeprefix("models/").removeprefix("google/")
+
+
 def spec_for(model: str) -> ModelSpec | None:
-    """The capabilities of ``model`` (with or without the ``google/`` prefix), or None."""
-    return _SPECS.get(model.removeprefix("google/").removeprefix("models/"))
+    """The capabilities of ``model`` (however spelt, see ``bare_model_id``), or None."""
+    return _SPECS.get(bare_model_id(model))
 
 
 def normalise_size(size: str | None) -> str | None:
@@ -126,7 +137,7 @@ def normalise_options(
 
 def same_model(a: str, b: str) -> bool:
     """The same model, however spelt: ``google/gemini-3-pro-image`` is ``gemini-3-pro-image``."""
-    return a.strip().removeprefix("google/") == b.strip().removeprefix("google/")
+    return bare_model_id(a) == bare_model_id(b)
 
 
 #: The long edge (pixels) up to which a picture counts as each size, between the sizes' own.

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .config import is_loopback, is_shared_emulator
 from .images import ImageInput
-from .models import normalise_ratio, normalise_size
+from .models import bare_model_id, normalise_ratio, normalise_size
 from .wire import with_seed
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ def request_hash(
         "version": HASH_VERSION,
         "route": route,
         "endpoint": endpoint,
-        "model": model.strip().removeprefix("google/"),  # as models.same_model compares ids
+        "model": bare_model_id(model),  # as models.same_model compares ids
         "prompt": prompt,
         "aspect_ratio": normalise_ratio(aspect_ratio),
         "image_size": normalise_size(image_size),
