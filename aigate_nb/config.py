@@ -18,6 +18,7 @@ from urllib3.util import parse_url
 
 from .errors import ConfigurationError
 from .models import DEFAULT_MODEL
+from .text import display_path
 
 DEFAULT_BASE_URL = "https://api.aigate.shop"
 
@@ -252,16 +253,6 @@ def _shown_url(text: str) -> str:
     shown = f"{scheme}{sep}{authority}{slash}{path}" if sep else text
     shown = "".join(c if c.isprintable() and not c.isspace() or c == " " else "?" for c in shown)
     return repr(shown[:100] + ("..." if len(shown) > 100 else ""))
-
-
-def display_path(path: str | os.PathLike) -> str:
-    """A path as shown in outputs that get shared: relative to the working directory (the
-    notebook's folder) when inside it, else its last three parts, never the author's home."""
-    path = Path(path)
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return Path(*path.parts[-3:]).as_posix()
 
 
 def is_loopback(url: str) -> bool:

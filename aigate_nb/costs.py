@@ -16,13 +16,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import ConfigurationError
 from .models import bare_model_id, normalise_size
-
-if TYPE_CHECKING:
-    from .prepared import PreparedRequest
 
 #: Where a cost figure came from (see the module's docstring).
 GATEWAY, TABLE, REPLAY = "gateway", "table", "replay"
@@ -326,32 +323,6 @@ def estimate_usage(prompt: str, input_images: int, model: str, size: str | None,
         return None
     text = max(1, math.ceil(len(prompt) / CHARACTERS_PER_TOKEN))
     return Usage(input_tokens=text + input_images * price.input_image_tokens, image_tokens=per_image)
-
-
-def estimate(prepared: PreparedRequest, prices: PriceTable, count: int = 1) -> Estimate:
-    """What sending ``prepared`` ``count`` times will cost, by ``prices``.
-
-    Input images are those of the body, so the earlier turns of a multi-turn edit count too.
-    A batch runner estimates each of its requests this way and adds them up.
-    """
-    usage = estimate_usage(prepared.prompt, _input_images(prepared.body), prepared.model, prepared.image_size, prices)
-    price = prices.price(prepared.model)
-    each = price.cost(usage) if usage is not None and price is not None else None
-    size = prepared.image_size or (price.default_size if price else None)
-    return Estimate(prepared.model, size, count, each)
-
-
-def _input_images(body: Mapping[str, Any]) -> int:
-    """The images a request body carries: chat ``image_url`` parts, Google ``inlineData`` parts."""
-    count = 0
-    for message in body.get("messages") or ():
-        content = message.get("content") if isinstance(message, dict) else None
-        if isinstance(content, list):
-            count += sum(1 for part in content if isinstance(part, dict) and part.get("type") == "image_url")
-    for content in body.get("contents") or ():
-        parts = content.get("parts") if isinstance(content, dict) else None
-        count += sum(1 for part in parts or () if isinstance(part, dict) and ("inlineData" in part))
-    return count
 
 
 # -- showing a figure -------------------------------------------------------------------------

@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .costs import TABLE, Estimates, estimate, format_cost
+from .costs import TABLE, Estimates, format_cost
 from .errors import AigateError, InputError
 from .images import b64encode, make_preview, open_image
-from .prepared import PreparedRequest
+from .prepared import PreparedRequest, estimate
 from .results import ImageResult
 from .session import Request, Session, current_session, outcome
 from .text import one_line

@@ -32,10 +32,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .config import display_path, is_loopback, load_settings
+from .config import is_loopback, load_settings
 from .errors import HistoryError
 from .store import DEFAULT_NAME, History, notebook_name, notebook_stem, safe_folder_name
-from .text import one_line
+from .text import display_path, one_line
 
 #: The server is asked again at most this often (seconds): a rename shows within that time.
 CHECK_INTERVAL = 3.0

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from .config import is_loopback, is_shared_emulator
+from .costs import Estimate, PriceTable, estimate_usage
 from .images import ImageInput
 from .models import bare_model_id, normalise_ratio, normalise_size
 from .wire import with_seed
@@ -129,3 +130,29 @@ def request_hash(
     if region is not None:  # only then: the hash of every request without one stays as it was
         recipe["region"] = dict(region)
     return hashlib.sha256(json.dumps(recipe, sort_keys=True, separators=(",", ":")).encode("ascii")).hexdigest()
+
+
+def estimate(prepared: PreparedRequest, prices: PriceTable, count: int = 1) -> Estimate:
+    """What sending ``prepared`` ``count`` times will cost, by ``prices``.
+
+    Input images are those of the body, so the earlier turns of a multi-turn edit count too.
+    A batch runner estimates each of its requests this way and adds them up.
+    """
+    usage = estimate_usage(prepared.prompt, _input_images(prepared.body), prepared.model, prepared.image_size, prices)
+    price = prices.price(prepared.model)
+    each = price.cost(usage) if usage is not None and price is not None else None
+    size = prepared.image_size or (price.default_size if price else None)
+    return Estimate(prepared.model, size, count, each)
+
+
+def _input_images(body: Mapping[str, Any]) -> int:
+    """The images a request body carries: chat ``image_url`` parts, Google ``inlineData`` parts."""
+    count = 0
+    for message in body.get("messages") or ():
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            count += sum(1 for part in content if isinstance(part, dict) and part.get("type") == "image_url")
+    for content in body.get("contents") or ():
+        parts = content.get("parts") if isinstance(content, dict) else None
+        count += sum(1 for part in parts or () if isinstance(part, dict) and ("inlineData" in part))
+    return count

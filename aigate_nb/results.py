@@ -16,7 +16,6 @@ from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from .config import display_path
 from .costs import REPLAY, Usage, format_cost
 from .errors import InputError
 from .images import (
@@ -33,7 +32,7 @@ from .images import (
     png_with_text,
 )
 from .region import region_label
-from .text import clip
+from .text import clip, display_path
 
 #: Longest model text shown under a result, and longest prompt kept in the output's metadata;
 #: both keep a displayed result within its budget whatever was typed or answered.

@@ -15,19 +15,19 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .client import Client
-from .config import DEFAULT_BASE_URL, display_path, load_settings, mask_key
+from .config import DEFAULT_BASE_URL, load_settings, mask_key
 from .conversation import continued_model, conversation_turns
-from .costs import Estimate, estimate, format_cost, load_prices
+from .costs import Estimate, format_cost, load_prices
 from .errors import BudgetError, BudgetWarning, HistoryError, InputError, NotKeptError
 from .images import ImageLike, b64_size, source_shape, to_image_input
 from .models import keep_shape, normalise_options, same_model
 from .notebook import NotebookTracker
-from .prepared import PreparedRequest
+from .prepared import PreparedRequest, estimate
 from .replay import kept_for, replayed
 from .results import ImageResult
 from .spending import Spending, summarize
 from .store import INDEX_FILE, History, HistoryEntry
-from .text import one_line
+from .text import display_path, one_line
 
 #: The most copies of one request sent at once: a typo such as ``-n 100`` must not send
 #: a hundred paid requests.

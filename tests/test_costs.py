@@ -22,9 +22,10 @@ from PIL import Image
 from traitlets.config import Config
 
 from aigate_nb.client import Client
-from aigate_nb.costs import BUILT_IN_PRICES, PriceTable, Usage, estimate, load_prices, usage_from_reply
+from aigate_nb.costs import BUILT_IN_PRICES, PriceTable, Usage, load_prices, usage_from_reply
 from aigate_nb.emulator import Emulator
 from aigate_nb.errors import BudgetError, BudgetWarning, ConfigurationError, InputError
+from aigate_nb.prepared import estimate
 from aigate_nb.session import Request, Session, set_current_session
 from aigate_nb.store import History
 from support import TEST_KEY
