@@ -45,9 +45,8 @@ from .models import ROUTES, normalise_options
 from .pacing import Pacer
 from .prepared import PreparedRequest, endpoint_of, image_hash, input_record, request_hash
 from .region import Region, RegionEdit, plan_region_edit
-from .replay import kept_for, replayed
+from .replay import ResultCache, kept_for, replayed
 from .results import ImageResult
-from .store import History
 from .transport import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_AFTER,
@@ -90,7 +89,7 @@ class Client:
     timeout, retries, headers and pacer are then the transport's own; passing
     ``api_key``, ``base_url``, ``headers`` or ``pacer`` as well is refused.
 
-    ``cache`` (a ``History``, or a folder to keep one in; off by default) answers
+    ``cache`` (a ``History``, or any ``replay.ResultCache``; off by default) answers
     ``generate`` from the pictures it already holds for an identical request (the
     same ``request_hash``), with no call, and keeps every new result.
 
@@ -113,7 +112,7 @@ class Client:
         headers: Mapping[str, str] | None = None,
         pacer: Pacer | None = None,
         transport: HTTPTransport | None = None,
-        cache: History | str | os.PathLike | None = None,
+        cache: ResultCache[Any] | None = None,
         prices: PriceTable | str | os.PathLike | None = None,
     ) -> None:
         given = Secret(api_key)
@@ -470,15 +469,15 @@ def _base_url_for(api_key: str | None, base_url: str | None, env_base_url: str |
     return DEFAULT_BASE_URL
 
 
-def _as_cache(cache: History | str | os.PathLike | None) -> History | None:
-    if cache is None or isinstance(cache, History):
+def _as_cache(cache: ResultCache[Any] | None) -> ResultCache[Any] | None:
+    if cache is None or callable(getattr(cache, "find", None)) and callable(getattr(cache, "append", None)):
         return cache
-    if not isinstance(cache, (str, os.PathLike)):
-        raise ConfigurationError(f"cache is a History or a folder, not {type(cache).__name__}.")
-    folder = Path(cache).expanduser().absolute()
-    return History(name=folder.name, root=folder.parent)
-
-
+    if isinstance(cache, (str, os.PathLike)):
+        raise ConfigurationError(
+            "cache is a History, not a folder: Client(cache=History('renders', root='cache')) keeps one in "
+            "cache/renders (from aigate_nb import History)."
+        )
+    raise ConfigurationError(f"cache is a History (or has its find() and append()), not {type(cache).__name__}.")
 def _check_turns(turns: Iterable[dict[str, Any]], route: str) -> list[dict[str, Any]]:
     turns = list(turns or ())
     if not turns:

@@ -8,27 +8,50 @@ conversation of a multi-turn edit and the region of a region edit; never the key
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
 
 from .costs import REPLAY
 from .prepared import PreparedRequest
 from .results import ImageResult
-from .store import History, HistoryEntry
 
 
-def kept_for(history: History, prepared: PreparedRequest, count: int = 1) -> list[HistoryEntry]:
+class KeptEntry(Protocol):
+    """What replay needs of a kept result (a history entry is one): its files and its result."""
+
+    @property
+    def files(self) -> Sequence[Path]: ...
+
+    def result(self) -> ImageResult: ...
+
+
+Entry = TypeVar("Entry", bound=KeptEntry)
+
+
+class ResultCache(Protocol[Entry]):
+    """Where results are kept and found by request hash: a ``History`` is one. ``Client(cache=)``
+    and the session replay from it; the request layer needs nothing else of storage."""
+
+    def find(self, request_hash: str) -> Sequence[Entry]: ...
+
+    def append(self, result: ImageResult) -> Any: ...
+
+
+def kept_for(history: ResultCache[Entry], prepared: PreparedRequest, count: int = 1) -> list[Entry]:
     """Up to ``count`` entries of ``history`` that ``prepared`` already made, oldest first:
     the newest ``count`` of them, so that a re-run shows what the last run showed."""
     found = [entry for entry in history.find(prepared.request_hash) if _usable(entry)]
     return found[-count:] if count > 0 else []
 
 
-def replayed(entry: HistoryEntry) -> ImageResult:
+def replayed(entry: KeptEntry) -> ImageResult:
     """``entry``'s result, marked as replayed: shown as it was, costing nothing now (the
     entry keeps what it cost when it was made)."""
     return replace(entry.result(), replayed=True, cost=0.0, cost_source=REPLAY)
 
 
-def _usable(entry: HistoryEntry) -> bool:
+def _usable(entry: KeptEntry) -> bool:
     """An entry whose files are all still there (a deleted file is made anew, not replayed)."""
     return all(path.is_file() for path in entry.files)

@@ -11,6 +11,7 @@ import pytest
 from jupyter_client.manager import start_new_kernel
 
 from aigate_nb.client import Client
+from aigate_nb.errors import ConfigurationError
 from aigate_nb.session import Request
 from aigate_nb.store import History
 from support import FLASH, TEST_KEY
@@ -96,7 +97,7 @@ def test_minus_one_after_a_replay_is_the_replayed_picture(session, emu):
 
 
 def test_a_script_client_with_a_cache_replays_and_keeps(emu, tmp_path):
-    with Client(api_key=TEST_KEY, base_url=emu.url, cache=tmp_path / "cache") as client:
+    with Client(api_key=TEST_KEY, base_url=emu.url, cache=History("cache", root=tmp_path)) as client:
         first = client.generate("a paper crane")
         again = client.generate("a paper crane")
     assert again.replayed and again.sha256 == first.sha256 and len(emu.attempts("a paper crane")) == 1
@@ -104,6 +105,12 @@ def test_a_script_client_with_a_cache_replays_and_keeps(emu, tmp_path):
     with Client(api_key=TEST_KEY, base_url=emu.url) as plain:  # off by default
         plain.generate("a paper crane")
     assert len(emu.attempts("a paper crane")) == 2
+
+
+def test_a_cache_given_as_a_folder_says_to_pass_a_history(emu, tmp_path):
+    with pytest.raises(ConfigurationError, match=r"cache is a History, not a folder: Client\(cache=History\("):
+        Client(api_key=TEST_KEY, base_url=emu.url, cache=tmp_path / "cache")
+    assert emu.requests == []
 
 
 # -- Restart & Run All --------------------------------------------------------------------------
