@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .errors import (
+from .core.errors import (
     AigateError,
     AuthenticationError,
     BadRequestError,
@@ -32,15 +32,15 @@ from .errors import (
 from .version import __version__ as __version__
 
 _LAZY = {
-    "BatchResult": "aigate_nb.batches",
-    "Client": "aigate_nb.client",
-    "Grid": "aigate_nb.grids",
-    "batch": "aigate_nb.batches",
-    "compare": "aigate_nb.grids",
-    "History": "aigate_nb.store",
-    "HistoryEntry": "aigate_nb.store",
-    "ImageResult": "aigate_nb.results",
-    "Pacer": "aigate_nb.pacing",
+    "BatchResult": "aigate_nb.runs.batches",
+    "Client": "aigate_nb.gateway.client",
+    "Grid": "aigate_nb.runs.grids",
+    "batch": "aigate_nb.runs.batches",
+    "compare": "aigate_nb.runs.grids",
+    "History": "aigate_nb.records.store",
+    "HistoryEntry": "aigate_nb.records.store",
+    "ImageResult": "aigate_nb.core.results",
+    "Pacer": "aigate_nb.gateway.pacing",
 }
 
 __all__ = [
@@ -75,21 +75,21 @@ __all__ = [
 
 def load_ipython_extension(ip: Any) -> None:
     """``%load_ext aigate_nb``: the kernel's session (made once) and the magics."""
-    from .magics import register
+    from .frontends.magics import register
 
     register(ip)
 
 
 def unload_ipython_extension(ip: Any) -> None:
     """Remove the magics; the session and its history stay for a ``%reload_ext``."""
-    from .magics import unregister
+    from .frontends.magics import unregister
 
     unregister(ip)
 
 
 def __getattr__(name: str) -> Any:
     if name == "history":  # the current notebook's History, looked up on each access
-        from .session import current_session
+        from .session.session import current_session
 
         return current_session().history
     if name in _LAZY:

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aigate_nb import Client
-from aigate_nb.batches import BatchResult, batch, read_manifest
 from aigate_nb.emulator import Emulator
 from aigate_nb.emulator.limits import parse_rate_limit
 from aigate_nb.emulator.records import RecordedRequest
-from aigate_nb.session import Session
-from aigate_nb.store import History
+from aigate_nb.records.store import History
+from aigate_nb.runs.batches import BatchResult, batch, read_manifest
+from aigate_nb.session.session import Session
 
 from .batchrun import CONCURRENCY, SIZE, batch_prompts
 from .contenders import MODEL

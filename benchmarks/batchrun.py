@@ -42,9 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     guard_loopback()
 
     from aigate_nb import Client
-    from aigate_nb.batches import batch
-    from aigate_nb.session import Session
-    from aigate_nb.store import History
+    from aigate_nb.records.store import History
+    from aigate_nb.runs.batches import batch
+    from aigate_nb.session.session import Session
 
     from .contenders import MODEL
     from .serve import KEY

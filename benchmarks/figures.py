@@ -19,13 +19,13 @@ import requests
 from PIL import Image
 
 from aigate_nb import Client
-from aigate_nb.images import DEFAULT_INLINE_BUDGET, ReplyImage, fit_inline_budget, to_image_input
-from aigate_nb.models import normalise_options
-from aigate_nb.report import ENTRY_BUDGET
-from aigate_nb.results import ImageResult
-from aigate_nb.session import Request, Session
-from aigate_nb.store import History
-from aigate_nb.wire import build_chat_body
+from aigate_nb.core.images import DEFAULT_INLINE_BUDGET, ReplyImage, fit_inline_budget, to_image_input
+from aigate_nb.core.models import normalise_options
+from aigate_nb.core.results import ImageResult
+from aigate_nb.gateway.wire import build_chat_body
+from aigate_nb.records.report import ENTRY_BUDGET
+from aigate_nb.records.store import History
+from aigate_nb.session.session import Request, Session
 
 from . import contenders
 from .contenders import MODEL, RATIO

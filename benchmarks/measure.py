@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aigate_nb.config import is_loopback
+from aigate_nb.gateway.config import is_loopback
 
 
 @dataclass

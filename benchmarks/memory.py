@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     from aigate_nb import Client
-    from aigate_nb.session import Request, Session
-    from aigate_nb.store import History
+    from aigate_nb.records.store import History
+    from aigate_nb.session.session import Request, Session
 
     from .contenders import MODEL, RATIO
     from .serve import KEY

@@ -11,10 +11,10 @@ from IPython.core.interactiveshell import InteractiveShell
 from traitlets.config import Config
 
 import aigate_nb
-from aigate_nb.client import Client
 from aigate_nb.emulator import Emulator
-from aigate_nb.session import Session, set_current_session
-from aigate_nb.store import History
+from aigate_nb.gateway.client import Client
+from aigate_nb.records.store import History
+from aigate_nb.session.session import Session, set_current_session
 from support import TEST_KEY
 
 

@@ -19,12 +19,12 @@ from IPython.core.displaypub import CapturingDisplayPublisher
 from IPython.core.error import UsageError
 
 import aigate_nb
-from aigate_nb import batches
-from aigate_nb.batches import SHEET_BUDGET, BatchResult, contact_sheet, read_manifest
+from aigate_nb.core.errors import InputError
 from aigate_nb.emulator import Emulator
-from aigate_nb.errors import InputError
-from aigate_nb.session import Request
-from aigate_nb.waiting import progress_bar
+from aigate_nb.runs import batches
+from aigate_nb.runs.batches import SHEET_BUDGET, BatchResult, contact_sheet, read_manifest
+from aigate_nb.runs.waiting import progress_bar
+from aigate_nb.session.session import Request
 from support import TEST_KEY, max_in_flight, wait_for
 
 FLASH = "google/gemini-3.1-flash-image-preview"
@@ -434,7 +434,7 @@ def test_below_its_growing_sheet_the_result_is_one_line_and_the_sheet_in_a_later
 
 
 def test_a_batch_over_the_budget_is_refused_before_anything_is_sent(session, emu):
-    from aigate_nb.errors import BudgetError
+    from aigate_nb.core.errors import BudgetError
 
     session.set_defaults(budget="0.25")  # a 1K flash image costs about $0.07: three fit, four do not
     with pytest.raises(BudgetError, match=r"this batch: 4 images of google/gemini-3.1-flash-image-preview"):
@@ -479,7 +479,7 @@ def test_a_rate_cap_spaces_the_rows_as_asked(session, emu):
 
 
 def test_a_bad_rate_is_refused_before_anything_is_sent(session, emu):
-    from aigate_nb.errors import ConfigurationError
+    from aigate_nb.core.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="rate '60 a minute'"):
         run(["a cat"], session=session, rate="60 a minute")
@@ -487,7 +487,7 @@ def test_a_bad_rate_is_refused_before_anything_is_sent(session, emu):
 
 
 def test_a_row_whose_rate_limit_outlasts_its_retries_goes_back_in_the_queue(session, emu):
-    from aigate_nb.transport import DEFAULT_MAX_RETRIES
+    from aigate_nb.gateway.transport import DEFAULT_MAX_RETRIES
 
     emu.inject_fault("429", count=DEFAULT_MAX_RETRIES + 1, retry_after=0.01)  # every attempt of the first try
     result = run(["a patient heron", "a quick wren"], session=session, concurrency=1)
@@ -499,8 +499,8 @@ def test_a_row_whose_rate_limit_outlasts_its_retries_goes_back_in_the_queue(sess
 
 
 def test_a_row_the_rate_limit_never_lets_through_fails_after_a_few_tries(session, emu):
-    from aigate_nb.batches import MAX_REQUEUES
-    from aigate_nb.transport import DEFAULT_MAX_RETRIES
+    from aigate_nb.gateway.transport import DEFAULT_MAX_RETRIES
+    from aigate_nb.runs.batches import MAX_REQUEUES
 
     emu.inject_fault("429", count=None, retry_after=0.01)  # until cleared
     result = run(["a stubborn mule"], session=session, concurrency=1)

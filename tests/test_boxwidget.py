@@ -7,7 +7,7 @@ import io
 
 from PIL import Image
 
-from aigate_nb.boxwidget import PREVIEW_EDGE, BoxWidget, preview_to_source, source_to_preview
+from aigate_nb.frontends.boxwidget import PREVIEW_EDGE, BoxWidget, preview_to_source, source_to_preview
 
 
 def picture(width: int, height: int) -> bytes:

@@ -7,9 +7,9 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from aigate_nb.client import Client
-from aigate_nb.errors import InputError
-from aigate_nb.store import History
+from aigate_nb.core.errors import InputError
+from aigate_nb.gateway.client import Client
+from aigate_nb.records.store import History
 from support import PRO, TEST_KEY, make_story
 
 

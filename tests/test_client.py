@@ -15,8 +15,7 @@ import pytest
 from IPython.core.ultratb import VerboseTB
 from PIL import Image
 
-from aigate_nb.client import Client
-from aigate_nb.errors import (
+from aigate_nb.core.errors import (
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
@@ -28,9 +27,10 @@ from aigate_nb.errors import (
     ResponseError,
     ServerError,
 )
-from aigate_nb.prepared import request_hash
-from aigate_nb.transport import HTTPTransport
-from aigate_nb.wire import model_turn, user_turn
+from aigate_nb.gateway.client import Client
+from aigate_nb.gateway.prepared import request_hash
+from aigate_nb.gateway.transport import HTTPTransport
+from aigate_nb.gateway.wire import model_turn, user_turn
 from support import FLASH, PRO, TEST_KEY
 
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import pytest
 
-from aigate_nb.config import DEFAULT_BASE_URL, load_settings
-from aigate_nb.errors import ConfigurationError
+from aigate_nb.core.errors import ConfigurationError
+from aigate_nb.gateway.config import DEFAULT_BASE_URL, load_settings
 
 ENV_KEY = "sk-environment-0123456789abcdef"
 FILE_KEY = "sk-folder-file-fedcba9876543210"
@@ -100,7 +100,7 @@ def test_a_base_url_that_could_be_read_two_ways_is_refused_in_one_line_wherever_
         load_settings({"AIGATE_API_KEY": ENV_KEY, **environ}, dotenv(*lines))
     message = str(info.value)
     assert "\n" not in message and "secret" not in message and ENV_KEY not in message
-    assert ("the environment's" if source == "environment" else ".env's") in message
+    assert f"(AIGATE_BASE_URL in {'the environment' if source == 'environment' else '.env'})" in message
 
 
 def test_a_key_from_the_env_file_goes_to_the_host_the_environment_chose(dotenv):

@@ -21,13 +21,13 @@ from IPython.core.interactiveshell import InteractiveShell
 from PIL import Image
 from traitlets.config import Config
 
-from aigate_nb.client import Client
-from aigate_nb.costs import BUILT_IN_PRICES, PriceTable, Usage, load_prices, usage_from_reply
+from aigate_nb.core.costs import BUILT_IN_PRICES, PriceTable, Usage, load_prices, usage_from_reply
+from aigate_nb.core.errors import BudgetError, BudgetWarning, ConfigurationError, InputError
 from aigate_nb.emulator import Emulator
-from aigate_nb.errors import BudgetError, BudgetWarning, ConfigurationError, InputError
-from aigate_nb.prepared import estimate
-from aigate_nb.session import Request, Session, set_current_session
-from aigate_nb.store import History
+from aigate_nb.gateway.client import Client
+from aigate_nb.gateway.prepared import estimate
+from aigate_nb.records.store import History
+from aigate_nb.session.session import Request, Session, set_current_session
 from support import TEST_KEY
 
 FLASH = "google/gemini-3.1-flash-image-preview"
@@ -458,7 +458,7 @@ def test_the_command_line_flags_report_the_cost_and_set_the_balance():
 
 
 def test_the_panel_shows_the_budget_refusal_and_warning_in_its_status(session, emu):
-    from aigate_nb.panel import Panel
+    from aigate_nb.frontends.panel import Panel
 
     panel = Panel(session)
     try:

@@ -15,9 +15,9 @@ from IPython.lib.pretty import pretty
 from PIL import Image
 
 import aigate_nb
-from aigate_nb.errors import InputError
-from aigate_nb.grids import MAX_CELLS, Grid
-from aigate_nb.session import Request
+from aigate_nb.core.errors import InputError
+from aigate_nb.runs.grids import MAX_CELLS, Grid
+from aigate_nb.session.session import Request
 
 FLASH = "google/gemini-3.1-flash-image-preview"
 PRO = "google/gemini-3-pro-image"

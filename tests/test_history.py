@@ -24,12 +24,12 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 
-from aigate_nb import store
-from aigate_nb.costs import Usage
-from aigate_nb.errors import HistoryError
-from aigate_nb.images import ReplyImage, StoredImage
-from aigate_nb.results import ImageResult
-from aigate_nb.store import PREVIEW_EDGE, History, HistoryEntry, notebook_name
+from aigate_nb.core.costs import Usage
+from aigate_nb.core.errors import HistoryError
+from aigate_nb.core.images import ReplyImage, StoredImage
+from aigate_nb.core.results import ImageResult
+from aigate_nb.records import store
+from aigate_nb.records.store import PREVIEW_EDGE, History, HistoryEntry, notebook_name
 from support import wait_for
 
 FLASH = "google/gemini-3.1-flash-image-preview"
@@ -402,7 +402,7 @@ def test_gallery_shows_small_thumbnails_newest_first(history, monkeypatch):
     def no_more_thumbnails(*args, **kwargs):
         raise AssertionError("thumbnails should come from the cache")
 
-    monkeypatch.setattr("aigate_nb.store.make_thumbnails", no_more_thumbnails)
+    monkeypatch.setattr("aigate_nb.records.store.make_thumbnails", no_more_thumbnails)
     assert history._repr_html_() == page
 
 
@@ -445,7 +445,7 @@ def _input_hashes(record) -> list[str]:
 def test_aigate_nb_history_is_the_current_notebooks_history(tmp_path):
     # The public contract: aigate_nb.history is the current notebook's History.
     import aigate_nb
-    from aigate_nb.session import Session, set_current_session
+    from aigate_nb.session.session import Session, set_current_session
 
     class NoClient:
         model = FLASH
@@ -624,13 +624,13 @@ def test_an_image_file_deleted_while_the_kernel_runs_leaves_the_gallery_and_the_
 def test_an_id_of_digits_only_is_found_as_an_id_not_read_as_an_index(history, monkeypatch):
     # secrets.token_hex(6) is all digits about once in 300 entries.
     history.append(result_of(0))
-    monkeypatch.setattr("aigate_nb.store.secrets.token_hex", lambda n: "914806887131")
+    monkeypatch.setattr("aigate_nb.records.store.secrets.token_hex", lambda n: "914806887131")
     entry = history.append(result_of(1))
     assert entry.id == "914806887131"
     assert history.get("914806887131") is entry and history.get(entry) is entry
     assert [e.index for e in history.lineage(entry)] == [1]
     assert history.get("1") is entry and history.get("0").prompt == "fox number 0"
-    from aigate_nb.session import Session
+    from aigate_nb.session.session import Session
 
     class NoClient:
         model = FLASH

@@ -8,8 +8,8 @@ import os
 import pytest
 from PIL import Image
 
-from aigate_nb.errors import InputError, ResponseError
-from aigate_nb.images import (
+from aigate_nb.core.errors import InputError, ResponseError
+from aigate_nb.core.images import (
     ImageInput,
     b64decode,
     decode_data_url,

@@ -15,16 +15,16 @@ from IPython.core.interactiveshell import InteractiveShell
 from PIL import Image
 from traitlets.config import Config
 
-import aigate_nb.magics as magics_module
-from aigate_nb.client import Client
-from aigate_nb.command import interpolate
-from aigate_nb.config import is_shared_emulator
+import aigate_nb.frontends.magics as magics_module
+from aigate_nb.core.results import ImageResult
 from aigate_nb.emulator import Emulator
-from aigate_nb.magics import GeminiImageMagics
-from aigate_nb.results import ImageResult
-from aigate_nb.session import Session, current_session, set_current_session
-from aigate_nb.store import History
-from aigate_nb.variants import Variants
+from aigate_nb.frontends.command import interpolate
+from aigate_nb.frontends.magics import GeminiImageMagics
+from aigate_nb.gateway.client import Client
+from aigate_nb.gateway.config import is_shared_emulator
+from aigate_nb.records.store import History
+from aigate_nb.runs.variants import Variants
+from aigate_nb.session.session import Session, current_session, set_current_session
 from support import TEST_KEY, max_in_flight, wait_for
 
 #: Seconds the slow emulator waits before each generation reply: long enough for the status
@@ -589,7 +589,7 @@ def test_aigate_history_export_options_are_checked(ip, capsys, tmp_path):
 
 
 def test_aigate_panel_shows_the_panel_of_this_session(ip):
-    from aigate_nb.panel import Panel
+    from aigate_nb.frontends.panel import Panel
 
     panel = ip.run_line_magic("aigate", "panel")
     assert isinstance(panel, Panel)
@@ -597,15 +597,15 @@ def test_aigate_panel_shows_the_panel_of_this_session(ip):
 
 
 def test_aigate_panel_without_the_panel_module_says_so(ip, capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "aigate_nb.panel", None)
+    monkeypatch.setitem(sys.modules, "aigate_nb.frontends.panel", None)
     assert usage_error(ip, capsys, "%aigate panel") == (
-        "This installation of aigate_nb has no panel yet (aigate_nb.panel is missing); "
+        "This installation of aigate_nb has no panel yet (aigate_nb.frontends.panel is missing); "
         "use %%gemini_image and %aigate history meanwhile."
     )
 
 
 def test_aigate_panel_without_ipywidgets_says_how_to_install_it(ip, capsys, monkeypatch):
-    monkeypatch.delitem(sys.modules, "aigate_nb.panel", raising=False)
+    monkeypatch.delitem(sys.modules, "aigate_nb.frontends.panel", raising=False)
     monkeypatch.setitem(sys.modules, "ipywidgets", None)
     assert usage_error(ip, capsys, "%aigate panel") == (
         "The panel needs ipywidgets: pip install 'ipywidgets>=8', then restart the kernel."
@@ -613,7 +613,7 @@ def test_aigate_panel_without_ipywidgets_says_how_to_install_it(ip, capsys, monk
 
 
 def test_aigate_panel_without_anywidget_says_how_to_install_it(ip, capsys, monkeypatch):
-    monkeypatch.delitem(sys.modules, "aigate_nb.panel", raising=False)
+    monkeypatch.delitem(sys.modules, "aigate_nb.frontends.panel", raising=False)
     monkeypatch.setitem(sys.modules, "anywidget", None)
     assert usage_error(ip, capsys, "%aigate panel") == (
         "The panel needs anywidget: pip install 'anywidget>=0.9', then restart the kernel."

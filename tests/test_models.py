@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from aigate_nb.errors import InputError
-from aigate_nb.models import normalise_options, normalise_size, spec_for
+from aigate_nb.core.errors import InputError
+from aigate_nb.core.models import normalise_options, normalise_size, spec_for
 from support import FLASH, PRO
 
 FLASH_25 = "google/gemini-2.5-flash-image"

@@ -10,12 +10,12 @@ import io
 import pytest
 from PIL import Image
 
-from aigate_nb.client import Client
-from aigate_nb.conversation import conversation_turns
-from aigate_nb.errors import BadRequestError, InputError
-from aigate_nb.session import Request, Session
-from aigate_nb.store import History
-from aigate_nb.wire import inline_size, model_turn, user_turn
+from aigate_nb.core.errors import BadRequestError, InputError
+from aigate_nb.gateway.client import Client
+from aigate_nb.gateway.wire import inline_size, model_turn, user_turn
+from aigate_nb.records.store import History
+from aigate_nb.session.conversation import conversation_turns
+from aigate_nb.session.session import Request, Session
 from support import FLASH, TEST_KEY
 
 SIGNATURE = "c2lnbmVk"

@@ -20,8 +20,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from aigate_nb.images import ReplyImage
-from aigate_nb.notebook import (
+from aigate_nb.core.images import ReplyImage
+from aigate_nb.core.results import ImageResult
+from aigate_nb.records.store import History
+from aigate_nb.session.notebook import (
     OWNER_FILE,
     SERVER_TIMEOUT,
     NotebookTracker,
@@ -30,9 +32,7 @@ from aigate_nb.notebook import (
     read_owner,
     running_servers,
 )
-from aigate_nb.results import ImageResult
-from aigate_nb.session import Request, Session
-from aigate_nb.store import History
+from aigate_nb.session.session import Request, Session
 
 TOKEN = "jupyter-token-5e1f"
 

@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from aigate_nb.client import Client
+from aigate_nb.core.errors import ConfigurationError, QuotaExhausted, RateLimitError
 from aigate_nb.emulator import Emulator
-from aigate_nb.errors import ConfigurationError, QuotaExhausted, RateLimitError
-from aigate_nb.pacing import Pacer, parse_rate
-from aigate_nb.wire import daily_quota, retry_delay
+from aigate_nb.gateway.client import Client
+from aigate_nb.gateway.pacing import Pacer, parse_rate
+from aigate_nb.gateway.wire import daily_quota, retry_delay
 from support import TEST_KEY, max_in_flight
 
 ROUTES = ["chat", "google"]
@@ -233,7 +233,7 @@ def test_a_place_taken_is_given_back_even_when_its_wait_is_interrupted(monkeypat
     def interrupted(seconds):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("aigate_nb.pacing.time.sleep", interrupted)
+    monkeypatch.setattr("aigate_nb.gateway.pacing.time.sleep", interrupted)
     with pytest.raises(KeyboardInterrupt):
         pacer.acquire()
     assert pacer.in_flight == 0
@@ -270,7 +270,7 @@ def test_unusable_pacer_settings_are_refused_in_one_line(options, message):
 
 
 def test_a_client_with_a_transport_refuses_a_pacer_of_its_own(emu):
-    from aigate_nb.transport import HTTPTransport
+    from aigate_nb.gateway.transport import HTTPTransport
 
     with pytest.raises(ConfigurationError, match="give them to the transport"):
         Client(transport=HTTPTransport(emu.url, TEST_KEY), pacer=Pacer(2))

@@ -12,11 +12,11 @@ from IPython.core.interactiveshell import InteractiveShell
 from PIL import Image, ImageChops
 from traitlets.config import Config
 
-from aigate_nb.client import Client
-from aigate_nb.models import BASE_RATIOS, DEFAULT_MODEL
-from aigate_nb.panel import GALLERY_SLOTS, MODEL_DEFAULT, NO_SOURCE, UPLOADED, Panel, edit_cell_text
-from aigate_nb.session import Request, Session
-from aigate_nb.store import History
+from aigate_nb.core.models import BASE_RATIOS, DEFAULT_MODEL
+from aigate_nb.frontends.panel import GALLERY_SLOTS, MODEL_DEFAULT, NO_SOURCE, UPLOADED, Panel, edit_cell_text
+from aigate_nb.gateway.client import Client
+from aigate_nb.records.store import History
+from aigate_nb.session.session import Request, Session
 from support import TEST_KEY, wait_for
 
 

@@ -10,10 +10,10 @@ import json
 import pytest
 from PIL import Image, ImageChops
 
-from aigate_nb.errors import InputError
-from aigate_nb.region import MIN_REGION_EDGE, Region, seam_mask, worded_prompt
-from aigate_nb.session import Request
-from aigate_nb.store import History
+from aigate_nb.core.errors import InputError
+from aigate_nb.core.region import MIN_REGION_EDGE, Region, seam_mask, worded_prompt
+from aigate_nb.records.store import History
+from aigate_nb.session.session import Request
 
 
 @pytest.fixture
@@ -250,7 +250,7 @@ def test_a_record_from_before_regions_still_loads(session, source, tmp_path):
 
 
 def test_a_picture_and_its_region_edit_go_side_by_side(session, source):
-    from aigate_nb.variants import Variants
+    from aigate_nb.runs.variants import Variants
 
     result = session.run(Request("give the fox a blue scarf", images=(source,), region=(400, 200, 300, 250)))
     pair = Variants([session.history[source.index], result])

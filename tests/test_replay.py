@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from jupyter_client.manager import start_new_kernel
 
-from aigate_nb.client import Client
-from aigate_nb.errors import ConfigurationError
-from aigate_nb.session import Request
-from aigate_nb.store import History
+from aigate_nb.core.errors import ConfigurationError
+from aigate_nb.gateway.client import Client
+from aigate_nb.records.store import History
+from aigate_nb.session.session import Request
 from support import FLASH, TEST_KEY
 
 

@@ -1,6 +1,6 @@
 """The HTML report of a history: one self-contained file with every entry, escaped text, small
 previews (or the originals), and the ways to write it: ``History.export_html``,
-``%aigate history --export`` and ``python -m aigate_nb.report``."""
+``%aigate history --export`` and ``python -m aigate_nb report``."""
 
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from aigate_nb.client import Client
-from aigate_nb.errors import InputError
-from aigate_nb.images import ReplyImage
-from aigate_nb.report import ENTRY_BUDGET, PREVIEW_EDGE, build_report
-from aigate_nb.results import ImageResult
-from aigate_nb.store import History
+from aigate_nb.core.errors import InputError
+from aigate_nb.core.images import ReplyImage
+from aigate_nb.core.results import ImageResult
+from aigate_nb.gateway.client import Client
+from aigate_nb.records.report import ENTRY_BUDGET, PREVIEW_EDGE, build_report
+from aigate_nb.records.store import History
 from support import TEST_KEY, make_story
 
 REPO = Path(__file__).resolve().parent.parent
@@ -238,7 +238,7 @@ def test_the_command_line_writes_a_notebooks_report(story, tmp_path):
     copy = tmp_path / ".aigate" / "story"
     shutil.copytree(story.folder, copy)
     out = tmp_path / "report.html"
-    done = subprocess.run([sys.executable, "-m", "aigate_nb.report", str(copy), "-o", str(out)],
+    done = subprocess.run([sys.executable, "-m", "aigate_nb", "report", str(copy), "-o", str(out)],
                           capture_output=True, text=True, timeout=120, cwd=REPO)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"Report of history 'story': {len(story)} entries, ")
@@ -247,13 +247,13 @@ def test_the_command_line_writes_a_notebooks_report(story, tmp_path):
 
 def test_the_command_line_names_the_histories_of_a_history_dir(story, tmp_path):
     shutil.copytree(story.folder, tmp_path / ".aigate" / "story")
-    done = subprocess.run([sys.executable, "-m", "aigate_nb.report", str(tmp_path / ".aigate")],
+    done = subprocess.run([sys.executable, "-m", "aigate_nb", "report", str(tmp_path / ".aigate")],
                           capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip() == (
-        f"python -m aigate_nb.report: {tmp_path / '.aigate'} holds the histories of several notebooks; "
+        f"python -m aigate_nb report: {tmp_path / '.aigate'} holds the histories of several notebooks; "
         f"name one: {tmp_path / '.aigate' / 'story'}."
     )
-    missing = subprocess.run([sys.executable, "-m", "aigate_nb.report", str(tmp_path / "nowhere")],
+    missing = subprocess.run([sys.executable, "-m", "aigate_nb", "report", str(tmp_path / "nowhere")],
                              capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert missing.returncode == 2 and "is not a folder" in missing.stderr

@@ -13,11 +13,11 @@ import nbformat
 import pytest
 from PIL import Image
 
-from aigate_nb import images as images_module
-from aigate_nb.errors import InputError
-from aigate_nb.images import ReplyImage
-from aigate_nb.results import ImageResult
-from aigate_nb.store import History
+from aigate_nb.core import images as images_module
+from aigate_nb.core.errors import InputError
+from aigate_nb.core.images import ReplyImage
+from aigate_nb.core.results import ImageResult
+from aigate_nb.records.store import History
 from support import FLASH
 
 BUDGET = 250_000
@@ -139,7 +139,7 @@ def test_preview_is_built_once_and_reused(monkeypatch):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr("aigate_nb.results.make_preview", counting)
+    monkeypatch.setattr("aigate_nb.core.results.make_preview", counting)
     result = result_of(plain_png((1600, 900)))
     first = result._repr_mimebundle_()
     second = result._repr_mimebundle_()

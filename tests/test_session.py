@@ -9,10 +9,10 @@ import sys
 
 import pytest
 
-from aigate_nb.client import Client
-from aigate_nb.errors import InputError, NoImageError, NotKeptError
-from aigate_nb.session import MAX_VARIANTS, Defaults, Request, outcome
-from aigate_nb.store import History
+from aigate_nb.core.errors import InputError, NoImageError, NotKeptError
+from aigate_nb.gateway.client import Client
+from aigate_nb.records.store import History
+from aigate_nb.session.session import MAX_VARIANTS, Defaults, Request, outcome
 from support import FLASH, OLD, PRO, TEST_KEY
 
 # -- defaults -----------------------------------------------------------------------------------

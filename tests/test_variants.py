@@ -8,11 +8,11 @@ import re
 
 import pytest
 
-from aigate_nb.client import Client
-from aigate_nb.results import ImageResult
-from aigate_nb.session import Request, Session
-from aigate_nb.store import History
-from aigate_nb.variants import Variants
+from aigate_nb.core.results import ImageResult
+from aigate_nb.gateway.client import Client
+from aigate_nb.records.store import History
+from aigate_nb.runs.variants import Variants
+from aigate_nb.session.session import Request, Session
 from support import TEST_KEY
 
 

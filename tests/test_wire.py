@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aigate_nb.errors import (
+from aigate_nb.core.errors import (
     AigateError,
     AuthenticationError,
     BadRequestError,
@@ -20,8 +20,8 @@ from aigate_nb.errors import (
     ResponseError,
     ServerError,
 )
-from aigate_nb.images import ImageInput
-from aigate_nb.wire import (
+from aigate_nb.core.images import ImageInput
+from aigate_nb.gateway.wire import (
     build_chat_body,
     build_google_body,
     error_from_body,

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from aigate_nb.errors import AigateError, ResponseError
-from aigate_nb.wire import PAYLOAD_MIN, load_reply, parse_chat_reply, parse_google_reply
+from aigate_nb.core.errors import AigateError, ResponseError
+from aigate_nb.gateway.wire import PAYLOAD_MIN, load_reply, parse_chat_reply, parse_google_reply
 
 PARSERS = {"chat": parse_chat_reply, "google": parse_google_reply}
 # Longer than PAYLOAD_MIN as base64, so that these are the strings load_reply cuts out.

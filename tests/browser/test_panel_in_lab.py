@@ -22,7 +22,7 @@ from PIL import Image, ImageChops
 from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from playwright.sync_api import expect
 
-from aigate_nb.store import History
+from aigate_nb.records.store import History
 from support import wait_for
 
 from .conftest import copy_to_docs

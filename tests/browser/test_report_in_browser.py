@@ -8,8 +8,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from aigate_nb.client import Client
-from aigate_nb.store import History
+from aigate_nb.gateway.client import Client
+from aigate_nb.records.store import History
 from support import TEST_KEY, make_story, wait_for
 
 from .conftest import copy_to_docs

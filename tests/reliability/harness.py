@@ -18,10 +18,10 @@ from typing import Any
 from IPython.core.displaypub import DisplayPublisher
 from IPython.core.error import UsageError
 
-from aigate_nb.client import Client
-from aigate_nb.errors import AigateError
-from aigate_nb.session import Session, set_current_session
-from aigate_nb.store import History
+from aigate_nb.core.errors import AigateError
+from aigate_nb.gateway.client import Client
+from aigate_nb.records.store import History
+from aigate_nb.session.session import Session, set_current_session
 from support import TEST_KEY
 
 #: What counts as the key leaking: the whole key, the key without its prefix, or a run
@@ -222,7 +222,7 @@ class FrontEnds:
 
     def panel(self, session: Session):
         if id(session) not in self.panels:
-            from aigate_nb.panel import Panel
+            from aigate_nb.frontends.panel import Panel
 
             panel = Panel(session)
             panel.wait(15)

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from aigate_nb.client import Client
-from aigate_nb.errors import ConfigurationError, HistoryError, NotKeptError
-from aigate_nb.images import DEFAULT_INLINE_BUDGET
-from aigate_nb.session import Request
-from aigate_nb.store import History
+from aigate_nb.core.errors import ConfigurationError, HistoryError, NotKeptError
+from aigate_nb.core.images import DEFAULT_INLINE_BUDGET
+from aigate_nb.gateway.client import Client
+from aigate_nb.records.store import History
+from aigate_nb.session.session import Request
 from harness import post_attempts
 from support import TEST_KEY
 
@@ -314,7 +314,8 @@ def test_a_read_only_history_folder_keeps_the_result_and_says_so(frontends, emu,
 def test_a_base_url_without_a_scheme_is_one_sentence_before_anything_is_sent(frontends, emu, monkeypatch):
     monkeypatch.setenv("AIGATE_API_KEY", TEST_KEY)
     monkeypatch.setenv("AIGATE_BASE_URL", "api.aigate.shop/v1")
-    expected = ("The base URL 'api.aigate.shop/v1' has no http:// or https:// scheme; "
+    expected = ("The base URL 'api.aigate.shop/v1' (AIGATE_BASE_URL in the environment) has no http:// or "
+                "https:// scheme; "
                 "write it like https://api.aigate.shop (without /v1).")
     with pytest.raises(ConfigurationError) as info:
         Client()

@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from requests.adapters import HTTPAdapter
 
-from aigate_nb.config import DEFAULT_BASE_URL, is_default_gateway, is_loopback, parse_base_url
-from aigate_nb.errors import ConfigurationError
-from aigate_nb.transport import HTTPTransport
+from aigate_nb.core.errors import ConfigurationError
+from aigate_nb.gateway.config import DEFAULT_BASE_URL, is_default_gateway, is_loopback, parse_base_url
+from aigate_nb.gateway.transport import HTTPTransport
 
 HOSTS = ["127.0.0.1", "127.1", "localhost", "[::1]", "api.aigate.shop", "evil.test", "0x7f.1", "LOCALHOST",
          "[::ffff:7f00:1]"]

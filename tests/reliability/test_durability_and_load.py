@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 
-from aigate_nb.client import Client
+from aigate_nb.core.results import ImageResult
 from aigate_nb.emulator import Emulator
-from aigate_nb.results import ImageResult
-from aigate_nb.session import Request, Session
-from aigate_nb.store import History
+from aigate_nb.gateway.client import Client
+from aigate_nb.records.store import History
+from aigate_nb.session.session import Request, Session
 from support import TEST_KEY, wait_for
 
 REPO = Path(__file__).resolve().parents[2]

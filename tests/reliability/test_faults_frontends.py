@@ -19,8 +19,8 @@ import time
 import pytest
 from PIL import Image
 
-from aigate_nb.client import Client
-from aigate_nb.errors import ResponseError, ServerError
+from aigate_nb.core.errors import ResponseError, ServerError
+from aigate_nb.gateway.client import Client
 from harness import Reply, ScriptedGateway, chat_reply_with, history_state, post_attempts
 from support import TEST_KEY
 

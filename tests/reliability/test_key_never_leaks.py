@@ -22,12 +22,12 @@ import pytest
 from IPython.core.ultratb import VerboseTB
 from nbclient import NotebookClient
 
-from aigate_nb.client import Client
-from aigate_nb.config import load_settings, mask_key
+from aigate_nb.core.errors import AigateError, AuthenticationError, ConfigurationError
 from aigate_nb.emulator import Emulator
-from aigate_nb.errors import AigateError, AuthenticationError, ConfigurationError
-from aigate_nb.session import Request, Session, set_current_session
-from aigate_nb.store import History
+from aigate_nb.gateway.client import Client
+from aigate_nb.gateway.config import load_settings, mask_key
+from aigate_nb.records.store import History
+from aigate_nb.session.session import Request, Session, set_current_session
 from harness import LEAK_NEEDLES, Evidence, Reply, ScriptedGateway, search_for_key, texts_of
 from support import TEST_KEY
 
@@ -42,7 +42,8 @@ NOTEBOOK_CELLS = [
     "client.generate('a dog', model='google/gemini-9-imaginary', route='google')",
     "%aigate config",
     "%aigate history",
-    "import aigate_nb.session as s\nprint(repr(s.current_session().history[-1]), s.current_session().describe())",
+    "import aigate_nb.session.session as s\n"
+    "print(repr(s.current_session().history[-1]), s.current_session().describe())",
 ]
 
 
@@ -83,7 +84,7 @@ def test_a_notebook_run_by_a_real_kernel_never_shows_the_key(tmp_path, monkeypat
 
 
 def test_no_object_a_user_can_print_shows_the_key(emu, tmp_path):
-    from aigate_nb.panel import Panel
+    from aigate_nb.frontends.panel import Panel
 
     client = Client(api_key=TEST_KEY, base_url=emu.url, retry_backoff=0.01)
     session = Session(client, History(name="reprs", root=tmp_path))

@@ -21,8 +21,7 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from aigate_nb.emulator.errors import ApiError, google_error_body, openai_error_body
-from aigate_nb.errors import (
+from aigate_nb.core.errors import (
     AigateError,
     AuthenticationError,
     BadRequestError,
@@ -32,9 +31,10 @@ from aigate_nb.errors import (
     ResponseError,
     ServerError,
 )
-from aigate_nb.images import b64decode, b64encode, decode_data_url, encode_data_url
-from aigate_nb.text import one_line
-from aigate_nb.wire import (
+from aigate_nb.core.images import b64decode, b64encode, decode_data_url, encode_data_url
+from aigate_nb.core.text import one_line
+from aigate_nb.emulator.errors import ApiError, google_error_body, openai_error_body
+from aigate_nb.gateway.wire import (
     MESSAGE_LIMIT,
     Reply,
     ReplyImage,

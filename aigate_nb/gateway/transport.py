@@ -23,8 +23,7 @@ from requests.auth import AuthBase
 from urllib3.exceptions import InvalidHeader
 from urllib3.util.retry import Retry
 
-from .config import check_api_key, is_loopback, is_shared_emulator, mask_key, mask_secret, normalise_base_url
-from .errors import (
+from ..core.errors import (
     ConfigurationError,
     GatewayConnectionError,
     GatewayError,
@@ -32,8 +31,9 @@ from .errors import (
     RateLimitError,
     RequestTimeoutError,
 )
+from ..version import __version__
+from .config import check_api_key, is_loopback, is_shared_emulator, mask_key, mask_secret, normalise_base_url
 from .pacing import Pacer
-from .version import __version__
 from .wire import error_from_body, retry_delay
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})

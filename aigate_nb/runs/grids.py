@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .costs import TABLE, Estimates, format_cost
-from .errors import AigateError, InputError
-from .images import b64encode, make_preview, open_image
-from .prepared import PreparedRequest, estimate
-from .results import ImageResult
-from .session import Request, Session, current_session, outcome
-from .text import one_line
+from ..core.costs import TABLE, Estimates, format_cost
+from ..core.errors import AigateError, InputError
+from ..core.images import b64encode, make_preview, open_image
+from ..core.results import ImageResult
+from ..core.text import one_line
+from ..gateway.prepared import PreparedRequest, estimate
+from ..session.session import Request, Session, current_session, outcome
 from .waiting import progress_bar
 
 #: The options a grid can vary, as ``compare()`` names them, and the request field each sets.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .images import b64encode
+from ..core.images import b64encode
 
 
 class Variants(list):

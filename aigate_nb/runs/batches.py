@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .costs import REPLAY, TABLE, Estimates, format_cost
-from .errors import AigateError, BudgetError, InputError, QuotaExhausted, RateLimitError
-from .images import b64encode, make_thumbnail
-from .pacing import Pacer, parse_rate
-from .prepared import estimate
-from .results import ImageResult
-from .session import Outcome, Request, Session, current_session, outcome
-from .text import clip, counted, display_path, one_line
+from ..core.costs import REPLAY, TABLE, Estimates, format_cost
+from ..core.errors import AigateError, BudgetError, InputError, QuotaExhausted, RateLimitError
+from ..core.images import b64encode, make_thumbnail
+from ..core.results import ImageResult
+from ..core.text import clip, counted, display_path, one_line
+from ..gateway.pacing import Pacer, parse_rate
+from ..gateway.prepared import estimate
+from ..session.session import Outcome, Request, Session, current_session, outcome
 from .waiting import progress_bar
 
 #: Columns of a row that set a request's option instead of filling the template.

@@ -8,7 +8,7 @@ import concurrent.futures
 import time
 from typing import Any
 
-from .session import Outcome, Request, outcome
+from ..session.session import Outcome, Request, outcome
 
 #: Seconds between two updates of the status line.
 STATUS_INTERVAL = 0.5

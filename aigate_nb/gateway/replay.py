@@ -13,9 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from .costs import REPLAY
+from ..core.costs import REPLAY
+from ..core.results import ImageResult
 from .prepared import PreparedRequest
-from .results import ImageResult
 
 
 class KeptEntry(Protocol):

@@ -5,7 +5,7 @@ JavaScript (``report.css``, ``report.js`` beside this file) are inline, the pict
 ``data:`` URLs, and its Content-Security-Policy lets nothing load from anywhere.
 
 ``History.export_html(path)``, ``%aigate history --export PATH``, or from a shell:
-``python -m aigate_nb.report .aigate/<notebook> -o report.html``.
+``python -m aigate_nb report .aigate/<notebook> -o report.html``.
 
 Every piece of text is escaped here; the script reads it back with ``textContent`` and
 ``dataset`` only, so a prompt can hold any markup and it shows as typed.
@@ -13,27 +13,27 @@ Every piece of text is escaped here; the script reads it back with ``textContent
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import html
 import os
-import sys
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..core.costs import Usage
+from ..core.errors import AigateError, InputError
+from ..core.images import b64encode, make_preview
+from ..core.region import region_label
+from ..core.results import CAPTION_TEXT_LIMIT, names_a_folder
+from ..core.text import clip, counted, one_line
 from .browse import LineageNode, build_tree, searchable_text
-from .costs import Usage
-from .errors import AigateError, InputError
-from .images import b64encode, make_preview
-from .region import region_label
-from .results import CAPTION_TEXT_LIMIT, names_a_folder
-from .store import INDEX_FILE, PREVIEW_EDGE, History, HistoryEntry
-from .text import clip, counted, one_line
+from .layout import PREVIEW_EDGE
+
+if TYPE_CHECKING:  # the store writes reports (History.export_html); a report reads any history
+    from .store import History, HistoryEntry
 
 #: The most one entry may add to a report without ``full_size``: its previews, base64 included, and its text.
 ENTRY_BUDGET = 300_000
@@ -372,7 +372,7 @@ def _dialog() -> str:
 
 
 def _footer(history: History, full_size: bool, now: datetime | None) -> str:
-    from .version import __version__
+    from ..version import __version__
 
     when = (now or datetime.now().astimezone()).strftime("%Y-%m-%d %H:%M")
     images = ("The original images are embedded." if full_size else
@@ -438,34 +438,6 @@ def _input(item: dict[str, Any]) -> str:
     return str(item.get("name") or f"an image (sha256 {str(item.get('sha256', ''))[:12]})")
 
 
-# -- the command line --------------------------------------------------------------------------------
-
-
-def main(argv: Iterable[str] | None = None) -> int:
-    """``python -m aigate_nb.report FOLDER [-o FILE] [--full-size]``: write a history's report."""
-    parser = argparse.ArgumentParser(
-        prog="python -m aigate_nb.report",
-        description="Write a notebook's history as one self-contained HTML file that opens in any browser.",
-    )
-    parser.add_argument("folder", type=Path, help="the history's folder, e.g. .aigate/lab-flow")
-    parser.add_argument("-o", "--out", type=Path, help="the file to write (default: <history name>.html here)")
-    parser.add_argument("--full-size", action="store_true", help="embed the original images, not only previews")
-    args = parser.parse_args(None if argv is None else list(argv))
-    folder = args.folder.expanduser()
-    problem = _not_a_history(folder)
-    if problem:
-        print(f"python -m aigate_nb.report: {problem}", file=sys.stderr)
-        return 2
-    try:
-        history = History(folder.name, folder.parent)
-        written = write_report(history, args.out or Path(f"{history.name}.html"), full_size=args.full_size)
-    except AigateError as exc:
-        print(f"python -m aigate_nb.report: {one_line(str(exc))}", file=sys.stderr)
-        return 1
-    print(describe(history, written))
-    return 0
-
-
 def describe(history: History, written: Path) -> str:
     """The line that says a report was written: what, how big, where."""
     size = written.stat().st_size
@@ -475,20 +447,3 @@ def describe(history: History, written: Path) -> str:
         "it opens in any browser, with no server."
     )
 
-
-def _not_a_history(folder: Path) -> str | None:
-    """Why ``folder`` is not a history's folder, saying which it holds if it is a history dir."""
-    if (folder / INDEX_FILE).is_file():
-        return None
-    if not folder.is_dir():
-        return f"{folder} is not a folder; give a history's folder, e.g. .aigate/<notebook>."
-    inside = sorted(child.name for child in folder.iterdir() if (child / INDEX_FILE).is_file())
-    if inside:
-        examples = ", ".join(str(folder / name) for name in inside[:3])
-        more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
-        return f"{folder} holds the histories of several notebooks; name one: {examples}{more}."
-    return f"{folder} holds no history (no {INDEX_FILE}); give a history's folder, e.g. .aigate/<notebook>."
-
-
-if __name__ == "__main__":
-    sys.exit(main())

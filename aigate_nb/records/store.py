@@ -35,33 +35,27 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import HistoryError
+from ..core.images import ReplyImage, b64encode, extension_for, make_thumbnails, open_image
+from ..core.region import region_label
+from ..core.results import ImageResult
+from ..core.text import clip, counted
 from . import browse
 from .browse import PAGE_SIZE, LineageTree, Page
-from .errors import HistoryError
-from .images import ReplyImage, b64encode, extension_for, make_thumbnails, open_image
-from .region import region_label
-from .results import ImageResult
+from .layout import INDEX_FILE, PREVIEW_EDGE, THUMBNAIL_EDGE
 from .spending import Spending, summarize
-from .text import clip, counted
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: threads are still serialised, processes are not
     fcntl = None
 
-INDEX_FILE = "index.jsonl"
 #: How much of the index's start is kept to notice that it was cleared and written anew.
 HEAD_BYTES = 64
 #: A temporary file this old is what a killed writer left behind.
 STALE_TEMPORARY_SECONDS = 3600
 DEFAULT_NAME = "default"
-#: Thumbnail long edge in the gallery, and the most the gallery may add to a notebook.
-THUMBNAIL_EDGE = 160
 GALLERY_BUDGET = 250_000
-#: Long edge of an entry's preview in the HTML report (report.py): sharp in its grid on a
-#: high-density screen, and under half a 1K image's edge, so that Pillow first halves it by
-#: averaging (fast), then resamples.
-PREVIEW_EDGE = 640
 
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 
@@ -203,7 +197,7 @@ class History:
             name = notebook_stem(name)
         self.name = (safe_folder_name(name) if name else None) or notebook_name()
         if root is None:
-            from .config import load_settings
+            from ..gateway.config import load_settings
 
             root = load_settings().history_dir or ".aigate"
         self.folder = Path(os.path.abspath(os.path.expanduser(os.fspath(root)))) / self.name

@@ -24,16 +24,16 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.core.magic_arguments import MagicArgumentParser
 from traitlets import Unicode, observe
 
+from ..core.errors import AigateError
+from ..core.results import ImageResult, names_a_folder
+from ..core.text import one_line
+from ..gateway.config import is_shared_emulator
+from ..records.store import History
+from ..runs.variants import Variants
+from ..runs.waiting import StatusLine, StoppedWaiting, status_label, wait_for
+from ..session.notebook import NotebookTracker
+from ..session.session import Defaults, Session, current_session
 from .command import PARSER, ImageCommand, parse_command
-from .config import is_shared_emulator
-from .errors import AigateError
-from .notebook import NotebookTracker
-from .results import ImageResult, names_a_folder
-from .session import Defaults, Session, current_session
-from .store import History
-from .text import one_line
-from .variants import Variants
-from .waiting import StatusLine, StoppedWaiting, status_label, wait_for
 
 #: The defaults mirrored as traitlets, named as in ``Defaults`` and ``%aigate config``.
 SETTINGS = ("model", "aspect_ratio", "image_size", "route")
@@ -182,7 +182,7 @@ class GeminiImageMagics(Magics):
 
     def _batch(self, command: ImageCommand, namespace: dict[str, Any]) -> Any:
         """``--each ROWS``: one image per row, through ``batches.batch``."""
-        from .batches import DEFAULT_CONCURRENCY, batch
+        from ..runs.batches import DEFAULT_CONCURRENCY, batch
 
         if command.each not in namespace:
             raise UsageError(f"--each {command.each}: no variable {command.each!r} in this notebook; "
@@ -206,7 +206,7 @@ class GeminiImageMagics(Magics):
 
     def _grid(self, command: ImageCommand, namespace: dict[str, Any]) -> Any:
         """Comma lists in -m, -a or -s: a comparison grid, through ``grids.compare``."""
-        from .grids import compare
+        from ..runs.grids import compare
 
         request, grid = command.request, command.grid or {}
         single = {"models": request.model, "aspect_ratios": request.aspect_ratio, "image_sizes": request.image_size}
@@ -303,7 +303,7 @@ class GeminiImageMagics(Magics):
             removed = history.clear()
             print(f"Cleared history '{history.name}': {removed} {'entry' if removed == 1 else 'entries'} removed.")
         if options.export is not None:
-            from .report import describe
+            from ..records.report import describe
 
             written = history.export_html(options.export, full_size=options.full_size)
             print(describe(history, written))
@@ -329,9 +329,9 @@ class GeminiImageMagics(Magics):
         try:
             from .panel import Panel
         except ModuleNotFoundError as exc:
-            if exc.name == "aigate_nb.panel":
+            if exc.name == "aigate_nb.frontends.panel":
                 raise UsageError(
-                    "This installation of aigate_nb has no panel yet (aigate_nb.panel is missing); "
+                    "This installation of aigate_nb has no panel yet (aigate_nb.frontends.panel is missing); "
                     "use %%gemini_image and %aigate history meanwhile."
                 ) from None
             wanted = {"ipywidgets": "'ipywidgets>=8'", "anywidget": "'anywidget>=0.9'"}.get(exc.name, exc.name)

@@ -27,13 +27,13 @@ import anywidget
 import ipywidgets as w
 import traitlets
 
+from ..core.errors import AigateError, HistoryError, InputError
+from ..core.images import ImageInput, b64encode, make_thumbnail, sniff_mime
+from ..core.models import ALL_SIZES, BASE_RATIOS, EXTRA_RATIOS, spec_for
+from ..core.region import Region, region_label
+from ..core.text import clip
+from ..session.session import MAX_VARIANTS, Request, Session, current_session, outcome
 from .boxwidget import BoxWidget
-from .errors import AigateError, HistoryError, InputError
-from .images import ImageInput, b64encode, make_thumbnail, sniff_mime
-from .models import ALL_SIZES, BASE_RATIOS, EXTRA_RATIOS, spec_for
-from .region import Region, region_label
-from .session import MAX_VARIANTS, Request, Session, current_session, outcome
-from .text import clip
 
 #: Thumbnails shown per gallery page; the widgets are made once and reused.
 GALLERY_SLOTS = 12

@@ -15,8 +15,8 @@ from typing import Any
 import anywidget
 import traitlets
 
-from .images import make_preview
-from .region import Box, clamp_box
+from ..core.images import make_preview
+from ..core.region import Box, clamp_box
 
 #: Long edge in pixels of the picture drawn on (the original may be 4K).
 PREVIEW_EDGE = 512

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from .errors import ConfigurationError
+from ..core.errors import ConfigurationError
 
 #: Seconds in each unit a rate may be given in.
 RATE_UNITS = {"s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "h": 3600, "hr": 3600, "hour": 3600}

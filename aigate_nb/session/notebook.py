@@ -32,10 +32,10 @@ from urllib.parse import urlsplit
 
 import requests
 
-from .config import is_loopback, load_settings
-from .errors import HistoryError
-from .store import DEFAULT_NAME, History, notebook_name, notebook_stem, safe_folder_name
-from .text import display_path, one_line
+from ..core.errors import HistoryError
+from ..core.text import display_path, one_line
+from ..gateway.config import is_loopback, load_settings
+from ..records.store import DEFAULT_NAME, History, notebook_name, notebook_stem, safe_folder_name
 
 #: The server is asked again at most this often (seconds): a rename shows within that time.
 CHECK_INTERVAL = 3.0

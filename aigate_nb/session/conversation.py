@@ -11,12 +11,12 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
-from .errors import HistoryError, InputError
-from .images import b64encode
-from .models import same_model
-from .results import ImageResult
-from .store import History, HistoryEntry
-from .wire import inline_size, model_turn, user_turn
+from ..core.errors import HistoryError, InputError
+from ..core.images import b64encode
+from ..core.models import same_model
+from ..core.results import ImageResult
+from ..gateway.wire import inline_size, model_turn, user_turn
+from ..records.store import History, HistoryEntry
 
 
 def continued_model(history: History, ref: Any) -> str | None:

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .costs import TABLE, Usage, format_cost
+from ..core.costs import TABLE, Usage, format_cost
 
 
 @dataclass(frozen=True)

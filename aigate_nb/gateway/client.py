@@ -13,6 +13,27 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..core.costs import GATEWAY, TABLE, PriceTable, load_prices, usage_from_reply
+from ..core.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    InputError,
+    NoImageError,
+    ResponseError,
+)
+from ..core.images import (
+    DEFAULT_INLINE_BUDGET,
+    ImageInput,
+    ImageLike,
+    ReplyImage,
+    b64_size,
+    fit_inline_budget,
+    to_image_input,
+)
+from ..core.models import ROUTES, normalise_options
+from ..core.region import Region, RegionEdit, plan_region_edit
+from ..core.results import ImageResult
 from .config import (
     DEFAULT_BASE_URL,
     Secret,
@@ -23,30 +44,9 @@ from .config import (
     mask_key,
     shared_emulator_url,
 )
-from .costs import GATEWAY, TABLE, PriceTable, load_prices, usage_from_reply
-from .errors import (
-    AuthenticationError,
-    BadRequestError,
-    ConfigurationError,
-    InputError,
-    NoImageError,
-    ResponseError,
-)
-from .images import (
-    DEFAULT_INLINE_BUDGET,
-    ImageInput,
-    ImageLike,
-    ReplyImage,
-    b64_size,
-    fit_inline_budget,
-    to_image_input,
-)
-from .models import ROUTES, normalise_options
 from .pacing import Pacer
 from .prepared import PreparedRequest, endpoint_of, image_hash, input_record, request_hash
-from .region import Region, RegionEdit, plan_region_edit
 from .replay import ResultCache, kept_for, replayed
-from .results import ImageResult
 from .transport import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_RETRY_AFTER,
@@ -488,7 +488,7 @@ def _check_turns(turns: Iterable[dict[str, Any]], route: str) -> list[dict[str, 
     if roles != ["user", "model"] * (len(turns) // 2) or not all(isinstance(t.get("parts"), list) for t in turns):
         raise InputError(
             "turns must alternate user and model contents, each with its parts, starting with a user turn "
-            "and ending with a model turn (see aigate_nb.wire.user_turn and model_turn)."
+            "and ending with a model turn (see aigate_nb.gateway.wire.user_turn and model_turn)."
         )
     return turns
 

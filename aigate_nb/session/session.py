@@ -14,20 +14,20 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .client import Client
-from .config import DEFAULT_BASE_URL, load_settings, mask_key
+from ..core.costs import Estimate, format_cost, load_prices
+from ..core.errors import BudgetError, BudgetWarning, HistoryError, InputError, NotKeptError
+from ..core.images import ImageLike, b64_size, source_shape, to_image_input
+from ..core.models import keep_shape, normalise_options, same_model
+from ..core.results import ImageResult
+from ..core.text import display_path, one_line
+from ..gateway.client import Client
+from ..gateway.config import DEFAULT_BASE_URL, load_settings, mask_key
+from ..gateway.prepared import PreparedRequest, estimate
+from ..gateway.replay import kept_for, replayed
+from ..records.spending import Spending, summarize
+from ..records.store import INDEX_FILE, History, HistoryEntry
 from .conversation import continued_model, conversation_turns
-from .costs import Estimate, format_cost, load_prices
-from .errors import BudgetError, BudgetWarning, HistoryError, InputError, NotKeptError
-from .images import ImageLike, b64_size, source_shape, to_image_input
-from .models import keep_shape, normalise_options, same_model
 from .notebook import NotebookTracker
-from .prepared import PreparedRequest, estimate
-from .replay import kept_for, replayed
-from .results import ImageResult
-from .spending import Spending, summarize
-from .store import INDEX_FILE, History, HistoryEntry
-from .text import display_path, one_line
 
 #: The most copies of one request sent at once: a typo such as ``-n 100`` must not send
 #: a hundred paid requests.
@@ -118,7 +118,7 @@ class Session:
 
     def use_emulator(self) -> str:
         """Send requests to the built-in emulator from now on; returns its URL."""
-        from .config import shared_emulator_url
+        from ..gateway.config import shared_emulator_url
 
         self._swap_client(Client(api_key="", base_url=shared_emulator_url(), model=self.defaults.model))
         return self.client.base_url

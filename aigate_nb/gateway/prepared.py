@@ -10,14 +10,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..core.costs import Estimate, PriceTable, estimate_usage
+from ..core.images import ImageInput
+from ..core.models import bare_model_id, normalise_ratio, normalise_size
 from .config import is_loopback, is_shared_emulator
-from .costs import Estimate, PriceTable, estimate_usage
-from .images import ImageInput
-from .models import bare_model_id, normalise_ratio, normalise_size
 from .wire import with_seed
 
 if TYPE_CHECKING:
-    from .region import RegionEdit
+    from ..core.region import RegionEdit
 
 Endpoint = Literal["emulator", "gateway"]
 

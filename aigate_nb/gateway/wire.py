@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .costs import reported_cost
-from .errors import (
+from ..core.costs import reported_cost
+from ..core.errors import (
     AuthenticationError,
     BadRequestError,
     GatewayError,
@@ -24,8 +24,8 @@ from .errors import (
     ResponseError,
     ServerError,
 )
-from .images import ImageInput, ReplyImage, b64decode, b64encode, decode_data_url, split_data_url
-from .text import one_line
+from ..core.images import ImageInput, ReplyImage, b64decode, b64encode, decode_data_url, split_data_url
+from ..core.text import one_line
 
 CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"

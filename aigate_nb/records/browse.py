@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
-from .errors import InputError
-from .text import clip
+from ..core.errors import InputError
+from ..core.text import clip
 
 if TYPE_CHECKING:
     from .store import HistoryEntry

@@ -14,12 +14,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .errors import InputError
-from .images import mime_for_suffix
-from .models import ROUTES
-from .pacing import parse_rate
-from .results import names_a_folder
-from .session import MAX_VARIANTS, Request
+from ..core.errors import InputError
+from ..core.images import mime_for_suffix
+from ..core.models import ROUTES
+from ..core.results import names_a_folder
+from ..gateway.pacing import parse_rate
+from ..session.session import MAX_VARIANTS, Request
 
 NAME = "%%gemini_image"
 

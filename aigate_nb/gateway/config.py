@@ -16,9 +16,9 @@ from pathlib import Path
 from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
-from .errors import ConfigurationError
-from .models import DEFAULT_MODEL
-from .text import display_path
+from ..core.errors import ConfigurationError
+from ..core.models import DEFAULT_MODEL
+from ..core.text import display_path
 
 DEFAULT_BASE_URL = "https://api.aigate.shop"
 
@@ -161,10 +161,10 @@ def read_dotenv(path: Path) -> dict[str, str]:
     return values
 
 
-def normalise_base_url(url: str) -> str:
+def normalise_base_url(url: str, source: str | None = None) -> str:
     """The base URL as requests will send it, checked (see ``parse_base_url``), without a
-    trailing ``/`` or ``/v1`` (the routes add it)."""
-    return parse_base_url(url).url
+    trailing ``/`` or ``/v1`` (the routes add it). ``source`` says where it was set, for messages."""
+    return parse_base_url(url, source).url
 
 
 @dataclass(frozen=True)
@@ -188,7 +188,7 @@ class BaseURL:
 _REFUSED_IN_URL = {"\\": "a backslash", "@": "a user name or password (@)", "?": "a query (?)", "#": "a fragment (#)"}
 
 
-def parse_base_url(url: str) -> BaseURL:
+def parse_base_url(url: str, source: str | None = None) -> BaseURL:
     """``url`` read once, with the parser the transport uses, or ``ConfigurationError`` in one line.
 
     Refused: anything but printable ASCII (whitespace and control characters included; the
@@ -199,7 +199,7 @@ def parse_base_url(url: str) -> BaseURL:
     if not isinstance(url, str):
         raise ConfigurationError(f"The base URL must be text such as {DEFAULT_BASE_URL}, not {type(url).__name__}.")
     text = url.strip()
-    shown = _shown_url(text)
+    shown = _shown_url(text) + (f" ({source})" if source else "")
     if not text.isascii() or not text.isprintable() or any(c.isspace() for c in text):
         raise ConfigurationError(
             f"The base URL {shown} holds a space, a control character or a character outside plain ASCII; "
@@ -293,11 +293,11 @@ def _resolve(from_file: Mapping[str, str], from_env: Mapping[str, str], dotenv: 
     """The settings, or why they are refused."""
     env = {**from_file, **from_env}
     base = env.get("AIGATE_BASE_URL") or None
+    where = "the environment" if "AIGATE_BASE_URL" in from_env else display_path(dotenv)
     try:
-        base_url = normalise_base_url(base) if base else None
+        base_url = normalise_base_url(base, f"AIGATE_BASE_URL in {where}") if base else None
     except ConfigurationError as exc:
-        where = "the environment's" if "AIGATE_BASE_URL" in from_env else f"{display_path(dotenv)}'s"
-        return f"{exc} (AIGATE_BASE_URL, {where})"
+        return str(exc)
     chosen_by = None
     if base_url and "AIGATE_BASE_URL" not in from_env and not is_default_gateway(base_url):
         chosen_by = display_path(dotenv)
@@ -336,7 +336,7 @@ def shared_emulator_url() -> str:
     global _emulator
     with _emulator_lock:
         if _emulator is None:
-            from .emulator import Emulator
+            from ..emulator import Emulator
 
             _emulator = Emulator()
             _emulator.start()

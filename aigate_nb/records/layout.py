@@ -1,0 +1,14 @@
+"""The names and sizes of a history folder's layout, shared by the store and the report:
+
+    <history dir>/<notebook>/index.jsonl        one JSON record a line
+    <history dir>/<notebook>/images/            the originals
+    <history dir>/<notebook>/thumbs/            the gallery's thumbnails and the report's previews
+"""
+
+INDEX_FILE = "index.jsonl"
+#: Thumbnail long edge in the gallery.
+THUMBNAIL_EDGE = 160
+#: Long edge of an entry's preview in the HTML report (report.py): sharp in its grid on a
+#: high-density screen, and under half a 1K image's edge, so that Pillow first halves it by
+#: averaging (fast), then resamples.
+PREVIEW_EDGE = 640
