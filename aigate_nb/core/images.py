@@ -100,6 +100,13 @@ class ImageInput:
     def is_url(self) -> bool:
         return self.url is not None
 
+    @property
+    def payload(self) -> bytes:
+        """The inline bytes; a URL input has none (see ``is_url``)."""
+        if self.data is None:
+            raise ValueError(f"{self.url} is a URL input and has no inline bytes")
+        return self.data
+
 
 def b64decode(text: str | bytes) -> bytes:
     """Strict base64 decoding; corrupt data raises ``ResponseError``."""

@@ -27,6 +27,7 @@ from ..core.images import (
     ImageInput,
     ImageLike,
     ReplyImage,
+    StoredImage,
     b64_size,
     fit_inline_budget,
     to_image_input,
@@ -247,7 +248,7 @@ class Client:
                 "turns (no --multi-turn), which sends it re-encoded to fit."
             )
         inputs = fit_inline_budget(inputs, self.inline_budget - spent)
-        if turns and spent + sum(b64_size(item.data) for item in inputs if not item.is_url) > self.inline_budget:
+        if turns and spent + sum(b64_size(item.payload) for item in inputs if not item.is_url) > self.inline_budget:
             raise InputError(
                 f"The earlier turns hold {spent / 1e6:.1f} MB of images and leave too little of the "
                 f"{self.inline_budget / 1e6:g} MB a request may carry for the other images; pass fewer "
@@ -295,8 +296,10 @@ class Client:
             cost, source = self.prices.cost(prepared.model, usage, len(reply.images), prepared.image_size), TABLE
         edit = prepared.region
         ratio, size = (prepared.aspect_ratio, prepared.image_size) if edit is None else edit.source_shape
+        originals: list[ReplyImage | StoredImage] = list(reply.images) if edit is None else [
+            _composited(edit, item) for item in reply.images]
         return _readable(ImageResult(
-            originals=reply.images if edit is None else [_composited(edit, item) for item in reply.images],
+            originals=originals,
             prompt=prepared.prompt,
             model=prepared.model,
             aspect_ratio=ratio,
@@ -386,7 +389,7 @@ class Client:
     def __enter__(self) -> Client:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def __repr__(self) -> str:

@@ -83,7 +83,8 @@ def endpoint_of(base_url: str, emulated: bool = False) -> Endpoint:
 def image_hash(item: ImageInput) -> str:
     """sha256 hex of an input image's bytes; of the URL's text for a URL the gateway fetches."""
     # surrogatepass: a URL is sent as JSON, which escapes a broken character, so it must hash too
-    return hashlib.sha256(item.url.encode("utf-8", "surrogatepass") if item.is_url else item.data).hexdigest()
+    data = item.url.encode("utf-8", "surrogatepass") if item.url is not None else item.payload
+    return hashlib.sha256(data).hexdigest()
 
 
 def input_record(item: ImageInput, sha256: str) -> dict[str, str]:

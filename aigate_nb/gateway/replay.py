@@ -27,7 +27,7 @@ class KeptEntry(Protocol):
     def result(self) -> ImageResult: ...
 
 
-Entry = TypeVar("Entry", bound=KeptEntry)
+Entry = TypeVar("Entry", bound=KeptEntry, covariant=True)
 
 
 class ResultCache(Protocol[Entry]):

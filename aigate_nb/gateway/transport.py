@@ -55,7 +55,7 @@ class GatewayRetry(Retry):
     ``google.rpc.RetryInfo`` in the body (Google's 429 carries no header).
     """
 
-    def asked_wait(self, response, body: str) -> float | None:
+    def asked_wait(self, response: urllib3.BaseHTTPResponse, body: str) -> float | None:
         """Seconds the server asked to wait before the next attempt: ``retry-after-ms``,
         ``Retry-After`` (seconds or an HTTP date), else the body's ``retryDelay``; None if none."""
         wait = self.get_retry_after(response)
@@ -75,7 +75,7 @@ class GatewayRetry(Retry):
         delay = min(self.backoff_max, self.backoff_factor * 2 ** (errors - 1))
         return delay * (1 - 0.25 * random.random())
 
-    def get_retry_after(self, response) -> float | None:
+    def get_retry_after(self, response: urllib3.BaseHTTPResponse) -> float | None:
         millis = response.headers.get("retry-after-ms")
         if millis:
             try:

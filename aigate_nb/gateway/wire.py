@@ -69,7 +69,7 @@ def _image_config(aspect_ratio: str | None, image_size: str | None, ratio_key: s
 def build_chat_body(
     prompt: str,
     model: str,
-    inputs: list[ImageInput] = (),
+    inputs: Sequence[ImageInput] = (),
     aspect_ratio: str | None = None,
     image_size: str | None = None,
 ) -> dict[str, Any]:
@@ -81,10 +81,11 @@ def build_chat_body(
     on this route, as the OpenAI-compatible dialect has it.
     """
     if inputs:
-        content: str | list = [{"type": "text", "text": prompt}]
+        parts: list[dict[str, Any]] = [{"type": "text", "text": prompt}]
         for item in inputs:
-            url = item.url or f"data:{item.mime};base64,{b64encode(item.data)}"
-            content.append({"type": "image_url", "image_url": {"url": url}})
+            url = item.url or f"data:{item.mime};base64,{b64encode(item.payload)}"
+            parts.append({"type": "image_url", "image_url": {"url": url}})
+        content: str | list[dict[str, Any]] = parts
     else:
         content = prompt
     body: dict[str, Any] = {
@@ -101,7 +102,7 @@ def build_chat_body(
 
 def build_google_body(
     prompt: str,
-    inputs: list[ImageInput] = (),
+    inputs: Sequence[ImageInput] = (),
     aspect_ratio: str | None = None,
     image_size: str | None = None,
     turns: Sequence[dict[str, Any]] = (),
@@ -120,7 +121,7 @@ def build_google_body(
                 f"The Google route takes inline images only, not the URL {item.url}; "
                 "download the image and pass the file, or use route='chat', which lets the gateway fetch URLs."
             )
-        parts.append({"inlineData": {"mimeType": item.mime, "data": b64encode(item.data)}})
+        parts.append({"inlineData": {"mimeType": item.mime, "data": b64encode(item.payload)}})
     generation: dict[str, Any] = {"responseModalities": ["TEXT", "IMAGE"]}
     config = _image_config(aspect_ratio, image_size, "aspectRatio", "imageSize")
     if config:
@@ -210,7 +211,7 @@ def _cut_payloads(raw: bytes, token: str) -> tuple[bytes, dict[str, bytes]]:
         start = _payload_start(raw, quote, end) if end - quote > PAYLOAD_MIN else None
         if start is not None:
             try:
-                data = b64decode(view[start:end])
+                data = b64decode(bytes(view[start:end]))
             except ResponseError:
                 pass  # not clean base64: json.loads reads it, the parser judges it
             else:
@@ -318,7 +319,7 @@ def _raise_embedded_error(data: dict) -> None:
         return
     error = data["error"]
     code = error.get("code") if isinstance(error, dict) else None
-    status = int(code) if str(code).isdigit() and 400 <= int(code) < 600 else 500
+    status = int(str(code)) if str(code).isdigit() and 400 <= int(str(code)) < 600 else 500
     raise error_from_body(status, json.dumps({"error": error}))
 
 
@@ -567,20 +568,22 @@ def error_from_body(status: int, text: str, *, retry_after: float | None = None,
     """The typed error for an HTTP error status and its body; a 429 for a daily quota is
     ``QuotaExhausted`` (see ``daily_quota``)."""
     message, code, error_type = read_error_body(status, text)
-    common = {"status": status or None, "code": code, "error_type": error_type, "attempts": attempts}
+    kind: type[GatewayError]
     refused = code == "API_KEY_INVALID" or error_type in (
         "UNAUTHENTICATED", "PERMISSION_DENIED", "authentication_error"
     )
     if status in (401, 403) or refused:
-        return AuthenticationError(message, **common)
-    if status == 429:
+        kind = AuthenticationError
+    elif status == 429:
         quota = daily_quota(text)
         if quota is not None:
-            return QuotaExhausted(f"The daily quota is used up ({quota})", quota=quota, **common)
-        return RateLimitError(message, retry_after=retry_after, **common)
-    if status >= 500:
-        return ServerError(message, **common)
-    return BadRequestError(message, **common)
+            return QuotaExhausted(f"The daily quota is used up ({quota})", quota=quota, status=status or None,
+                                  code=code, error_type=error_type, attempts=attempts)
+        return RateLimitError(message, retry_after=retry_after, status=status or None, code=code,
+                              error_type=error_type, attempts=attempts)
+    else:
+        kind = ServerError if status >= 500 else BadRequestError
+    return kind(message, status=status or None, code=code, error_type=error_type, attempts=attempts)
 
 
 # -- what a 429 says about waiting ---------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Container
 from typing import Any
 
 from ..core.images import b64encode
@@ -29,7 +30,9 @@ class Variants(list):
         """The captions, one per line: IPython's list printer would win over the bundle's text."""
         printer.text("\n".join(result.caption() for result in self))
 
-    def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _repr_mimebundle_(
+        self, include: Container[str] | None = None, exclude: Container[str] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """A grid that wraps (two to four a row, by the output's width), each preview with a
         short caption (index, size, time) and the caption they share once, under the grid."""
         figures = []

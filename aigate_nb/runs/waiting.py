@@ -54,7 +54,7 @@ class StoppedWaiting(Exception):
 def status_label(request: Request, count: int, emulated: bool) -> str:
     """``Generating 2 variants with google/gemini-3-pro-image | 16:9 | 2K (emulator)``, for a
     request whose defaults are filled in."""
-    parts = [request.model] + [value for value in (request.aspect_ratio, request.image_size) if value]
+    parts = [str(request.model)] + [value for value in (request.aspect_ratio, request.image_size) if value]
     verb = "Editing" if request.images else "Generating"
     what = f"{verb} {count} variants" if count > 1 else verb
     where = " (emulator)" if emulated else ""

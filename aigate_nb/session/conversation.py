@@ -129,7 +129,7 @@ def _lineage_of(history: History, ref: Any) -> list[Any]:
             pass  # a path or URL: said below
     elif isinstance(ref, HistoryEntry) or (isinstance(ref, ImageResult) and ref.id is not None):
         try:
-            entry = history.get(ref.id)
+            entry = history.get(str(ref.id))
         except LookupError:
             return [ref]  # from another history: its own turn only
         return history.lineage(entry)
