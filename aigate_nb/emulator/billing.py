@@ -49,7 +49,7 @@ class Billing:
         with self._lock:
             if report_cost is not None:
                 self.report_cost = report_cost
-            if balance != "keep":
+            if not isinstance(balance, str):  # "keep": as it is
                 self._start, self.charged = balance, 0.0
 
     def reset(self) -> None:

@@ -267,8 +267,8 @@ def _latest_earlier_image(messages: list[Any]) -> list[SourceImage]:
 def _image_urls(message: dict[str, Any], where: str) -> list[tuple[str, str]]:
     """The image URLs of an earlier message: its image_url parts, then an assistant's images."""
     content = message.get("content")
-    parts = list(enumerate(content)) if isinstance(content, list) else []
-    parts = [(f"{where}.content[{n}]", part) for n, part in parts]
+    items = list(enumerate(content)) if isinstance(content, list) else []
+    parts = [(f"{where}.content[{n}]", part) for n, part in items]
     parts += [(f"{where}.images[{n}]", item) for n, item in enumerate(message.get("images") or [])]
     return [
         (_url_of(part.get("image_url"), here), f"{here}.image_url.url")

@@ -109,9 +109,9 @@ def fallback_for(cluster: str) -> FontFile | None:
     for font in _installed_candidates():
         if all(covers(font, point) for point in code_points):
             return font
-    font = _fontconfig_match(code_points)
-    if font is not None and all(covers(font, point) for point in code_points):
-        return font
+    matched = _fontconfig_match(code_points)
+    if matched is not None and all(covers(matched, point) for point in code_points):
+        return matched
     return None
 
 
@@ -143,7 +143,7 @@ def _packaged_fonts() -> list[FontFile]:
         from noto_cjk_sans_jp_regular import FONT_PATH
     except ImportError:
         return []
-    path = os.fspath(FONT_PATH)  # type: ignore[arg-type]
+    path = os.fspath(FONT_PATH)
     return [FontFile(path)] if os.path.isfile(path) else []
 
 
@@ -193,7 +193,8 @@ def _builtin_covers(code_point: int) -> bool:
     with _builtin_lock:
         if _builtin is None:
             source = ImageFont.load_default(size=10).path  # type: ignore[union-attr]
-            _builtin = _cmap_ranges(source.getvalue() if hasattr(source, "getvalue") else Path(source).read_bytes())
+            data = source.getvalue() if hasattr(source, "getvalue") else Path(str(source)).read_bytes()
+            _builtin = _cmap_ranges(data)
     starts, ends = _builtin
     at = bisect_right(starts, code_point) - 1
     return at >= 0 and code_point <= ends[at]

@@ -57,7 +57,7 @@ def decode_image(data: bytes, mime: str, where: str) -> SourceImage:
             param=where,
             code="invalid_image",
         ) from None
-    picture.thumbnail((KEEP_LONG_SIDE, KEEP_LONG_SIDE), Image.BILINEAR)
+    picture.thumbnail((KEEP_LONG_SIDE, KEEP_LONG_SIDE), Image.Resampling.BILINEAR)
     summary = ImageSummary(hashlib.sha256(data).hexdigest(), mime, len(data), size[0], size[1])
     return SourceImage(summary, picture)
 

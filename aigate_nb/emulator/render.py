@@ -69,7 +69,7 @@ def render(art: Artwork) -> Rendered:
         picture = _generated(art.prompt, digest, work_size)
     _draw_label(picture, art.label)
     final = picture if picture.size == (art.width, art.height) else picture.resize(
-        (art.width, art.height), Image.BILINEAR
+        (art.width, art.height), Image.Resampling.BILINEAR
     )
     draft = _draft(picture, (art.width // 2, art.height // 2)) if art.with_draft else None
     return Rendered(
@@ -138,7 +138,7 @@ def _background(digest: bytes, size: tuple[int, int]) -> Image.Image:
         draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour + (90,))
     picture = Image.alpha_composite(picture, overlay).convert("RGB")
     # Soften the discs' stair-stepped edges before they are scaled up.
-    return picture.filter(ImageFilter.GaussianBlur(1.2)).resize(size, Image.BILINEAR)
+    return picture.filter(ImageFilter.GaussianBlur(1.2)).resize(size, Image.Resampling.BILINEAR)
 
 
 def _colour_digest(prompt: str, seed: int) -> bytes:
@@ -160,7 +160,7 @@ def _edited(
 ) -> Image.Image:
     """The first source fitted to the output, tinted by the edit, bannered, with insets."""
     width, height = size
-    picture = ImageOps.fit(sources[0], size, Image.BILINEAR)
+    picture = ImageOps.fit(sources[0], size, Image.Resampling.BILINEAR)
     picture = Image.blend(picture, Image.new("RGB", size, _colour(digest[0], digest[1])), 0.3)
     banner = (0, 0, width, max(12, round(height * 0.2)))
     _darken(picture, banner)
@@ -182,14 +182,14 @@ def _draw_insets(picture: Image.Image, insets: tuple[Image.Image, ...]) -> None:
         y = round(height * 0.9) - side if horizontal else round(height * 0.9) - offset - side
         if x < 0 or y < 0:
             break  # no room left for more thumbnails
-        thumb = ImageOps.fit(inset, (side, side), Image.BILINEAR)
+        thumb = ImageOps.fit(inset, (side, side), Image.Resampling.BILINEAR)
         ImageDraw.Draw(picture).rectangle((x - 2, y - 2, x + side + 1, y + side + 1), fill=_WHITE)
         picture.paste(thumb, (x, y))
 
 
 def _draft(picture: Image.Image, size: tuple[int, int]) -> Image.Image:
     """A smaller, greyed version of the final picture, like an interim thought image."""
-    draft = ImageOps.grayscale(picture.resize((max(1, size[0]), max(1, size[1])), Image.BILINEAR))
+    draft = ImageOps.grayscale(picture.resize((max(1, size[0]), max(1, size[1])), Image.Resampling.BILINEAR))
     draft = draft.convert("RGB")
     _draw_centered(draft, ["draft"], " ", (0, draft.height * 0.4, draft.width, draft.height * 0.6))
     return draft
@@ -212,7 +212,7 @@ def _draw_label(picture: Image.Image, label: str) -> None:
     draw = ImageDraw.Draw(picture)
     left, top, right, bottom = _text_box(draw, lettering, (0, 0), text)
     pad = max(2, size // 3)
-    box = (0, max(0, height - (bottom - top) - 2 * pad), min(width, right + 2 * pad), height)
+    box = (0, max(0, round(height - (bottom - top) - 2 * pad)), min(width, round(right + 2 * pad)), height)
     _darken(picture, box)
     _draw_text(draw, lettering, (pad, box[1] + pad - top), text, fill=_WHITE)
 

@@ -71,7 +71,7 @@ class _Server(ThreadingHTTPServer):
         self._connections_lock = threading.Lock()
         super().__init__(address, _Handler)
 
-    def handle_error(self, request, client_address) -> None:
+    def handle_error(self, request: Any, client_address: Any) -> None:
         # A client dropping an idle keep-alive connection is normal, not worth a traceback.
         if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
             return
@@ -80,7 +80,8 @@ class _Server(ThreadingHTTPServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind would look the host up with getfqdn: a DNS query, and slow.
         socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]
+        host, self.server_port = self.server_address[:2]
+        self.server_name = host.decode() if isinstance(host, (bytes, bytearray)) else str(host)
 
     def track(self, connection: socket.socket, open_: bool) -> None:
         with self._connections_lock:
@@ -332,6 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Both generation routes: check, record the attempt, apply any fault, draw, reply."""
         self._authorize(query)
         record = self._record
+        assert record is not None, "a generation request is recorded from its start"
         body = self._parse_json(raw)
         record.body = summarize_body(body)
         plan = parse_chat(body) if google_model is None else parse_generate(google_model, body)
@@ -349,7 +351,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(400, f"Bad X-Emulator-Fault header: {exc}.", code="invalid_fault") from None
         kind = fault.kind if fault else None
         record.fault = kind
-        if kind in STATUS_KINDS:
+        if kind in STATUS_KINDS and fault is not None:
             record.retry_after = fault.asked_wait
         self._log_record()  # the attempt counts from here, even while latency or a timeout holds it
         self._pause(self._context.latency)
@@ -359,9 +361,9 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "html-502":
             self._send(502, HTML_502, "text/html; charset=utf-8")
             return
-        if kind in STATUS_KINDS:
+        if kind in STATUS_KINDS and fault is not None:
             raise fault_error(fault, self._google)
-        if kind == "timeout":
+        if kind == "timeout" and fault is not None:
             self._pause(fault.sleep_seconds)
         outcome = kind if kind in NO_IMAGE_KINDS else None
         if kind is None and plan.image and plan.prompt in self._context.fixed:
@@ -557,6 +559,7 @@ class Emulator:
         if self._server is None:
             raise RuntimeError("the emulator is not running; call start() or use it in a with block")
         host, port = self._server.server_address[:2]
+        host = host.decode() if isinstance(host, (bytes, bytearray)) else str(host)
         return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     @property
