@@ -445,7 +445,7 @@ def _announce_chosen_host(session: Session) -> None:
     client = session.client
     if client.host_chosen_by is None:
         return
-    key = "with that file's key" if client._api_key else "without a key (that file holds none)"
+    key = "with that file's key" if client.has_key else "without a key (that file holds none)"
     print(
         f"aigate_nb: requests go to {client.base_url}, chosen by AIGATE_BASE_URL in {client.host_chosen_by}, "
         f"{key}; a folder's .env never gets the key of your environment."

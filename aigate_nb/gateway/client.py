@@ -42,7 +42,6 @@ from .config import (
     check_api_key,
     is_loopback,
     load_settings,
-    mask_key,
     shared_emulator_url,
 )
 from .pacing import Pacer
@@ -54,6 +53,7 @@ from .transport import (
     DEFAULT_RETRY_BACKOFF,
     DEFAULT_TIMEOUT,
     HTTPTransport,
+    Transport,
 )
 from .wire import (
     BALANCE_PATH,
@@ -69,6 +69,9 @@ from .wire import (
     parse_google_reply,
     parse_model_ids,
 )
+
+#: What ``Client(transport=)`` must have (see ``transport.Transport``).
+_TRANSPORT_MEMBERS = ("base_url", "pacer", "emulated", "has_key", "masked_key", "send", "scrub", "close")
 
 
 class Client:
@@ -86,7 +89,7 @@ class Client:
     (a ``pacing.Pacer``, shared by clients and threads) paces every attempt.
 
     ``transport`` sends the requests instead of an ``HTTPTransport`` made from
-    those arguments: a recorder or a replay cache sits there. The key, base URL,
+    those arguments: any ``transport.Transport`` (a recorder, a replayer, a double). The key, base URL,
     timeout, retries, headers and pacer are then the transport's own; passing
     ``api_key``, ``base_url``, ``headers`` or ``pacer`` as well is refused.
 
@@ -112,7 +115,7 @@ class Client:
         inline_budget: int = DEFAULT_INLINE_BUDGET,
         headers: Mapping[str, str] | None = None,
         pacer: Pacer | None = None,
-        transport: HTTPTransport | None = None,
+        transport: Transport | None = None,
         cache: ResultCache[Any] | None = None,
         prices: PriceTable | str | os.PathLike | None = None,
     ) -> None:
@@ -132,8 +135,11 @@ class Client:
             transport = _transport_for(given, settings, base_url, timeout=timeout, max_retries=max_retries,
                                        retry_backoff=retry_backoff, max_retry_after=max_retry_after,
                                        headers=headers, pacer=pacer)
-        elif not isinstance(transport, HTTPTransport):
-            raise ConfigurationError(f"transport must be an HTTPTransport, not {type(transport).__name__}.")
+        elif missing := [name for name in _TRANSPORT_MEMBERS if not hasattr(transport, name)]:
+            raise ConfigurationError(
+                f"transport must be an HTTPTransport or have what one has; {type(transport).__name__} lacks "
+                f"{', '.join(missing)} (see aigate_nb.gateway.transport.Transport)."
+            )
         elif given.given or base_url is not None or headers or pacer is not None:
             raise ConfigurationError(
                 "A client with a transport sends with the transport's key, base URL, headers and pacer; "
@@ -144,7 +150,7 @@ class Client:
         self.inline_budget = inline_budget
         self.cache = _as_cache(cache)
         self.prices = prices if isinstance(prices, PriceTable) else load_prices(prices or settings.prices)
-        if self._api_key and self.base_url.startswith("http://") and not is_loopback(self.base_url):
+        if self.has_key and self.base_url.startswith("http://") and not is_loopback(self.base_url):
             warnings.warn(
                 f"The base URL {self.base_url} is plain http://: your key would travel unencrypted. "
                 "Use https://.",
@@ -368,20 +374,14 @@ class Client:
         return self._host_chosen_by
 
     @property
-    def timeout(self) -> float | tuple[float, float]:
-        return self._transport.timeout
+    def has_key(self) -> bool:
+        """True when requests carry a key."""
+        return self._transport.has_key
 
     @property
-    def max_retries(self) -> int:
-        return self._transport.max_retries
-
-    @property
-    def max_retry_after(self) -> float:
-        return self._transport.max_retry_after
-
-    @property
-    def _api_key(self) -> str | None:
-        return self._transport._api_key
+    def masked_key(self) -> str:
+        """The key as it may be shown (``sk-...abcd``), or ``(none)``."""
+        return self._transport.masked_key
 
     def close(self) -> None:
         self._transport.close()
@@ -393,7 +393,7 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Client(base_url={self.base_url!r}, model={self.model!r}, api_key={mask_key(self._api_key)!r})"
+        return f"Client(base_url={self.base_url!r}, model={self.model!r}, api_key={self.masked_key!r})"
 
     # -- sending and reading replies -----------------------------------------------------------
 
@@ -402,7 +402,7 @@ class Client:
         try:
             return self._transport.send(method, path, body)
         except AuthenticationError as exc:
-            if self._host_chosen_by is not None and not self._api_key:
+            if self._host_chosen_by is not None and not self.has_key:
                 exc.message = (
                     f"{exc.message.rstrip('. ')}. The host {self.base_url} was chosen by AIGATE_BASE_URL in "
                     f"{self._host_chosen_by}, which holds no AIGATE_API_KEY, so requests go to it without a key "

@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any, Protocol
 
 import requests
 import urllib3
@@ -101,6 +102,41 @@ class GatewayRetry(Retry):
         return min(max(seconds, 0.0), self.retry_after_max)
 
 
+class Transport(Protocol):
+    """What a ``Client`` needs of whatever sends its requests: ``HTTPTransport`` over requests,
+    or any object with these members, such as a recorder, a replayer or a test double."""
+
+    base_url: str
+    #: Paces every attempt (see ``pacing.Pacer``); settable, e.g. by a batch for its duration.
+    pacer: Pacer | None
+
+    @property
+    def emulated(self) -> bool:
+        """True when the other end is the built-in emulator."""
+        ...
+
+    @property
+    def has_key(self) -> bool:
+        """True when requests carry a key."""
+        ...
+
+    @property
+    def masked_key(self) -> str:
+        """The key as it may be shown (``sk-...abcd``), or ``(none)``."""
+        ...
+
+    def send(self, method: str, path: str, body: dict[str, Any] | None = None) -> bytes:
+        """Send ``body`` (as JSON) to ``base_url + path`` and return the reply's body, or raise
+        the package's typed error (``GatewayError``, ``RequestTimeoutError``, ...)."""
+        ...
+
+    def scrub(self, text: str) -> str:
+        """``text`` with the key masked, for any string built from what the other end said."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class BearerAuth(AuthBase):
     """Puts ``Authorization: Bearer KEY`` on a request as it is sent, and shows only the masked
     key: the key then sits in no local or argument of the send path's frames, which a verbose
@@ -185,7 +221,15 @@ class HTTPTransport:
         or any that has marked a reply so far."""
         return self._emulated_seen
 
-    def send(self, method: str, path: str, body: dict | None = None) -> bytes:
+    @property
+    def has_key(self) -> bool:
+        return bool(self._api_key)
+
+    @property
+    def masked_key(self) -> str:
+        return mask_key(self._api_key)
+
+    def send(self, method: str, path: str, body: dict[str, Any] | None = None) -> bytes:
         """Send ``body`` (as JSON) to ``base_url + path`` and return the reply's body.
 
         An interrupt is raised afresh here, where no local holds the key: a verbose

@@ -21,7 +21,7 @@ from ..core.models import keep_shape, normalise_options, same_model
 from ..core.results import ImageResult
 from ..core.text import display_path, one_line
 from ..gateway.client import Client
-from ..gateway.config import DEFAULT_BASE_URL, load_settings, mask_key
+from ..gateway.config import DEFAULT_BASE_URL, load_settings
 from ..gateway.prepared import PreparedRequest, estimate
 from ..gateway.replay import kept_for, replayed
 from ..records.spending import Spending, summarize
@@ -145,7 +145,7 @@ class Session:
         return {
             "base_url": self.client.base_url + ("  (emulator)" if self.emulated else "") + (
                 f"  (chosen by {self.client.host_chosen_by})" if self.client.host_chosen_by else ""),
-            "api_key": mask_key(self.client._api_key),
+            "api_key": self.client.masked_key,
             "model": self.defaults.model,
             "aspect_ratio": self.defaults.aspect_ratio or "(model default)",
             "image_size": self.defaults.image_size or "(model default)",
