@@ -94,13 +94,22 @@ def hostile_record(template: dict, payload: str, k: int) -> dict:
     return record
 
 
+#: The prompts of the last three entries: one its own parent, then two each other's.
+LOOP_PROMPTS = ("its own parent", "parent of the next", "parent of the one before")
+
+
 def hostile_history(root: Path) -> History:
-    """A history of one ordinary entry, [0], then one entry a payload, [1] onwards."""
+    """A history of one ordinary entry, [0], then one entry a payload, [1] onwards, then three
+    whose parents loop (``LOOP_PROMPTS``): the detail view walks each one's chain of parents."""
     history = History("hostile", root)
     history.append(ImageResult([ReplyImage("image/png", small_png())], "an ordinary picture", "google/some-model"))
     history.wait_for_thumbnails(timeout=30)
     template = json.loads(history.index_path.read_text(encoding="utf-8").splitlines()[0])
     lines = [json.dumps(hostile_record(template, payload, k)) for k, payload in enumerate(PAYLOADS)]
+    first = len(PAYLOADS) + 1
+    loops = [("self", "self"), ("a", "b"), ("b", "a")]
+    lines += [json.dumps({**template, "id": f"loop-{own}", "parent": f"loop-{parent}", "index": first + k,
+                          "prompt": prompt}) for k, ((own, parent), prompt) in enumerate(zip(loops, LOOP_PROMPTS))]
     with open(history.index_path, "a", encoding="utf-8") as index:
         index.write("\n".join(lines) + "\n")
     return History("hostile", root)

@@ -1,14 +1,14 @@
 """The report of a history full of markup (tests/hostile_history.py: 38 payloads in every text
-field) opened from ``file://`` in headless Chromium, once: every card opened in the detail
-view (which copies its record and full-size images into the page), the tree shown and
-searched with a payload. No payload sets ``window.pwned``, opens a dialog, or even makes the
-page's Content-Security-Policy refuse something; the parser's view of the same report is
-tests/reliability/test_held_report.py."""
+field, and three entries whose parents loop) opened from ``file://`` in headless Chromium,
+once: every card opened in the detail view (which copies its record and full-size images
+into the page), the tree shown and searched with a payload. No payload sets
+``window.pwned``, opens a dialog, or even makes the page's Content-Security-Policy refuse
+something; the parser's view of the same report is tests/reliability/test_held_report.py."""
 
 from __future__ import annotations
 
 import pytest
-from hostile_history import PAYLOADS, hostile_history
+from hostile_history import LOOP_PROMPTS, PAYLOADS, hostile_history
 
 pytestmark = pytest.mark.browser
 
@@ -53,4 +53,8 @@ def test_no_payload_runs_when_the_report_is_opened_read_and_searched(page, tmp_p
     assert dialogs == []
     assert page.evaluate("window.__refused") == []
     prompts = page.eval_on_selector_all("#grid .card .prompt", "ps => ps.map(p => p.textContent)")
-    assert prompts[1:] == [shown(payload) for payload in PAYLOADS]
+    assert prompts[1:] == [shown(payload) for payload in PAYLOADS] + list(LOOP_PROMPTS)
+    # The detail view walked the chains of parents that loop, and stopped.
+    page.fill("#q", "")
+    page.click(f'#tree .node[data-go="{history[-1].index}"]')
+    assert page.locator("#detail .chain .node").count() == 2

@@ -11,7 +11,7 @@ from __future__ import annotations
 from html.parser import HTMLParser
 
 import pytest
-from hostile_history import PAYLOADS, hostile_history, small_png
+from hostile_history import LOOP_PROMPTS, PAYLOADS, hostile_history, small_png
 
 from aigate_nb.images import ReplyImage
 from aigate_nb.report import _ASSETS
@@ -61,19 +61,21 @@ class Parsed(HTMLParser):
 
 @pytest.fixture(scope="module")
 def harmless(tmp_path_factory) -> Parsed:
-    """The report of a history with one ordinary entry: the shape every report must keep."""
+    """The report of a history of an ordinary entry and its edit: the shape every report must keep."""
     history = History("harmless", tmp_path_factory.mktemp("harmless"))
     inputs = [{"name": "a.png"}, {"name": "b.png"}, {"name": "c.png"}]
     history.append(ImageResult([ReplyImage("image/png", small_png())], "an ordinary picture", "google/some-model",
                                parent_id="an-entry-elsewhere", finish_reason="SAFETY", text="a reply",
                                inputs=inputs, region={"box": [1, 2, 3, 4]}))
+    history.append(ImageResult([ReplyImage("image/png", small_png())], "an edit of it", "google/some-model"),
+                   parent=0)
     return Parsed(history.export_html(history.folder.parent / "harmless.html", full_size=True).read_text())
 
 
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory) -> tuple[History, str]:
     history = hostile_history(tmp_path_factory.mktemp("hostile"))
-    assert len(history) == len(PAYLOADS) + 1, "every hostile line was read as an entry"
+    assert len(history) == len(PAYLOADS) + 1 + len(LOOP_PROMPTS), "every hostile line was read as an entry"
     report = history.export_html(history.folder.parent / "hostile.html", full_size=True)
     return history, report.read_text(encoding="utf-8")
 
