@@ -1,0 +1,61 @@
+"""Ask which notebook this kernel serves, once, from one runtime dir, and say what happened:
+for the tests of crafted Jupyter runtime files, each looked up in a process of its own.
+
+    python lookup_once.py RUNTIME_DIR KERNEL_ID
+
+Prints one JSON object: ``outcome`` (``history <name>``, ``raised <type>: <message>``, or
+``stuck`` when the lookup had not returned after ``STUCK_AFTER`` seconds), ``connects`` (the
+address of every socket connect the process made) and ``lookups`` (every host name it asked
+the resolver for), both seen by an audit hook, so nothing is stubbed. Memory is capped, so
+that a runtime file that never ends fails this process instead of the machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import threading
+
+#: Far beyond the lookup's own limits (one second a server): a lookup still running is stuck.
+STUCK_AFTER = 5.0
+MEMORY_CAP = 1 << 30
+
+connects: list[list] = []
+lookups: list[str] = []
+
+
+def audit(event: str, args: tuple) -> None:
+    if event == "socket.connect":
+        address = args[1]
+        connects.append(list(address) if isinstance(address, tuple) else [str(address)])
+    elif event == "socket.getaddrinfo":
+        lookups.append(str(args[0]))
+
+
+def main() -> None:
+    runtime_dir, kernel_id = sys.argv[1], sys.argv[2]
+    from aigate_nb.notebook import NotebookTracker
+
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+    sys.addaudithook(audit)
+    outcome: list[str] = []
+
+    def look() -> None:
+        try:
+            history = NotebookTracker({}, environ={}, kernel_id=kernel_id, runtime_dirs=[runtime_dir]).open()
+            outcome.append(f"history {history.name}")
+        except BaseException as exc:  # noqa: BLE001 - what escapes is what the test is about
+            outcome.append(f"raised {type(exc).__name__}: {exc}"[:300])
+
+    thread = threading.Thread(target=look, daemon=True)
+    thread.start()
+    thread.join(STUCK_AFTER)
+    print(json.dumps({"outcome": outcome[0] if outcome else "stuck", "connects": connects, "lookups": lookups}),
+          flush=True)
+    os._exit(0)  # a stuck lookup's thread would keep the process from ending
+
+
+if __name__ == "__main__":
+    main()
