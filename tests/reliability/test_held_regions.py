@@ -160,7 +160,7 @@ def cases():
             yield pytest.param(source, box, marks=marks, id=f"{source}-{box}")
 
 
-@pytest.mark.parametrize("source, box", cases())
+@pytest.mark.parametrize("source, box", list(cases()))
 def test_an_odd_box_edits_only_inside_its_padding_or_is_refused_in_one_line_before_sending(
         outcomes, source_bytes, source, box):
     outcome = outcomes[source, box]
