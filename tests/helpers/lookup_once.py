@@ -19,7 +19,7 @@ import sys
 import threading
 
 #: Far beyond the lookup's own limits (one second a server): a lookup still running is stuck.
-STUCK_AFTER = 5.0
+STUCK_AFTER = 12.0
 MEMORY_CAP = 1 << 30
 
 connects: list[list] = []
