@@ -25,9 +25,7 @@ from aigate_nb.report import build_report
 from aigate_nb.results import ImageResult
 from aigate_nb.session import Request, Session
 from aigate_nb.store import History
-from support import TEST_KEY
-
-FLASH = "google/gemini-3.1-flash-image-preview"
+from support import FLASH, TEST_KEY
 
 
 def snapshot(root: Path, leave_out: Path) -> dict[str, tuple[int, str]]:
