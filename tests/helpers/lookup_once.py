@@ -1,13 +1,14 @@
-"""Ask which notebook this kernel serves, once, from one runtime dir, and say what happened:
-for the tests of crafted Jupyter runtime files, each looked up in a process of its own.
+"""Ask which notebook this kernel serves, once from each of some runtime dirs, and say what
+happened: for the tests of crafted Jupyter runtime files.
 
-    python lookup_once.py RUNTIME_DIR KERNEL_ID
+    python lookup_once.py KERNEL_ID RUNTIME_DIR [RUNTIME_DIR ...]
 
-Prints one JSON object: ``outcome`` (``history <name>``, ``raised <type>: <message>``, or
-``stuck`` when the lookup had not returned after ``STUCK_AFTER`` seconds), ``connects`` (the
-address of every socket connect the process made) and ``lookups`` (every host name it asked
-the resolver for), both seen by an audit hook, so nothing is stubbed. Memory is capped, so
-that a runtime file that never ends fails this process instead of the machine.
+Prints one JSON object a runtime dir, in order: ``outcome`` (``history <name>``,
+``raised <type>: <message>``, or ``stuck`` when the lookup had not returned after
+``STUCK_AFTER`` seconds, which ends the process), ``connects`` (the address of every socket
+connect it made) and ``lookups`` (every host name it asked the resolver for), both seen by
+an audit hook, so nothing is stubbed. Memory is capped, so that a runtime file that never
+ends fails this process instead of the machine.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import resource
 import sys
 import threading
 
-#: Far beyond the lookup's own limits (one second a server): a lookup still running is stuck.
+#: Far beyond the lookup's own limits (one second a server), even on a loaded machine.
 STUCK_AFTER = 12.0
 MEMORY_CAP = 1 << 30
 
@@ -34,12 +35,9 @@ def audit(event: str, args: tuple) -> None:
         lookups.append(str(args[0]))
 
 
-def main() -> None:
-    runtime_dir, kernel_id = sys.argv[1], sys.argv[2]
+def look_once(kernel_id: str, runtime_dir: str) -> str:
     from aigate_nb.notebook import NotebookTracker
 
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
-    sys.addaudithook(audit)
     outcome: list[str] = []
 
     def look() -> None:
@@ -52,8 +50,22 @@ def main() -> None:
     thread = threading.Thread(target=look, daemon=True)
     thread.start()
     thread.join(STUCK_AFTER)
-    print(json.dumps({"outcome": outcome[0] if outcome else "stuck", "connects": connects, "lookups": lookups}),
-          flush=True)
+    return outcome[0] if outcome else "stuck"
+
+
+def main() -> None:
+    kernel_id, runtime_dirs = sys.argv[1], sys.argv[2:]
+    import aigate_nb.notebook  # noqa: F401 - imported before the cap and the hook
+
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
+    sys.addaudithook(audit)
+    for runtime_dir in runtime_dirs:
+        connects.clear()
+        lookups.clear()
+        outcome = look_once(kernel_id, runtime_dir)
+        print(json.dumps({"outcome": outcome, "connects": connects, "lookups": lookups}), flush=True)
+        if outcome == "stuck":
+            break
     os._exit(0)  # a stuck lookup's thread would keep the process from ending
 
 
