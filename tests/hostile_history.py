@@ -14,9 +14,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from aigate_nb.images import ReplyImage
-from aigate_nb.results import ImageResult
-from aigate_nb.store import History
+from aigate_nb.core.images import ReplyImage
+from aigate_nb.core.results import ImageResult
+from aigate_nb.records.store import History
 
 PAYLOADS = (
     "<script>window.pwned=1</script>",

@@ -16,9 +16,9 @@ import sys
 
 from PIL import Image
 
-from aigate_nb.images import ReplyImage
-from aigate_nb.results import ImageResult
-from aigate_nb.store import History
+from aigate_nb.core.images import ReplyImage
+from aigate_nb.core.results import ImageResult
+from aigate_nb.records.store import History
 
 
 def small_noisy_png() -> bytes:

@@ -36,7 +36,7 @@ def audit(event: str, args: tuple) -> None:
 
 
 def look_once(kernel_id: str, runtime_dir: str) -> str:
-    from aigate_nb.notebook import NotebookTracker
+    from aigate_nb.session.notebook import NotebookTracker
 
     outcome: list[str] = []
 
@@ -55,7 +55,7 @@ def look_once(kernel_id: str, runtime_dir: str) -> str:
 
 def main() -> None:
     kernel_id, runtime_dirs = sys.argv[1], sys.argv[2:]
-    import aigate_nb.notebook  # noqa: F401 - imported before the cap and the hook
+    import aigate_nb.session.notebook  # noqa: F401 - imported before the cap and the hook
 
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_CAP, MEMORY_CAP))
     sys.addaudithook(audit)

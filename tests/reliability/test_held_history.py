@@ -18,13 +18,13 @@ from pathlib import Path
 import pytest
 from hostile_history import small_png
 
-from aigate_nb.client import Client
-from aigate_nb.errors import AigateError
-from aigate_nb.images import ReplyImage
-from aigate_nb.report import build_report
-from aigate_nb.results import ImageResult
-from aigate_nb.session import Request, Session
-from aigate_nb.store import History
+from aigate_nb.core.errors import AigateError
+from aigate_nb.core.images import ReplyImage
+from aigate_nb.core.results import ImageResult
+from aigate_nb.gateway.client import Client
+from aigate_nb.records.report import build_report
+from aigate_nb.records.store import History
+from aigate_nb.session.session import Request, Session
 from support import FLASH, TEST_KEY
 
 

@@ -21,7 +21,7 @@ import time
 import warnings
 from pathlib import Path
 
-from aigate_nb.store import History
+from aigate_nb.records.store import History
 from support import wait_for
 
 REPO = Path(__file__).resolve().parents[2]

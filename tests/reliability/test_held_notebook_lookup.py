@@ -1,4 +1,4 @@
-"""Crafted Jupyter runtime files against the notebook lookup (aigate_nb/notebook.py reads
+"""Crafted Jupyter runtime files against the notebook lookup (aigate_nb/session/notebook.py reads
 ``jpserver-*.json`` to ask the server which notebook the kernel serves): addresses off
 loopback, host names, a redirect off loopback, a huge file, wrong types, missing fields, a
 token for another server, invalid JSON, a folder, a symlink to an endless file, a FIFO,

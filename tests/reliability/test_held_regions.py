@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import pytest
 from PIL import Image, ImageChops, ImageOps
 
-from aigate_nb.client import Client
-from aigate_nb.errors import InputError
+from aigate_nb.core.errors import InputError
+from aigate_nb.gateway.client import Client
 from support import TEST_KEY
 
 

@@ -13,10 +13,10 @@ from html.parser import HTMLParser
 import pytest
 from hostile_history import LOOP_PROMPTS, PAYLOADS, hostile_history, small_png
 
-from aigate_nb.images import ReplyImage
-from aigate_nb.report import _ASSETS
-from aigate_nb.results import ImageResult
-from aigate_nb.store import History
+from aigate_nb.core.images import ReplyImage
+from aigate_nb.core.results import ImageResult
+from aigate_nb.records.report import _ASSETS
+from aigate_nb.records.store import History
 
 #: Attributes whose value a browser loads or runs.
 URL_ATTRIBUTES = {"src", "href", "srcdoc", "action", "formaction", "xlink:href", "data", "poster", "background",
