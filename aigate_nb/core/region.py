@@ -130,7 +130,7 @@ class RegionEdit:
         across a seam inside the padding ring; every pixel outside ``padded`` is the source's.
         In the source's format where that is lossless (PNG, WebP); a JPEG's composite is a PNG,
         since writing JPEG again would change every pixel."""
-        source = _working_copy(open_image(self.source.data))
+        source = _working_copy(upright(open_image(self.source.data)))
         edited = open_image(answer.data).convert(source.mode)
         cx, cy, cw, ch = self.crop
         if edited.size != (cw, ch):
@@ -156,7 +156,7 @@ def plan_region_edit(source: ImageInput, region: Region, model: str, prompt: str
             "download the image and pass the file instead."
         )
     try:
-        picture = open_image(source.data)
+        picture = upright(open_image(source.data))
     except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds; one line says what to do
         raise InputError(f"The image to edit cannot be decoded ({exc}); use PNG, JPEG or WebP.") from None
     width, height = picture.size
@@ -235,6 +235,18 @@ def region_label(record: dict[str, Any] | None) -> str | None:
         return None
     box = ",".join(str(value) for value in record.get("box", ()))
     return f"region {box} {record.get('mode', 'crop')}"
+
+
+def upright(picture: Any) -> Any:
+    """``picture`` as a viewer shows it, in 8 bits a channel: its EXIF orientation applied (a
+    box is drawn on what is shown, and the composite, saved without the tag, must show the same
+    way), and 16-bit greys scaled down, which Pillow's ``convert`` would clip to white."""
+    from PIL import ImageOps
+
+    picture = ImageOps.exif_transpose(picture)
+    if picture.mode in ("I;16", "I;16B", "I;16L", "I"):
+        picture = picture.point(lambda value: value / 256).convert("L")
+    return picture
 
 
 def _working_copy(picture):
