@@ -173,10 +173,12 @@ def test_the_manifest_has_one_json_line_per_finished_row(session, tmp_path):
     result = run([{"prompt": "a cat", "image_size": "512"}, {"prompt": "a dog"}], session=session, manifest=path,
                  concurrency=1)
     assert result.manifest == path
-    raw = path.read_text(encoding="utf-8").splitlines()
-    assert len(raw) == 2
-    lines = [json.loads(line) for line in raw]
+    raw = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [(line["row"], line["status"]) for line in raw] == [(0, "claimed"), (0, "done"), (1, "claimed"), (1, "done")]
+    lines = [line for line in raw if line["status"] != "claimed"]
+    assert lines == read_manifest(path)
     assert all(set(line) == MANIFEST_KEYS for line in lines)
+    assert set(raw[0]) == {"row", "status", "batch", "pid", "host", "token", "claimed"}
     cat = lines[0]
     assert (cat["row"], cat["prompt"], cat["inputs"], cat["status"]) == (0, "a cat", {"image_size": "512"}, "done")
     assert cat["entry"] == result[0].entry_id and cat["error"] is None
@@ -445,6 +447,80 @@ def test_a_batch_over_the_budget_is_refused_before_anything_is_sent(session, emu
     with pytest.warns(aigate_nb.BudgetWarning):  # past 80 % of the budget with the third
         result = run(["a cat", "a dog", "an owl"], session=session)
     assert [row.status for row in result] == ["replayed", "replayed", "done"]
+
+
+def test_a_batch_counts_what_requests_in_flight_hold_and_is_refused_before_sending(slow_session, slow_emulator):
+    from aigate_nb.errors import BudgetError
+
+    session = slow_session
+    session.set_defaults(budget="0.25")  # three 1K flash images fit, four do not
+    in_flight = session.submit(Request("a moth"), count=2)
+    with pytest.raises(BudgetError, match="requests not finished hold"):
+        run(["a cat", "a dog"], session=session)
+    [future.result(timeout=30) for future in in_flight]
+    assert [record.prompt for record in sent(slow_emulator)] == ["a moth", "a moth"]
+    assert session.spent() <= 0.25
+
+
+@pytest.mark.filterwarnings("ignore::aigate_nb.BudgetWarning")  # the batch takes 81 % of it
+def test_while_a_batch_runs_its_queued_rows_are_held_from_other_requests(slow_session, slow_emulator):
+    from aigate_nb.errors import BudgetError
+
+    session = slow_session
+    session.set_defaults(budget="0.25")  # the batch's three rows fit, and nothing more
+    done = concurrent.futures.ThreadPoolExecutor(1).submit(
+        run, ["a cat", "a dog", "an owl"], session=session, concurrency=1)
+    wait_for(lambda: sent(slow_emulator))  # the first row is in flight, the other two queued
+    with pytest.raises(BudgetError):
+        session.submit(Request("a fox"))
+    assert [row.status for row in done.result(timeout=30)] == ["done", "done", "done"]
+    assert [record.prompt for record in sent(slow_emulator)] == ["a cat", "a dog", "an owl"]
+    assert session.reserved() == 0
+
+
+@pytest.mark.filterwarnings("ignore::aigate_nb.BudgetWarning")  # the batch takes 81 % of it
+def test_a_batch_stopped_early_lets_go_of_what_its_unsent_rows_held(session, emu):
+    session.set_defaults(budget="0.25")
+    emu.set_limits(daily_quota=1, style="google")
+    result = run(["a cat", "a dog", "an owl"], session=session, concurrency=1)
+    assert [row.status for row in result] == ["done", "failed", "skipped"]
+    assert session.reserved() == 0
+
+
+def test_a_batch_whose_gateway_cannot_be_reached_stops_after_a_few_rows_and_says_how_to_resume(
+        session_on, capsys):
+    from aigate_nb.batches import MAX_UNREACHABLE
+    from aigate_nb.emulator import Emulator
+
+    with Emulator(api_key=TEST_KEY) as gone:
+        url = gone.url
+    session = session_on(url)  # nothing listens there any more: every connection is refused
+    result = run([f"shot {k}" for k in range(10)], session=session, concurrency=1)
+    statuses = [row.status for row in result]
+    assert statuses == ["failed"] * MAX_UNREACHABLE + ["skipped"] * (10 - MAX_UNREACHABLE)
+    assert "could not be reached" in result.stopped and "run the same batch again" in result.stopped
+    assert [line["status"] for line in read_manifest(result.manifest)] == ["failed"] * MAX_UNREACHABLE
+    assert "The batch stopped: the gateway at " + url in capsys.readouterr().out
+
+
+def test_fewer_connection_failures_in_a_row_than_the_limit_leave_the_batch_going(session, emu):
+    from aigate_nb.transport import DEFAULT_MAX_RETRIES
+
+    emu.inject_fault("reset", count=2 * (DEFAULT_MAX_RETRIES + 1))  # every attempt of the first two rows
+    result = run(["a cat", "a dog", "an owl", "a fox"], session=session, concurrency=1)
+    assert [row.status for row in result] == ["failed", "failed", "done", "done"] and result.stopped is None
+
+
+@pytest.mark.parametrize("where", ["folder", "missing folder"])
+def test_a_manifest_that_cannot_be_written_is_refused_before_anything_is_sent(session, emu, tmp_path, where):
+    target = {"folder": tmp_path, "missing folder": tmp_path / "no such folder" / "shots.jsonl"}[where]
+    with pytest.raises(InputError, match="is a folder" if where == "folder" else "does not exist"):
+        run(["a cat", "a dog", "an owl", "a fox", "a hen"], session=session, manifest=target)
+    assert sent(emu) == []
+    (tmp_path / "shots.jsonl").mkdir()
+    with pytest.raises(InputError, match="is a folder"):
+        run(["a cat"], session=session, manifest=tmp_path / "shots.jsonl")
+    assert sent(emu) == []
 
 
 def test_a_used_up_daily_quota_stops_the_batch_cleanly_and_a_rerun_sends_the_rest(session, emu):
