@@ -11,7 +11,10 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -25,7 +28,7 @@ from aigate_nb.emulator import Emulator
 from aigate_nb.errors import InputError
 from aigate_nb.session import Request
 from aigate_nb.waiting import progress_bar
-from support import TEST_KEY, max_in_flight, wait_for
+from support import REPO, TEST_KEY, max_in_flight, wait_for
 
 FLASH = "google/gemini-3.1-flash-image-preview"
 PRO = "google/gemini-3-pro-image"
@@ -594,3 +597,58 @@ def test_clearing_the_history_removes_its_batches_manifests_but_not_one_kept_els
     assert elsewhere.is_file()
     again = run(["a cat"], session=session)  # nothing to replay now: sent anew, a fresh manifest
     assert [row.status for row in again] == ["done"] and len(read_manifest(again.manifest)) == 1
+
+
+# -- two runs of one batch at once ----------------------------------------------------------------
+
+#: A script that runs a batch of N rows against URL with the history ROOT/shared, as a second
+#: kernel or a scheduled script would, and prints the rows' statuses.
+RUN_BATCH = """
+import json, sys
+import aigate_nb
+from aigate_nb.client import Client
+from aigate_nb.session import Session
+from aigate_nb.store import History
+url, root, key, count = sys.argv[1:5]
+with Client(api_key=key, base_url=url, retry_backoff=0.01, timeout=(5, 120)) as client:
+    session = Session(client, History("shared", root=root))
+    rows = [f"a shared row, number {k}" for k in range(int(count))]
+    result = aigate_nb.batch(rows, session=session, concurrency=2, progress=False, display=False)
+    print(json.dumps([row.status for row in result]))
+"""
+
+
+def start_batch(url: str, root, count: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-c", RUN_BATCH, url, str(root), TEST_KEY, str(count)], cwd=root,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def statuses(process: subprocess.Popen) -> list[str]:
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_two_processes_running_the_same_batch_pay_for_each_row_once(tmp_path):
+    with Emulator(api_key=TEST_KEY, latency=0.5) as emu:
+        first, second = start_batch(emu.url, tmp_path, 12), start_batch(emu.url, tmp_path, 12)
+        ran = [statuses(first), statuses(second)]
+        assert len(sent(emu)) == 12  # each row once, whichever process sent it
+    for run_statuses in ran:
+        assert set(run_statuses) <= {"done", "replayed"}
+    assert sum(run_statuses.count("done") for run_statuses in ran) == 12
+
+
+def test_a_row_claimed_by_a_killed_process_is_sent_by_the_next_run(tmp_path):
+    with Emulator(api_key=TEST_KEY) as emu:
+        emu.inject_fault("timeout", count=2, delay=60)  # the first two requests hang
+        killed = start_batch(emu.url, tmp_path, 4)
+        wait_for(lambda: len(sent(emu)) == 2, timeout=30)  # its two rows in flight, claimed
+        killed.kill()
+        killed.wait()
+        claims = [line for line in map(json.loads, next((tmp_path / "shared" / "batches").iterdir()).open())
+                  if line["status"] == "claimed"]
+        assert len(claims) == 2 and {line["pid"] for line in claims} == {killed.pid}
+        assert statuses(start_batch(emu.url, tmp_path, 4)) == ["done"] * 4
+        assert len(sent(emu)) == 6
