@@ -577,6 +577,7 @@ def _send_rows(
     finally:
         if own_pacer and client.pacer is pacer:
             client.pacer = None
+    ledger.forget(list(ledger.claims))  # rows claimed, then not sent after all (requeued when the batch stopped)
     view.stopped = stopped
     view.close()
     return BatchResult(rows, ledger.path, stopped)
