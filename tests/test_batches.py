@@ -588,6 +588,20 @@ def test_a_row_the_rate_limit_never_lets_through_fails_after_a_few_tries(session
     assert [line["status"] for line in read_manifest(result.manifest)] == ["failed"]
 
 
+def test_a_row_put_back_in_the_queue_when_the_batch_stopped_is_sent_by_the_next_run(session, emu):
+    from aigate_nb.transport import DEFAULT_MAX_RETRIES
+
+    emu.inject_fault("429", count=DEFAULT_MAX_RETRIES + 1, retry_after=0.01)  # row 0 goes back in the queue
+    emu.set_limits(daily_quota=DEFAULT_MAX_RETRIES + 1, style="google")  # ...and row 1 meets the quota
+    rows = ["a patient heron", "a quick wren", "a slow snail"]
+    stopped = run(rows, session=session, concurrency=1)
+    assert [row.status for row in stopped] == ["skipped", "failed", "skipped"] and stopped.stopped
+    emu.set_limits()
+    # Row 0 was claimed and never sent: the next run in this kernel sends it, and does not wait for it.
+    again = concurrent.futures.ThreadPoolExecutor(1).submit(run, rows, session=session, concurrency=1)
+    assert [row.status for row in again.result(timeout=30)] == ["done", "done", "done"]
+
+
 def test_clearing_the_history_removes_its_batches_manifests_but_not_one_kept_elsewhere(session, emu, tmp_path):
     own = run(["a cat"], session=session).manifest
     elsewhere = run(["a dog"], session=session, manifest=tmp_path / "shots.jsonl").manifest
