@@ -11,7 +11,10 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -25,7 +28,7 @@ from aigate_nb.runs import batches
 from aigate_nb.runs.batches import SHEET_BUDGET, BatchResult, contact_sheet, read_manifest
 from aigate_nb.runs.waiting import progress_bar
 from aigate_nb.session.session import Request
-from support import TEST_KEY, max_in_flight, wait_for
+from support import REPO, TEST_KEY, max_in_flight, wait_for
 
 FLASH = "google/gemini-3.1-flash-image-preview"
 PRO = "google/gemini-3-pro-image"
@@ -173,10 +176,12 @@ def test_the_manifest_has_one_json_line_per_finished_row(session, tmp_path):
     result = run([{"prompt": "a cat", "image_size": "512"}, {"prompt": "a dog"}], session=session, manifest=path,
                  concurrency=1)
     assert result.manifest == path
-    raw = path.read_text(encoding="utf-8").splitlines()
-    assert len(raw) == 2
-    lines = [json.loads(line) for line in raw]
+    raw = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [(line["row"], line["status"]) for line in raw] == [(0, "claimed"), (0, "done"), (1, "claimed"), (1, "done")]
+    lines = [line for line in raw if line["status"] != "claimed"]
+    assert lines == read_manifest(path)
     assert all(set(line) == MANIFEST_KEYS for line in lines)
+    assert set(raw[0]) == {"row", "status", "batch", "pid", "host", "token", "claimed"}
     cat = lines[0]
     assert (cat["row"], cat["prompt"], cat["inputs"], cat["status"]) == (0, "a cat", {"image_size": "512"}, "done")
     assert cat["entry"] == result[0].entry_id and cat["error"] is None
@@ -447,6 +452,80 @@ def test_a_batch_over_the_budget_is_refused_before_anything_is_sent(session, emu
     assert [row.status for row in result] == ["replayed", "replayed", "done"]
 
 
+def test_a_batch_counts_what_requests_in_flight_hold_and_is_refused_before_sending(slow_session, slow_emulator):
+    from aigate_nb.core.errors import BudgetError
+
+    session = slow_session
+    session.set_defaults(budget="0.25")  # three 1K flash images fit, four do not
+    in_flight = session.submit(Request("a moth"), count=2)
+    with pytest.raises(BudgetError, match="requests not finished hold"):
+        run(["a cat", "a dog"], session=session)
+    [future.result(timeout=30) for future in in_flight]
+    assert [record.prompt for record in sent(slow_emulator)] == ["a moth", "a moth"]
+    assert session.spent() <= 0.25
+
+
+@pytest.mark.filterwarnings("ignore::aigate_nb.BudgetWarning")  # the batch takes 81 % of it
+def test_while_a_batch_runs_its_queued_rows_are_held_from_other_requests(slow_session, slow_emulator):
+    from aigate_nb.core.errors import BudgetError
+
+    session = slow_session
+    session.set_defaults(budget="0.25")  # the batch's three rows fit, and nothing more
+    done = concurrent.futures.ThreadPoolExecutor(1).submit(
+        run, ["a cat", "a dog", "an owl"], session=session, concurrency=1)
+    wait_for(lambda: sent(slow_emulator))  # the first row is in flight, the other two queued
+    with pytest.raises(BudgetError):
+        session.submit(Request("a fox"))
+    assert [row.status for row in done.result(timeout=30)] == ["done", "done", "done"]
+    assert [record.prompt for record in sent(slow_emulator)] == ["a cat", "a dog", "an owl"]
+    assert session.reserved() == 0
+
+
+@pytest.mark.filterwarnings("ignore::aigate_nb.BudgetWarning")  # the batch takes 81 % of it
+def test_a_batch_stopped_early_lets_go_of_what_its_unsent_rows_held(session, emu):
+    session.set_defaults(budget="0.25")
+    emu.set_limits(daily_quota=1, style="google")
+    result = run(["a cat", "a dog", "an owl"], session=session, concurrency=1)
+    assert [row.status for row in result] == ["done", "failed", "skipped"]
+    assert session.reserved() == 0
+
+
+def test_a_batch_whose_gateway_cannot_be_reached_stops_after_a_few_rows_and_says_how_to_resume(
+        session_on, capsys):
+    from aigate_nb.emulator import Emulator
+    from aigate_nb.runs.batches import MAX_UNREACHABLE
+
+    with Emulator(api_key=TEST_KEY) as gone:
+        url = gone.url
+    session = session_on(url)  # nothing listens there any more: every connection is refused
+    result = run([f"shot {k}" for k in range(10)], session=session, concurrency=1)
+    statuses = [row.status for row in result]
+    assert statuses == ["failed"] * MAX_UNREACHABLE + ["skipped"] * (10 - MAX_UNREACHABLE)
+    assert "could not be reached" in result.stopped and "run the same batch again" in result.stopped
+    assert [line["status"] for line in read_manifest(result.manifest)] == ["failed"] * MAX_UNREACHABLE
+    assert "The batch stopped: the gateway at " + url in capsys.readouterr().out
+
+
+def test_fewer_connection_failures_in_a_row_than_the_limit_leave_the_batch_going(session, emu):
+    from aigate_nb.gateway.transport import DEFAULT_MAX_RETRIES
+
+    emu.inject_fault("reset", count=2 * (DEFAULT_MAX_RETRIES + 1))  # every attempt of the first two rows
+    result = run(["a cat", "a dog", "an owl", "a fox"], session=session, concurrency=1)
+    assert [row.status for row in result] == ["failed", "failed", "done", "done"] and result.stopped is None
+
+
+@pytest.mark.parametrize("where", ["folder", "missing folder"])
+def test_a_manifest_that_cannot_be_written_is_refused_before_anything_is_sent(session, emu, tmp_path, where):
+    target = {"folder": tmp_path, "missing folder": tmp_path / "no such folder" / "shots.jsonl"}[where]
+    with pytest.raises(InputError, match="is a folder" if where == "folder" else "does not exist"):
+        run(["a cat", "a dog", "an owl", "a fox", "a hen"], session=session, manifest=target)
+    assert sent(emu) == []
+    (tmp_path / "shots.jsonl").mkdir()
+    with pytest.raises(InputError, match="is a folder"):
+        run(["a cat"], session=session, manifest=tmp_path / "shots.jsonl")
+    assert sent(emu) == []
+
+
 def test_a_used_up_daily_quota_stops_the_batch_cleanly_and_a_rerun_sends_the_rest(session, emu):
     emu.set_limits(daily_quota=2, style="google")
     rows = [f"shot {k}" for k in range(5)]
@@ -509,6 +588,20 @@ def test_a_row_the_rate_limit_never_lets_through_fails_after_a_few_tries(session
     assert [line["status"] for line in read_manifest(result.manifest)] == ["failed"]
 
 
+def test_a_row_put_back_in_the_queue_when_the_batch_stopped_is_sent_by_the_next_run(session, emu):
+    from aigate_nb.gateway.transport import DEFAULT_MAX_RETRIES
+
+    emu.inject_fault("429", count=DEFAULT_MAX_RETRIES + 1, retry_after=0.01)  # row 0 goes back in the queue
+    emu.set_limits(daily_quota=DEFAULT_MAX_RETRIES + 1, style="google")  # ...and row 1 meets the quota
+    rows = ["a patient heron", "a quick wren", "a slow snail"]
+    stopped = run(rows, session=session, concurrency=1)
+    assert [row.status for row in stopped] == ["skipped", "failed", "skipped"] and stopped.stopped
+    emu.set_limits()
+    # Row 0 was claimed and never sent: the next run in this kernel sends it, and does not wait for it.
+    again = concurrent.futures.ThreadPoolExecutor(1).submit(run, rows, session=session, concurrency=1)
+    assert [row.status for row in again.result(timeout=30)] == ["done", "done", "done"]
+
+
 def test_clearing_the_history_removes_its_batches_manifests_but_not_one_kept_elsewhere(session, emu, tmp_path):
     own = run(["a cat"], session=session).manifest
     elsewhere = run(["a dog"], session=session, manifest=tmp_path / "shots.jsonl").manifest
@@ -518,3 +611,58 @@ def test_clearing_the_history_removes_its_batches_manifests_but_not_one_kept_els
     assert elsewhere.is_file()
     again = run(["a cat"], session=session)  # nothing to replay now: sent anew, a fresh manifest
     assert [row.status for row in again] == ["done"] and len(read_manifest(again.manifest)) == 1
+
+
+# -- two runs of one batch at once ----------------------------------------------------------------
+
+#: A script that runs a batch of N rows against URL with the history ROOT/shared, as a second
+#: kernel or a scheduled script would, and prints the rows' statuses.
+RUN_BATCH = """
+import json, sys
+import aigate_nb
+from aigate_nb.gateway.client import Client
+from aigate_nb.session.session import Session
+from aigate_nb.records.store import History
+url, root, key, count = sys.argv[1:5]
+with Client(api_key=key, base_url=url, retry_backoff=0.01, timeout=(5, 120)) as client:
+    session = Session(client, History("shared", root=root))
+    rows = [f"a shared row, number {k}" for k in range(int(count))]
+    result = aigate_nb.batch(rows, session=session, concurrency=2, progress=False, display=False)
+    print(json.dumps([row.status for row in result]))
+"""
+
+
+def start_batch(url: str, root, count: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.Popen([sys.executable, "-c", RUN_BATCH, url, str(root), TEST_KEY, str(count)], cwd=root,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def statuses(process: subprocess.Popen) -> list[str]:
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_two_processes_running_the_same_batch_pay_for_each_row_once(tmp_path):
+    with Emulator(api_key=TEST_KEY, latency=0.5) as emu:
+        first, second = start_batch(emu.url, tmp_path, 12), start_batch(emu.url, tmp_path, 12)
+        ran = [statuses(first), statuses(second)]
+        assert len(sent(emu)) == 12  # each row once, whichever process sent it
+    for run_statuses in ran:
+        assert set(run_statuses) <= {"done", "replayed"}
+    assert sum(run_statuses.count("done") for run_statuses in ran) == 12
+
+
+def test_a_row_claimed_by_a_killed_process_is_sent_by_the_next_run(tmp_path):
+    with Emulator(api_key=TEST_KEY) as emu:
+        emu.inject_fault("timeout", count=2, delay=60)  # the first two requests hang
+        killed = start_batch(emu.url, tmp_path, 4)
+        wait_for(lambda: len(sent(emu)) == 2, timeout=30)  # its two rows in flight, claimed
+        killed.kill()
+        killed.wait()
+        claims = [line for line in map(json.loads, next((tmp_path / "shared" / "batches").iterdir()).open())
+                  if line["status"] == "claimed"]
+        assert len(claims) == 2 and {line["pid"] for line in claims} == {killed.pid}
+        assert statuses(start_batch(emu.url, tmp_path, 4)) == ["done"] * 4
+        assert len(sent(emu)) == 6

@@ -28,7 +28,7 @@ from aigate_nb.gateway.client import Client
 from aigate_nb.gateway.prepared import estimate
 from aigate_nb.records.store import History
 from aigate_nb.session.session import Request, Session, set_current_session
-from support import TEST_KEY
+from support import TEST_KEY, wait_for
 
 FLASH = "google/gemini-3.1-flash-image-preview"
 PRO = "google/gemini-3-pro-image"
@@ -243,6 +243,59 @@ def test_passing_80_percent_of_the_budget_warns(session, emu):
     with warnings.catch_warnings():
         warnings.simplefilter("error", BudgetWarning)
         session.run(Request("a paper boat"))
+
+
+@pytest.fixture
+def slow_session(tmp_path):
+    """A session of an emulator of its own that holds each reply a moment, so that requests
+    accepted at once are all in flight together."""
+    with Emulator(api_key=TEST_KEY, latency=0.3) as emu, client_of(emu) as client:
+        yield Session(client, History("slow", root=tmp_path)), emu
+
+
+def test_requests_submitted_at_once_from_threads_never_pass_the_budget_together(slow_session):
+    session, emu = slow_session
+    each = session.estimate(Request("a paper lantern")).cost
+    session.set_defaults(budget="0.10")  # about $0.07 an image: one fits, two do not
+    start = threading.Barrier(6)
+    accepted, refused = [], []
+
+    def submit(k: int) -> None:
+        start.wait()
+        try:
+            accepted.extend(session.submit(Request(f"a paper lantern, number {k}")))
+        except BudgetError as exc:
+            refused.append(exc)
+
+    threads = [threading.Thread(target=submit, args=(k,)) for k in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(accepted) == 1 and len(refused) == 5
+    assert "requests not finished hold $0.0" in str(refused[0])  # unless the one accepted had finished
+    accepted[0].result(timeout=30)
+    assert len(emu.attempts("a paper lantern")) == 1
+    assert session.spent() == pytest.approx(each, abs=0.01) and session.spent() <= 0.10
+
+
+def test_a_finished_request_gives_back_its_hold_and_counts_its_real_cost_instead(session, emu):
+    session.set_defaults(budget="10")
+    futures = session.submit(Request("a paper lantern"), count=2)
+    assert session.reserved() > 0 or all(f.done() for f in futures)
+    results = [f.result(timeout=30) for f in futures]
+    wait_for(lambda: session.reserved() == 0)  # settled by each future's callback
+    assert session.spent() == pytest.approx(sum(r.cost for r in results))
+
+
+def test_a_failed_request_gives_back_its_hold(session, emu):
+    session.set_defaults(budget="0.10")
+    emu.inject_fault("500", count=None)  # every attempt
+    [future] = session.submit(Request("a paper lantern"))
+    assert future.exception(timeout=30) is not None
+    wait_for(lambda: session.reserved() == 0)
+    emu.clear()
+    assert not session.run(Request("a paper lantern")).replayed  # the budget has room for it again
 
 
 def test_aigate_budget_sets_the_budget_and_a_bad_one_says_what_it_takes(emu, tmp_path, monkeypatch):

@@ -15,9 +15,11 @@ from IPython.lib.pretty import pretty
 from PIL import Image
 
 import aigate_nb
-from aigate_nb.core.errors import InputError
+from aigate_nb.core.errors import BudgetError, InputError
+from aigate_nb.emulator import Emulator
 from aigate_nb.runs.grids import MAX_CELLS, Grid
 from aigate_nb.session.session import Request
+from support import TEST_KEY
 
 FLASH = "google/gemini-3.1-flash-image-preview"
 PRO = "google/gemini-3-pro-image"
@@ -27,6 +29,13 @@ OLD = "google/gemini-2.5-flash-image"
 @pytest.fixture
 def session(session_on, emu):
     return session_on(emu.url)
+
+
+@pytest.fixture
+def slow_session(session_on):
+    """A session of an emulator of its own that holds each reply a moment: requests overlap."""
+    with Emulator(api_key=TEST_KEY, latency=0.3) as slow:
+        yield session_on(slow.url), slow
 
 
 def compare(prompt=None, **options) -> Grid:
@@ -238,3 +247,13 @@ def test_comma_list_errors_are_one_line_and_send_nothing(ip, emu, capsys, line, 
     lines = [text for text in err.splitlines() if text.strip()]
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in out + err, err
     assert emu.requests == []
+
+
+def test_a_grid_counts_what_requests_in_flight_hold_and_is_refused_before_sending(slow_session):
+    session, slow = slow_session
+    session.set_defaults(budget="0.25")  # three 1K flash images fit, four do not
+    in_flight = session.submit(Request("a moth", model=FLASH, image_size="1K"), count=2)
+    with pytest.raises(BudgetError, match="requests not finished hold"):
+        compare("a lighthouse", aspect_ratios=["1:1", "16:9"], session=session)
+    [future.result(timeout=30) for future in in_flight]
+    assert [record.prompt for record in sent(slow)] == ["a moth", "a moth"]

@@ -9,7 +9,9 @@ progress, a manifest line per finished row, and the ``BatchResult``.
 Nothing is lost and nothing is paid twice: each finished image is in the history before
 its row is counted done, each finished row is a line of the manifest, and running the
 same batch again replays the finished rows from the history (no call, no cost) and
-sends only the rest.
+sends only the rest. A row is claimed in the manifest (under a file lock) before it is
+sent, so that a second run of the same batch at the same time (another kernel, a script)
+waits for the rows the first has in hand instead of paying for them again.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import hashlib
 import html
 import json
 import os
+import socket
 import string
 import threading
 import time
@@ -29,14 +32,19 @@ from pathlib import Path
 from typing import Any
 
 from ..core.costs import REPLAY, TABLE, Estimates, format_cost
-from ..core.errors import AigateError, BudgetError, InputError, QuotaExhausted, RateLimitError
+from ..core.errors import AigateError, BudgetError, GatewayConnectionError, InputError, QuotaExhausted, RateLimitError
 from ..core.images import b64encode, make_thumbnail
 from ..core.results import ImageResult
 from ..core.text import clip, counted, display_path, one_line
 from ..gateway.pacing import Pacer, parse_rate
 from ..gateway.prepared import estimate
-from ..session.session import Outcome, Request, Session, current_session, outcome
+from ..session.session import Hold, Outcome, Request, Session, current_session, outcome
 from .waiting import progress_bar
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: claims then keep threads apart, not processes
+    fcntl = None
 
 #: Columns of a row that set a request's option instead of filling the template.
 OPTION_COLUMNS = ("model", "aspect_ratio", "image_size", "route", "image", "images", "edit")
@@ -48,6 +56,14 @@ DEFAULT_CONCURRENCY = 4
 MAX_ROWS = 10_000
 #: How many times one row goes back in the queue after a rate limit outlasted its retries.
 MAX_REQUEUES = 3
+#: Rows in a row that fail to reach the gateway (each after its retries) before the batch stops:
+#: the rest would only fail the same way, one after another.
+MAX_UNREACHABLE = 3
+#: Seconds between two looks at rows another run of the same batch has in hand.
+CLAIM_POLL = 0.2
+#: A claim from another machine (a shared folder), whose process cannot be asked whether it
+#: lives, is taken for abandoned after this many seconds.
+CLAIM_TIMEOUT = 900
 #: Seconds between two redraws of the growing contact sheet.
 SHEET_INTERVAL = 1.0
 #: The long edge of a contact-sheet thumbnail, in pixels.
@@ -322,6 +338,8 @@ class BatchPlan:
     estimate: float | None = None
     unknown_costs: int = 0
     options: dict[str, Any] = field(default_factory=dict)
+    #: The estimates of the rows to send: held against the budget while the batch runs.
+    costs: Estimates | None = None
 
 
 def plan_batch(
@@ -429,6 +447,7 @@ def _check_and_estimate(session: Session, plan: BatchPlan) -> None:
     plan.replays = replays
     plan.estimate = planned.cost if to_send else 0.0
     plan.unknown_costs = planned.unknown
+    plan.costs = planned if to_send else None
 
 
 def run_batch(
@@ -446,38 +465,81 @@ def run_batch(
     such as ``"60/min"`` caps how often one starts), each outcome written to the manifest as
     it finishes.
 
-    An interrupt stops sending: nothing more is sent, the requests in flight still join the
-    history (and the manifest, as each finishes), and ``KeyboardInterrupt`` is raised again
-    with one line saying which rows were not sent and how to send them."""
+    Before the first request, the manifest is opened (a folder, or a missing one, is refused
+    here) and the estimate of every row to send is held against the budget, so that what
+    else the notebook sends meanwhile counts the rows still queued; what rows not sent held
+    is let go when the batch ends. Each row is claimed in the manifest before it is sent: a
+    row another run of the same batch has in hand is waited for, then replayed.
+
+    The batch stops, leaving the rest unsent, at a used-up daily quota, the budget reached,
+    or ``MAX_UNREACHABLE`` rows in a row that could not reach the gateway. An interrupt
+    stops sending: nothing more is sent, the requests in flight still join the history (and
+    the manifest, as each finishes), and ``KeyboardInterrupt`` is raised again with one line
+    saying which rows were not sent and how to send them."""
     session = session or current_session()
     concurrency = _check_concurrency(concurrency)
     if rate is not None:
         parse_rate(rate)  # a bad rate is refused before anything is sent
     path = manifest_path(session, plan, manifest)
-    view = _Progress(plan, session, path, progress=progress, display=display)
+    ledger = _Manifest(path, plan.key, made_here=manifest is None)
+    hold = session.reserve(plan.costs) if plan.costs is not None else None
+    try:
+        view = _Progress(plan, session, path, progress=progress, display=display)
+        result = _send_rows(plan, session, ledger, hold, view, concurrency, rate)
+    finally:
+        if hold is not None:
+            session.settle(hold)  # the rows sent hold their own; those not sent cost nothing
+    if view.sheet is not None:
+        _for_the_rest_of_the_cell(result)
+    if result.stopped:
+        print(f"The batch stopped: {result.stopped}. {result.summary()}.")
+    return result
+
+
+def _send_rows(
+    plan: BatchPlan, session: Session, ledger: _Manifest, hold: Hold | None, view: _Progress,
+    concurrency: int, rate: str | None,
+) -> BatchResult:
+    """``run_batch``'s loop: rows claimed and submitted while the window has room, outcomes
+    written as they come back."""
     rows = plan.rows
     queue = list(rows)
+    waiting: list[BatchRow] = []  # rows another run of this batch has in hand
     in_flight: dict[concurrent.futures.Future, BatchRow] = {}
     stopped: str | None = None
+    unreachable = 0  # rows in a row that could not reach the gateway
     client = session.client
     own_pacer = client.pacer is None or rate is not None
     pacer = Pacer(concurrency, rate=rate) if own_pacer else client.pacer
     if own_pacer:
         client.pacer = pacer  # single requests sent meanwhile keep to it too
     try:
-        while queue or in_flight:
+        while queue or in_flight or waiting:
             limit = _limit(pacer, concurrency)
             while queue and len(in_flight) < limit and stopped is None:
                 row = queue.pop(0)
+                if not row.planned_replay and not ledger.claim(row.number):
+                    waiting.append(row)
+                    continue
                 try:
                     # The batch was held against the budget as a whole: the rows' own warnings are not repeated.
-                    [future], _ = session.submit_noting(row.request)
+                    [future], _ = session.submit_noting(row.request, within=hold)
                 except (AigateError, LookupError) as exc:
-                    _finish(row, Outcome(error=exc), path, view)
+                    _finish(row, Outcome(error=exc), ledger, view)
+                    if isinstance(exc, BudgetError):
+                        stopped = one_line(str(exc)).rstrip(".")
                     continue
                 in_flight[future] = row
+            if stopped is not None:
+                _skip(queue)
+                _skip(waiting)
+            if waiting and not queue:  # their claims may have ended meanwhile: look again
+                queue, waiting = waiting, []
             if not in_flight:
-                break
+                if not queue:
+                    break
+                time.sleep(CLAIM_POLL)  # only rows another run has in hand: wait for it
+                continue
             finished, _ = concurrent.futures.wait(
                 list(in_flight), timeout=0.5, return_when=concurrent.futures.FIRST_COMPLETED
             )
@@ -486,33 +548,46 @@ def run_batch(
                 result = outcome(future)
                 if _rate_limited(result.error) and row.requeued < MAX_REQUEUES:
                     # The gateway's limit outlasted the retries: the Pacer has slowed down meanwhile,
-                    # so the row goes to the back of the queue instead of failing.
+                    # so the row goes to the back of the queue (still claimed) instead of failing.
                     row.requeued += 1
                     queue.append(row)
                     continue
-                _finish(row, result, path, view)
-                if result.error is not None and _ends_batch(result.error):
-                    stopped = one_line(str(result.error))
+                _finish(row, result, ledger, view)
+                unreachable = unreachable + 1 if isinstance(result.error, GatewayConnectionError) else 0
+                if stopped is None and result.error is not None and _ends_batch(result.error):
+                    stopped = one_line(str(result.error)).rstrip(".")
+                elif stopped is None and unreachable >= MAX_UNREACHABLE:
+                    stopped = _unreachable(session, unreachable, result.error)
+                if stopped is not None:
                     _skip(queue)
+                    _skip(waiting)
             view.tick()
-    except KeyboardInterrupt:
-        not_sent = list(queue)
+    except BaseException as exc:
+        not_sent = queue + waiting
         _skip(queue)
+        _skip(waiting)
         for future, row in in_flight.items():  # their lines follow as they finish, from the pool's threads
-            future.add_done_callback(lambda done, row=row: _finish(row, outcome(done), path, None))
+            future.add_done_callback(lambda done, row=row: _finish(row, outcome(done), ledger, None))
+        ledger.forget(row.number for row in not_sent)
+        if not isinstance(exc, KeyboardInterrupt):
+            raise
         view.stopped = "interrupted"
         view.close()
         raise KeyboardInterrupt(_interrupted(rows, not_sent, len(in_flight))) from None
     finally:
         if own_pacer and client.pacer is pacer:
             client.pacer = None
+    ledger.forget(list(ledger.claims))  # rows claimed, then not sent after all (requeued when the batch stopped)
+    view.stopped = stopped
     view.close()
-    result = BatchResult(rows, path, stopped)
-    if view.sheet is not None:
-        _for_the_rest_of_the_cell(result)
-    if stopped:
-        print(f"The batch stopped: {stopped}. {result.summary()}.")
-    return result
+    return BatchResult(rows, ledger.path, stopped)
+
+
+def _unreachable(session: Session, failures: int, error: BaseException | None) -> str:
+    """Why a batch stopped at a gateway it cannot reach, and how to go on."""
+    return (f"the gateway at {session.client.base_url} could not be reached ({failures} rows in a row: "
+            f"{one_line(str(error)).rstrip('.')}); the rest were not sent. Once it answers, run the same "
+            "batch again: finished rows are replayed, the rest are sent")
 
 
 def _interrupted(rows: list[BatchRow], not_sent: list[BatchRow], in_flight: int) -> str:
@@ -586,13 +661,16 @@ def manifest_path(session: Session, plan: BatchPlan, manifest: str | os.PathLike
     (named by its rows and options) in the history's ``batches`` folder."""
     if manifest is not None:
         path = Path(manifest).expanduser()
+        if path.is_dir():
+            shown = display_path(path)
+            raise InputError(f"manifest={shown!r} is a folder; name a file in it, e.g. {shown}/shots.jsonl.")
         if path.suffix.lower() not in (".jsonl", ".json", ".ndjson", ""):
             raise InputError(f"manifest={str(manifest)!r}: the manifest is a JSONL file; name it e.g. shots.jsonl.")
         return path if path.suffix else path.with_suffix(".jsonl")
     return session.history.folder / "batches" / f"batch-{plan.key}.jsonl"
 
 
-def _finish(row: BatchRow, result: Outcome, path: Path, view: _Progress | None) -> None:
+def _finish(row: BatchRow, result: Outcome, ledger: _Manifest, view: _Progress | None) -> None:
     if result.result is not None:
         row.result = result.result
         row.status = "replayed" if result.result.replayed else "done"
@@ -601,31 +679,155 @@ def _finish(row: BatchRow, result: Outcome, path: Path, view: _Progress | None) 
     else:
         row.status = "failed"
         row.error = one_line(str(result.error)) if result.error is not None else "cancelled"
-    _append_line(path, row.manifest_line())
+    ledger.finished(row.number, row.manifest_line())
     if view is not None:
         view.finished(row)
 
 
-def _append_line(path: Path, record: dict[str, Any]) -> None:
-    """One JSON line, appended and flushed whole, so that a killed kernel leaves every finished row."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+class _Manifest:
+    """The batch's JSONL manifest: a line per finished row and, before a row is sent, a claim
+    line (``"status": "claimed"``, with the batch's key, the process and a token), each
+    appended whole under an OS file lock.
+
+    A row is in another run's hand while its newest line is a claim from a process that still
+    lives (this process: a claim it has not finished; another on this machine: its pid answers;
+    another machine: for ``CLAIM_TIMEOUT`` seconds). A claim by a killed process is taken over.
+    Opened when the batch starts, so that a manifest that cannot be written is refused before
+    anything is sent."""
+
+    def __init__(self, path: Path, key: str, made_here: bool) -> None:
+        self.path, self.key = path, key
+        self.claims: dict[int, str] = {}  # row -> this run's token, until its outcome is written
+        # The newest line of each row read so far, and how far: each claim reads only what was added.
+        self.newest: dict[int, dict[str, Any]] = {}
+        self.read_up_to = 0
+        shown = display_path(path)
+        if path.is_dir():
+            raise InputError(f"manifest={shown!r} is a folder; name a file in it, e.g. {shown}/shots.jsonl.")
+        if made_here:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        elif not path.parent.is_dir():
+            raise InputError(
+                f"manifest={shown!r}: the folder {display_path(path.parent)} does not exist; create it or name "
+                "a file in a folder that exists. Nothing was sent."
+            )
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+        except OSError as exc:
+            raise InputError(
+                f"manifest={shown!r} cannot be written ({exc.strerror or exc}); name a file you can write to. "
+                "Nothing was sent."
+            ) from None
+
+    def claim(self, row: int) -> bool:
+        """Claim ``row`` for this run, unless another run has it in hand (then False)."""
+        if row in self.claims:
+            return True  # a row back in the queue after a rate limit: still ours
+        with _locked(self.path) as fd:
+            self._read_new_lines(fd)
+            newest = self.newest.get(row)
+            if newest is not None and newest.get("status") == "claimed" and _held(newest):
+                return False
+            token = os.urandom(8).hex()
+            os.write(fd, _encoded({
+                "row": row, "status": "claimed", "batch": self.key, "pid": os.getpid(),
+                "host": socket.gethostname(), "token": token, "claimed": time.time(),
+            }))
+        self.claims[row] = token
+        with _CLAIMS_LOCK:
+            _CLAIMS.add(token)
+        return True
+
+    def _read_new_lines(self, fd: int) -> None:
+        size = os.fstat(fd).st_size
+        if size < self.read_up_to:  # written anew (its history was cleared): read from the start
+            self.newest, self.read_up_to = {}, 0
+        os.lseek(fd, self.read_up_to, os.SEEK_SET)
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        added = b"".join(chunks)
+        whole = added[: added.rfind(b"\n") + 1]  # a line still being written is read next time
+        self.read_up_to += len(whole)
+        for line in _lines(whole):
+            # Another batch's claims in a manifest named by hand are not this batch's rows.
+            if isinstance(line.get("row"), int) and (line.get("status") != "claimed" or line.get("batch") == self.key):
+                self.newest[line["row"]] = line
+
+    def finished(self, row: int, record: dict[str, Any]) -> None:
+        """Write ``row``'s outcome, which ends this run's claim of it."""
+        with _locked(self.path) as fd:
+            os.write(fd, _encoded(record))
+        self.forget([row])
+
+    def forget(self, rows: Iterable[int]) -> None:
+        """Let go of the claims of ``rows``, not sent after all."""
+        for row in list(rows):
+            token = self.claims.pop(row, None)
+            with _CLAIMS_LOCK:
+                _CLAIMS.discard(token)
+
+
+#: The tokens of the claims this process holds: its own claims are known without asking the OS.
+_CLAIMS: set[str] = set()
+_CLAIMS_LOCK = threading.Lock()
+
+
+def _held(claim: dict[str, Any]) -> bool:
+    """Whether the run that wrote ``claim`` still has the row in hand."""
+    if claim.get("host") != socket.gethostname():
+        return time.time() - float(claim.get("claimed") or 0) < CLAIM_TIMEOUT
+    pid = claim.get("pid")
+    if pid == os.getpid():
+        with _CLAIMS_LOCK:
+            return claim.get("token") in _CLAIMS
     try:
-        os.write(fd, line)
-    finally:
-        os.close(fd)
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False  # killed before it wrote the row's outcome: the row is free again
+    except (PermissionError, TypeError, ValueError, OverflowError):
+        return isinstance(pid, int)  # another user's process lives; a claim with no pid holds nothing
+    return True
+
+
+class _locked:
+    """The manifest open for appending, locked against other processes until closed."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> int:
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        if fcntl is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self.fd
+
+    def __exit__(self, *exc_info: object) -> None:
+        os.close(self.fd)  # closing releases the lock
+
+
+def _encoded(record: dict[str, Any]) -> bytes:
+    """One JSON line, written whole by one append, so that a killed kernel leaves every finished row."""
+    return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
+
+
+def _lines(raw: bytes) -> list[dict[str, Any]]:
+    """The manifest's lines that can be read; a torn last line is skipped."""
+    lines = []
+    for text in raw.decode("utf-8", errors="replace").splitlines():
+        try:
+            line = json.loads(text)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(line, dict):
+            lines.append(line)
+    return lines
 
 
 def read_manifest(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The manifest's lines, newest outcome of each row last; a torn last line is skipped."""
-    lines = []
-    for raw in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            lines.append(json.loads(raw))
-        except json.JSONDecodeError:
-            continue
-    return lines
+    """The manifest's outcome lines, newest outcome of each row last (claims left out); a torn
+    last line is skipped."""
+    return [line for line in _lines(Path(path).read_bytes()) if line.get("status") != "claimed"]
 
 
 def _rate_limited(error: BaseException | None) -> bool:

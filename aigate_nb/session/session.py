@@ -14,7 +14,7 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..core.costs import Estimate, format_cost, load_prices
+from ..core.costs import Estimate, Estimates, format_cost, load_prices
 from ..core.errors import BudgetError, BudgetWarning, HistoryError, InputError, NotKeptError
 from ..core.images import ImageLike, b64_size, source_shape, to_image_input
 from ..core.models import keep_shape, normalise_options, same_model
@@ -34,6 +34,19 @@ from .notebook import NotebookTracker
 MAX_VARIANTS = 16
 #: The share of the budget past which each request is preceded by a warning.
 BUDGET_WARNING_SHARE = 0.8
+
+
+class Hold:
+    """Money the budget keeps aside for requests accepted but not finished (in flight, or
+    queued in a batch): every later check counts it, so that requests accepted at once cannot
+    pass the budget together. Settled when its request ends: its result's real cost is then in
+    the history, or it failed or was cancelled and cost nothing. See ``Session.reserve``."""
+
+    def __init__(self, amount: float) -> None:
+        self.amount = amount
+
+    def __repr__(self) -> str:
+        return f"<Hold ${self.amount:.3f}>"
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,10 @@ class Session:
         self._history = history
         self.defaults = defaults or Defaults(model=self.client.model, budget=_budget(load_settings().budget))
         self._lock = threading.Lock()
+        # Taken to check the budget and hold money in one step, and to settle a hold; reentrant
+        # so that check_budget can run inside it.
+        self._money = threading.RLock()
+        self._holds: list[Hold] = []
         self._pool: ThreadPoolExecutor | None = None
         self._watchers: list[Callable[[Defaults], None]] = []
         self.recent: list[str] = []
@@ -374,41 +391,55 @@ class Session:
     def run(self, request: Request) -> ImageResult:
         """Send one request with the defaults filled in (or replay it, see ``submit``); the
         result joins the history."""
-        prepared, parent, found = self._plan(request, 1)
+        prepared, parent, found, holds = self._plan(request, 1)
         for entry in found:
             self._remember(entry.id)
             return replayed(entry)
-        return self._send_and_keep(prepared, parent)
+        try:
+            return self._send_and_keep(prepared, parent)
+        finally:
+            self.settle(*holds)  # after the result joined the history: its cost is counted there now
 
-    def submit(self, request: Request, count: int = 1) -> list[Future]:
+    def submit(self, request: Request, count: int = 1, within: Hold | None = None) -> list[Future]:
         """Check ``request`` here and now, then send ``count`` copies of it off the calling
         thread; each result joins the history (see ``outcome``). Copy k is
         ``prepared.as_variant(k)``: the emulator draws each its own picture.
 
         Unless ``request.new`` or replay is off, what the history already holds for this
         request is replayed (no call, no cost) and only the missing copies are sent.
-        With a budget set, those are checked against it first (see ``check_budget``)."""
-        prepared, parent, found = self._plan(request, count)
+        With a budget set, those are checked against it first (see ``check_budget``) and their
+        estimate held until each ends (see ``reserve``); ``within``, a hold a batch took for all
+        its rows, pays for them instead, with no check of their own."""
+        prepared, parent, found, holds = self._plan(request, count, within)
         futures: list[Future] = []
         for entry in found:
             futures.append(_done(replayed(entry)))
             self._remember(entry.id)
-        with self._lock:
-            if len(found) < count and self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=MAX_VARIANTS, thread_name_prefix="aigate")
-            # The copies sent are numbered after those replayed, so each draws a picture of its own.
-            futures += [
-                self._pool.submit(self._send_and_keep, prepared.as_variant(number), parent)
-                for number in range(len(found), count)
-            ]
-        return futures
+        try:
+            with self._lock:
+                if len(found) < count and self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=MAX_VARIANTS, thread_name_prefix="aigate")
+                # The copies sent are numbered after those replayed, so each draws a picture of its own.
+                sent = [
+                    self._pool.submit(self._send_and_keep, prepared.as_variant(number), parent)
+                    for number in range(len(found), count)
+                ]
+        except BaseException:
+            self.settle(*holds)
+            raise
+        for future, hold in zip(sent, holds):
+            # Done also when cancelled, and only after the result joined the history.
+            future.add_done_callback(lambda _, hold=hold: self.settle(hold))
+        return futures + sent
 
-    def submit_noting(self, request: Request, count: int = 1) -> tuple[list[Future], list[str]]:
+    def submit_noting(
+        self, request: Request, count: int = 1, within: Hold | None = None
+    ) -> tuple[list[Future], list[str]]:
         """``submit``, for a front end that shows its own lines: the budget's warnings come
         back as one line each, to show, instead of as Python warnings."""
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", BudgetWarning)
-            futures = self.submit(request, count)
+            futures = self.submit(request, count, within)
         notes = []
         for item in caught:
             if issubclass(item.category, BudgetWarning):
@@ -417,13 +448,27 @@ class Session:
                 warnings.warn_explicit(item.message, item.category, item.filename, item.lineno)
         return futures, notes
 
-    def _plan(self, request: Request, count: int) -> tuple[PreparedRequest, str | None, list[HistoryEntry]]:
-        """Prepare ``request``, find what the history replays of it, and check the copies left
-        to send against the budget: everything a front end's request goes through."""
+    def _plan(
+        self, request: Request, count: int, within: Hold | None = None
+    ) -> tuple[PreparedRequest, str | None, list[HistoryEntry], list[Hold]]:
+        """Prepare ``request``, find what the history replays of it, check the copies left to
+        send against the budget and hold their estimate, one hold per copy (paid from
+        ``within`` if given): everything a front end's request goes through."""
         prepared, parent = self.prepare(request, count)
         found = self.replays(request, prepared, count)
-        self.check_budget(estimate(prepared, self.client.prices, count - len(found)))
-        return prepared, parent, found
+        planned = estimate(prepared, self.client.prices, count - len(found))
+        each = planned.each or 0.0  # a cost the table cannot tell holds nothing (check_budget warns)
+        with self._money:  # checked and held in one step: no other request can slip in between
+            if within is None:
+                self.check_budget(planned)
+            else:
+                short = max(0.0, each * planned.count - within.amount)
+                if short > 1e-9:  # costs more than its batch planned: the difference is checked
+                    self._refuse_past_budget(short, planned)
+                within.amount = max(0.0, within.amount - each * planned.count)
+            holds = [Hold(each) for _ in range(planned.count)]
+            self._holds += holds
+        return prepared, parent, found, holds
 
     def estimate(self, request: Request, count: int = 1) -> Estimate:
         """What ``request`` (``count`` copies) would cost now, by the price table: only the
@@ -435,10 +480,34 @@ class Session:
         """What this notebook's history has cost so far (USD; results of unknown cost count 0)."""
         return sum(entry.cost for entry in self.history if entry.cost is not None)
 
-    def check_budget(self, planned: Estimate) -> None:
-        """Refuse ``planned`` with ``BudgetError`` if it would take this notebook's spending past
-        its budget; warn (``BudgetWarning``) once spending with it passes 80 % of the budget, or
-        when its cost cannot be estimated. No budget, or nothing to send: nothing to check."""
+    def reserved(self) -> float:
+        """What the requests accepted but not finished are estimated to cost (USD): held by the
+        budget until each ends (see ``Hold``)."""
+        with self._money:
+            return sum(hold.amount for hold in self._holds)
+
+    def reserve(self, planned: Estimate | Estimates) -> Hold:
+        """Check ``planned`` against the budget and hold its estimate, in one step; refused with
+        ``BudgetError`` as ``check_budget`` refuses, but with no warnings (a plan's check said
+        them). A batch takes one for its rows before sending any, submits each ``within`` it,
+        and settles what is left (rows not sent) when it ends."""
+        with self._money:
+            if self.defaults.budget is not None and planned.cost is not None:
+                self._refuse_past_budget(planned.cost, planned)
+            hold = Hold(planned.cost or 0.0)
+            self._holds.append(hold)
+        return hold
+
+    def settle(self, *holds: Hold) -> None:
+        """Let go of ``holds``: their requests ended, and what they cost is in the history."""
+        with self._money:
+            self._holds = [hold for hold in self._holds if all(hold is not done for done in holds)]
+
+    def check_budget(self, planned: Estimate | Estimates) -> None:
+        """Refuse ``planned`` with ``BudgetError`` if it would take this notebook's spending, with
+        what requests in flight or queued hold (``reserved``), past its budget; warn
+        (``BudgetWarning``) once that passes 80 % of the budget, or when its cost cannot be
+        estimated. No budget, or nothing to send: nothing to check."""
         budget = self.defaults.budget
         if budget is None or planned.count == 0:
             return
@@ -448,19 +517,28 @@ class Session:
                 "add it to a price file (%aigate config prices=FILE)."
             ), stacklevel=4)
             return
-        spent = self.spent()
-        after = spent + planned.cost
-        if after > budget + 1e-9:
-            raise BudgetError(
-                f"Over budget: this notebook has spent {format_cost(spent)} of its {_dollars(budget)} budget, and "
-                f"this request ({planned.describe()}) would cost about {format_cost(planned.cost)}; nothing was "
-                "sent. Raise the budget (%aigate config budget=10) or turn it off (budget=off)."
-            )
+        with self._money:
+            after = self._refuse_past_budget(planned.cost, planned)
         if after >= BUDGET_WARNING_SHARE * budget:
             warnings.warn(BudgetWarning(
                 f"Budget: with this request (about {format_cost(planned.cost)}) this notebook will have spent "
                 f"{format_cost(after)} of its {_dollars(budget)} budget ({after / budget:.0%})."
             ), stacklevel=4)
+
+    def _refuse_past_budget(self, cost: float, planned: Estimate | Estimates) -> float:
+        """``BudgetError`` if ``cost`` more would pass the budget, counting what is spent and
+        held; else what would then be spent. Called holding ``_money``."""
+        budget = self.defaults.budget
+        spent, held = self.spent(), self.reserved()
+        after = spent + held + cost
+        if budget is not None and after > budget + 1e-9:
+            held_text = f" and requests not finished hold {format_cost(held)}" if held > 1e-9 else ""
+            raise BudgetError(
+                f"Over budget: this notebook has spent {format_cost(spent)} of its {_dollars(budget)} budget"
+                f"{held_text}, and this request ({planned.describe()}) would cost about {format_cost(cost)}; "
+                "nothing was sent. Raise the budget (%aigate config budget=10) or turn it off (budget=off)."
+            )
+        return after
 
     def usage(self, everywhere: bool = False) -> Spending:
         """What this notebook's history used and cost (``History.usage``); with ``everywhere``,
