@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import history_files
 from .config import display_path
 from .costs import REPLAY, TABLE, Estimates, estimate, format_cost
 from .errors import AigateError, BudgetError, InputError, QuotaExhausted, RateLimitError
@@ -454,6 +455,7 @@ def run_batch(
     if rate is not None:
         parse_rate(rate)  # a bad rate is refused before anything is sent
     path = manifest_path(session, plan, manifest)
+    inside = session.history.folder if manifest is None else None  # written there without following a link
     view = _Progress(plan, session, path, progress=progress, display=display)
     rows = plan.rows
     queue = list(rows)
@@ -473,7 +475,7 @@ def run_batch(
                     # The batch was held against the budget as a whole: the rows' own warnings are not repeated.
                     [future], _ = session.submit_noting(row.request)
                 except (AigateError, LookupError) as exc:
-                    _finish(row, Outcome(error=exc), path, view)
+                    _finish(row, Outcome(error=exc), path, view, inside)
                     continue
                 in_flight[future] = row
             if not in_flight:
@@ -490,7 +492,7 @@ def run_batch(
                     row.requeued += 1
                     queue.append(row)
                     continue
-                _finish(row, result, path, view)
+                _finish(row, result, path, view, inside)
                 if result.error is not None and _ends_batch(result.error):
                     stopped = one_line(str(result.error))
                     _skip(queue)
@@ -499,7 +501,7 @@ def run_batch(
         not_sent = list(queue)
         _skip(queue)
         for future, row in in_flight.items():  # their lines follow as they finish, from the pool's threads
-            future.add_done_callback(lambda done, row=row: _finish(row, outcome(done), path, None))
+            future.add_done_callback(lambda done, row=row: _finish(row, outcome(done), path, None, inside))
         view.stopped = "interrupted"
         view.close()
         raise KeyboardInterrupt(_interrupted(rows, not_sent, len(in_flight))) from None
@@ -592,7 +594,7 @@ def manifest_path(session: Session, plan: BatchPlan, manifest: str | os.PathLike
     return session.history.folder / "batches" / f"batch-{plan.key}.jsonl"
 
 
-def _finish(row: BatchRow, result: Outcome, path: Path, view: _Progress | None) -> None:
+def _finish(row: BatchRow, result: Outcome, path: Path, view: _Progress | None, inside: Path | None) -> None:
     if result.result is not None:
         row.result = result.result
         row.status = "replayed" if result.result.replayed else "done"
@@ -601,16 +603,21 @@ def _finish(row: BatchRow, result: Outcome, path: Path, view: _Progress | None) 
     else:
         row.status = "failed"
         row.error = one_line(str(result.error)) if result.error is not None else "cancelled"
-    _append_line(path, row.manifest_line())
+    _append_line(path, row.manifest_line(), inside)
     if view is not None:
         view.finished(row)
 
 
-def _append_line(path: Path, record: dict[str, Any]) -> None:
-    """One JSON line, appended and flushed whole, so that a killed kernel leaves every finished row."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _append_line(path: Path, record: dict[str, Any], inside: Path | None = None) -> None:
+    """One JSON line, appended and flushed whole, so that a killed kernel leaves every finished row.
+    A manifest ``inside`` a history folder is opened as every file there is: through no link."""
     line = (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+    if inside is not None:
+        fd = history_files.open_file(inside, history_files.relative_to(inside, path), flags)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, flags, 0o644)
     try:
         os.write(fd, line)
     finally:

@@ -6,6 +6,8 @@ contains the API key.
 
 from __future__ import annotations
 
+import os
+
 from .text import clip
 
 
@@ -39,6 +41,22 @@ class NotKeptError(HistoryError):
     def __init__(self, message: str, result) -> None:
         super().__init__(message)
         self.result = result
+
+
+class LinkInHistoryError(HistoryError):
+    """A history folder holds a symbolic link where a file or folder of its own should be;
+    nothing is read, written or deleted through it. ``folder`` and ``link`` (inside it) say where."""
+
+    def __init__(self, folder, link: str) -> None:
+        self.folder, self.link = folder, link
+        try:
+            target = f" (to {clip(os.readlink(os.path.join(folder, link)), 120)})"
+        except OSError:
+            target = ""
+        super().__init__(
+            f"The history folder {folder} holds a symbolic link, {link}{target}, and aigate_nb follows no link "
+            "inside a history folder; replace the link with the file itself, or delete it."
+        )
 
 
 class GatewayError(AigateError):

@@ -31,4 +31,4 @@ def replayed(entry: HistoryEntry) -> ImageResult:
 
 def _usable(entry: HistoryEntry) -> bool:
     """An entry whose files are all still there (a deleted file is made anew, not replayed)."""
-    return all(path.is_file() for path in entry.files)
+    return all(item.exists() for item in entry.originals)

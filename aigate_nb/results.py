@@ -9,6 +9,7 @@ import hashlib
 import html
 import io
 import json
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -59,18 +60,169 @@ class Preview:
     size: tuple[int, int]
 
 
-def kept(default: Any = MISSING, *, key: str | None = None, read: Callable[[Any], Any] | None = None,
+def kept(default: Any = MISSING, *, key: str | None = None, check: Callable[[Any], Any] | None = None,
          factory: Callable[[], Any] | None = None, write: Callable[[Any], Any] | None = None) -> Any:
     """A field of ``ImageResult`` that the history keeps in the entry's index line, under
     ``key`` (default: the field's name), written as ``write`` makes it (default: as it is) and
-    read back through ``read`` (``str``, ``float``...). A field without a default must be in
-    every line; the others may be absent (older lines)."""
-    metadata = {"kept": key, "read": read, "write": write}
+    read back through ``check``, which returns the value or raises ``ValueError`` saying what
+    is wrong with it (see "checking a record" below). A field without a default must be in
+    every line; the others may be absent or null (older lines)."""
+    metadata = {"kept": key, "check": check, "write": write}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     if default is MISSING:
         return field(metadata=metadata)
     return field(default=default, metadata=metadata)
+
+
+# -- checking a record ------------------------------------------------------------------------
+# An index line is input: a history folder can be copied, cloned or edited by hand. Every
+# value is checked for its type and range as it is read, so that one bad line is skipped
+# and never reaches a caption, the report, the budget or a file name.
+
+#: Longest short value (a model id, a ratio, a hash...), longest prompt or model text,
+#: most images, inputs or parts in one entry, and deepest nesting of a kept JSON value.
+SHORT_TEXT_LIMIT = 512
+LONG_TEXT_LIMIT = 10_000_000
+ITEM_LIMIT = 256
+DEPTH_LIMIT = 32
+#: An entry id names its files (``images/<id>-1.png``): letters, digits, ``_`` and ``-`` only.
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "text", bool: "true/false", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def short_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"is {_kind(value)}, not text")
+    if len(value) > SHORT_TEXT_LIMIT:
+        raise ValueError(f"is longer than {SHORT_TEXT_LIMIT} characters")
+    return value
+
+
+def long_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"is {_kind(value)}, not text")
+    if len(value) > LONG_TEXT_LIMIT:
+        raise ValueError(f"is longer than {LONG_TEXT_LIMIT:,} characters")
+    return value
+
+
+def entry_id(value: Any) -> str:
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise ValueError("is not an entry id (up to 64 letters, digits, _ or -)")
+    return value
+
+
+def count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**53:
+        raise ValueError("is not a whole number of 0 or more")
+    return value
+
+
+def amount(value: Any) -> float:
+    """A finite number of 0 or more: a cost or a duration (NaN would poison every sum)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise ValueError("is not a finite number of 0 or more")
+    return float(value)
+
+
+def flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"is {_kind(value)}, not true/false")
+    return value
+
+
+def json_value(value: Any, depth: int = 0) -> Any:
+    """Any JSON value, nested at most ``DEPTH_LIMIT`` deep, no list or object longer than ``ITEM_LIMIT``."""
+    if depth > DEPTH_LIMIT:
+        raise ValueError(f"is nested more than {DEPTH_LIMIT} deep")
+    if isinstance(value, (list, dict)):
+        if len(value) > ITEM_LIMIT:
+            raise ValueError(f"holds more than {ITEM_LIMIT} items")
+        for item in value.values() if isinstance(value, dict) else value:
+            json_value(item, depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("holds a number that is not finite")
+    return value
+
+
+def list_of(check: Callable[[Any], Any], limit: int = ITEM_LIMIT) -> Callable[[Any], list]:
+    """A check of a list, at most ``limit`` long, each item passing ``check``."""
+    def checked(value: Any) -> list:
+        if not isinstance(value, list):
+            raise ValueError(f"is {_kind(value)}, not a list")
+        if len(value) > limit:
+            raise ValueError(f"holds more than {limit} items")
+        try:
+            return [check(item) for item in value]
+        except ValueError as exc:
+            raise ValueError(f"holds an item that {exc}") from None
+    return checked
+
+
+def input_record(value: Any) -> dict[str, str]:
+    """An input image as kept: ``{"sha256", "name"?, "entry"?}``, each text."""
+    if not isinstance(value, dict):
+        raise ValueError(f"is {_kind(value)}, not an object")
+    return {short_text(key): long_text(item) for key, item in value.items()}
+
+
+def part_record(value: Any) -> dict[str, Any]:
+    """A model part of the reply (kept to continue a conversation)."""
+    if not isinstance(value, dict):
+        raise ValueError(f"is {_kind(value)}, not an object")
+    return json_value(value, 1)
+
+
+def region_record(value: Any) -> dict[str, Any]:
+    """A region edit's region: ``box`` and ``crop`` of four whole numbers, ``mode`` and ``padding``."""
+    if not isinstance(value, dict):
+        raise ValueError(f"is {_kind(value)}, not an object")
+    for key in ("box", "crop"):
+        box = value.get(key)
+        if not (isinstance(box, list) and len(box) == 4
+                and all(isinstance(v, int) and not isinstance(v, bool) for v in box)):
+            raise ValueError(f"has a {key} that is not four whole numbers")
+    short_text(value.get("mode", "crop"))
+    if value.get("padding") is not None:
+        amount(value["padding"])
+    return json_value(value)
+
+
+def usage_record(value: Any) -> Usage:
+    if not isinstance(value, dict):
+        raise ValueError(f"is {_kind(value)}, not an object")
+    try:
+        return Usage.from_record(json_value(value))
+    except (TypeError, AttributeError):
+        raise ValueError("is not a usage record") from None
+
+
+def pixel_size(value: Any) -> tuple[int, int]:
+    if not (isinstance(value, list) and len(value) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= 1_000_000 for v in value)):
+        raise ValueError("is not a width and height in pixels")
+    return value[0], value[1]
+
+
+def image_mime(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"image/[\w.+-]{1,60}", value):
+        raise ValueError("is not an image type such as image/png")
+    return value
+
+
+def checked(record: Mapping[str, Any], key: str, check: Callable[[Any], Any]) -> Any:
+    """``record[key]`` through ``check``; a ``ValueError`` naming the field otherwise."""
+    try:
+        return check(record[key])
+    except KeyError:
+        raise ValueError(f"it has no {key!r}") from None
+    except ValueError as exc:
+        raise ValueError(f"its {key!r} {exc}") from None
 
 
 @dataclass(eq=False)
@@ -96,34 +248,34 @@ class ImageResult:
     display_budget: ClassVar[int] = 250_000
 
     originals: list[ReplyImage | StoredImage]
-    prompt: str = kept(read=str)
-    model: str = kept(read=str)
-    aspect_ratio: str | None = kept(None)
-    image_size: str | None = kept(None)
-    text: str | None = kept(None)
-    finish_reason: str | None = kept(None)
+    prompt: str = kept(check=long_text)
+    model: str = kept(check=short_text)
+    aspect_ratio: str | None = kept(None, check=short_text)
+    image_size: str | None = kept(None, check=short_text)
+    text: str | None = kept(None, check=long_text)
+    finish_reason: str | None = kept(None, check=short_text)
     #: The tokens the reply used, alike for both routes (see ``costs.Usage``).
-    usage: Usage = kept(factory=Usage, read=Usage.from_record, write=Usage.to_record)
-    route: str = kept("chat", read=str)
-    elapsed: float = kept(0.0, read=float)
-    emulated: bool = kept(False, read=bool)
-    model_parts: list[dict[str, Any]] | None = kept(None)
-    parent_id: str | None = kept(None, key="parent")
-    id: str | None = kept(None)
-    index: int | None = kept(None)
-    parent_index: int | None = kept(None)
-    created: str | None = kept(None)
+    usage: Usage = kept(factory=Usage, check=usage_record, write=Usage.to_record)
+    route: str = kept("chat", check=short_text)
+    elapsed: float = kept(0.0, check=amount)
+    emulated: bool = kept(False, check=flag)
+    model_parts: list[dict[str, Any]] | None = kept(None, check=list_of(part_record))
+    parent_id: str | None = kept(None, key="parent", check=entry_id)
+    id: str | None = kept(None, check=entry_id)
+    index: int | None = kept(None, check=count)
+    parent_index: int | None = kept(None, check=count)
+    created: str | None = kept(None, check=short_text)
     #: The input images as sent: ``{"sha256", "name"?, "entry"?}`` each (see ``prepared.input_record``).
-    inputs: list[dict[str, str]] = kept(factory=list)
+    inputs: list[dict[str, str]] = kept(factory=list, check=list_of(input_record))
     #: The ``PreparedRequest.request_hash`` of the request that made it: the same hash, the same picture asked for.
-    request_hash: str | None = kept(None)
+    request_hash: str | None = kept(None, check=short_text)
     #: What it cost in USD, and where that figure came from: "gateway" (the reply said), "table" (estimated
     #: from a price table), "replay" (answered from the history: 0 now) or None (unknown).
-    cost: float | None = kept(None, read=float)
-    cost_source: str | None = kept(None, read=str)
+    cost: float | None = kept(None, check=amount)
+    cost_source: str | None = kept(None, check=short_text)
     #: A region edit's region: ``{"box": [x, y, w, h], "mode", "padding", "crop": [x, y, w, h]}`` in the
     #: source's pixels (see ``region.py``); None for a whole-picture result.
-    region: dict[str, Any] | None = kept(None)
+    region: dict[str, Any] | None = kept(None, check=region_record)
     files: list[Path] = field(default_factory=list)
     #: Answered from the history, with no request sent (see ``replay.py``); not kept: the entry is the original.
     replayed: bool = False
@@ -153,29 +305,35 @@ class ImageResult:
         return record
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any], folder: Path) -> ImageResult:
+    def from_record(cls, record: Any, folder: Path) -> ImageResult:
         """The result an index line describes, its images read from their files in ``folder``
-        when asked. Raises ``ValueError``, ``KeyError`` or ``TypeError`` on a damaged line."""
-        files = [folder / relative_file_name(name) for name in record["files"]]
-        mimes, sha256s, sizes = record["mimes"], record["sha256s"], record["sizes"]
-        if not files or not len(mimes) == len(sha256s) == len(sizes) == len(files):
-            raise ValueError("inconsistent entry")
+        when asked. Every value is checked (see "checking a record"): a damaged or tampered
+        line raises ``ValueError`` saying which field is wrong and how."""
+        if not isinstance(record, dict):
+            raise ValueError(f"it is {_kind(record)}, not an object")
+        names = checked(record, "files", list_of(relative_file_name))
+        mimes = checked(record, "mimes", list_of(image_mime))
+        sha256s = checked(record, "sha256s", list_of(short_text))
+        sizes = checked(record, "sizes", list_of(pixel_size))
+        if not names or not len(mimes) == len(sha256s) == len(sizes) == len(names):
+            raise ValueError("its files, mimes, sha256s and sizes do not match")
         values: dict[str, Any] = {}
         for item in _kept_fields():
             key = item.metadata["kept"] or item.name
             required = item.default is MISSING and item.default_factory is MISSING
-            value = record[key] if required else record.get(key)
-            if value is None and not required:
-                value = item.default_factory() if item.default_factory is not MISSING else item.default
-            read = item.metadata["read"]
-            values[item.name] = read(value) if read is not None and value is not None else value
-        if not (isinstance(values["index"], int) and values["index"] >= 0 and isinstance(values["id"], str)):
-            raise ValueError("not an entry")
+            if record.get(key) is None and not required:
+                values[item.name] = item.default_factory() if item.default_factory is not MISSING else item.default
+                continue
+            check = item.metadata["check"]
+            values[item.name] = checked(record, key, check) if check is not None else record[key]
+        if values["index"] is None or values["id"] is None:
+            raise ValueError("it has no index or id: it is not an entry")
+        files = [folder / name for name in names]
         return cls(
-            originals=[StoredImage(str(mime), path) for mime, path in zip(mimes, files)],
+            originals=[StoredImage(mime, path, folder) for mime, path in zip(mimes, files)],
             files=files,
-            _sizes=[(int(width), int(height)) for width, height in sizes],
-            _sha256s=[str(digest) for digest in sha256s],
+            _sizes=sizes,
+            _sha256s=sha256s,
             **values,
         )
 
@@ -491,8 +649,9 @@ def _kept_fields() -> list[Field]:
     return [item for item in fields(ImageResult) if "kept" in item.metadata]
 
 
-def relative_file_name(name: str) -> str:
+def relative_file_name(name: Any) -> str:
     """An index line's file name, which must stay inside the history folder."""
-    if not isinstance(name, str) or name.startswith(("/", "\\")) or ".." in re.split(r"[\\/]", name):
-        raise ValueError("file outside the history folder")
+    if (not isinstance(name, str) or not name or len(name) > SHORT_TEXT_LIMIT or "\0" in name
+            or name.startswith(("/", "\\")) or ".." in re.split(r"[\\/]", name) or re.match(r"[A-Za-z]:", name)):
+        raise ValueError("is not a file name inside the history folder")
     return name
