@@ -37,8 +37,15 @@ from .text import clip, counted, one_line
 
 #: The most one entry may add to a report without ``full_size``: its previews, base64 included, and its text.
 ENTRY_BUDGET = 300_000
-#: The longest prompt or model text written out in full; a longer one is cut, saying so.
+#: The longest prompt or model text written out in full (in the detail view); a longer one is cut,
+#: saying so. The card shows the prompt's start in three lines (and the detail view's title), and a
+#: search looks in its first ``SEARCH_LIMIT`` characters: however long a prompt, an entry's text is
+#: bounded, and its previews get what the budget leaves.
 TEXT_LIMIT = 20_000
+CARD_TEXT_LIMIT = 2_000
+SEARCH_LIMIT = 4_000
+#: The most input images listed in an entry's detail (a model takes at most 14).
+INPUTS_SHOWN = 16
 #: Room kept in an entry's budget for the HTML around its previews.
 _HTML_ROOM = 8_000
 _ASSETS = Path(__file__).resolve().parent
@@ -85,12 +92,18 @@ def write_report(history: History, path: str | os.PathLike, *, full_size: bool =
 def build_report(history: History, *, full_size: bool = False, now: datetime | None = None) -> str:
     """The report of ``history`` as HTML text (see the module's docstring)."""
     entries = list(history)
-    pictures = _pictures(history, entries)
     by_hash: dict[str, list[HistoryEntry]] = {}
     for entry in entries:
         if entry.request_hash:
             by_hash.setdefault(entry.request_hash, []).append(entry)
     index_of = {entry.id: entry.index for entry in entries}
+    # What each card weighs without its pictures: its previews get the rest of its budget.
+    text_sizes = [
+        len(_card(entry, [None] * len(entry.originals), False, index_of, by_hash.get(entry.request_hash or "", []))
+            .encode("utf-8"))
+        for entry in entries
+    ]
+    pictures = _pictures(history, entries, text_sizes)
     cards = "".join(
         _card(entry, pictures[k], full_size, index_of, by_hash.get(entry.request_hash or "", []))
         for k, entry in enumerate(entries)
@@ -134,21 +147,20 @@ def _digest(text: str) -> str:
 # -- pictures -----------------------------------------------------------------------------------
 
 
-def _pictures(history: History, entries: list[HistoryEntry]) -> list[list[Picture | None]]:
+def _pictures(history: History, entries: list[HistoryEntry], text_sizes: list[int]) -> list[list[Picture | None]]:
     """Each entry's previews (None for an image whose file is gone). The history keeps them in
     ``thumbs/``, made as each entry was appended; those of entries written before are made
     here on a few threads (Pillow decodes and encodes without holding the GIL) and kept, so
-    a second export reads them back."""
+    a second export reads them back. ``text_sizes`` are what each entry's card weighs without them."""
     workers = max(1, min(8, os.cpu_count() or 1))
     if len(entries) < 4:
-        return [_previews_of(history, entry) for entry in entries]
+        return [_previews_of(history, entry, size) for entry, size in zip(entries, text_sizes)]
     with ThreadPoolExecutor(workers, thread_name_prefix="aigate-report") as pool:
-        return list(pool.map(lambda entry: _previews_of(history, entry), entries))
+        return list(pool.map(lambda pair: _previews_of(history, *pair), zip(entries, text_sizes)))
 
 
-def _previews_of(history: History, entry: HistoryEntry) -> list[Picture | None]:
-    text_room = len(entry.prompt) + len(entry.text or "")
-    share = max(4_000, ENTRY_BUDGET - _HTML_ROOM - 2 * min(text_room, 2 * TEXT_LIMIT)) // len(entry.originals) // 4 * 3
+def _previews_of(history: History, entry: HistoryEntry, text_size: int) -> list[Picture | None]:
+    share = max(4_000, ENTRY_BUDGET - _HTML_ROOM - text_size) // len(entry.originals) // 4 * 3
     pictures: list[Picture | None] = []
     for k, size in enumerate(entry.sizes):
         try:
@@ -225,13 +237,13 @@ def _card(
     return (
         f'<figure class="card" id="e{entry.index}" data-i="{entry.index}" '
         f'data-parent="{"" if parent is None else parent}" data-model="{_text(entry.model)}" '
-        f'data-search="{_text(searchable_text(entry))}">'
+        f'data-search="{_text(searchable_text(entry, SEARCH_LIMIT))}">'
         f'<button type="button" class="open" aria-label="Open [{entry.index}]: {_text(clip(alt, 80))}">'
         f"{_img(pictures[0], alt)}{badge}</button>"
         f'<figcaption><div class="head"><span class="num">[{entry.index}]</span>'
         f'{f"<span class=set>{settings}</span>" if settings else ""}'
         f'<span class="model" title="{_text(entry.model)}">{_text(_short_model(entry.model))}</span></div>'
-        f'<p class="prompt" title="{_text(clip(entry.prompt, 1000))}">{_text(clip(entry.prompt, TEXT_LIMIT))}</p>'
+        f'<p class="prompt" title="{_text(clip(entry.prompt, 1000))}">{_text(clip(entry.prompt, CARD_TEXT_LIMIT))}</p>'
         f'<div class="marks">{"".join(marks)}</div></figcaption>{more}</figure>'
     )
 
@@ -265,11 +277,15 @@ def _fields(entry: HistoryEntry, index_of: dict[str, int], same_request: list[Hi
     source = entry.edited_from()
     if source:
         parent = index_of.get(entry.parent) if entry.parent else None
-        link = f'<a href="#e{parent}" data-go="{parent}">[{parent}]</a>' if parent is not None else _text(source)
+        link = (f'<a href="#e{parent}" data-go="{parent}">[{parent}]</a>' if parent is not None
+                else _text(clip(source, 200)))
         rows.append(("Edited from", link))
     inputs = [item for item in (entry.inputs or [])[1:] if isinstance(item, dict)]
     if inputs:
-        rows.append(("Other inputs", "<br>".join(_text(_input(item)) for item in inputs)))
+        shown = [_text(clip(_input(item), 200)) for item in inputs[:INPUTS_SHOWN]]
+        if len(inputs) > INPUTS_SHOWN:
+            shown.append(f"and {len(inputs) - INPUTS_SHOWN} more")
+        rows.append(("Other inputs", "<br>".join(shown)))
     replay = _replay(entry, same_request)
     if replay:
         rows.append(("Replay", replay))
