@@ -15,7 +15,7 @@ from typing import Any
 
 from .config import DEFAULT_BASE_URL, check_api_key, is_loopback, load_settings, mask_key, shared_emulator_url
 from .costs import GATEWAY, TABLE, PriceTable, load_prices, usage_from_reply
-from .errors import BadRequestError, ConfigurationError, InputError, ResponseError
+from .errors import BadRequestError, ConfigurationError, InputError, NoImageError, ResponseError
 from .images import (
     DEFAULT_INLINE_BUDGET,
     ImageInput,
@@ -30,7 +30,7 @@ from .pacing import Pacer
 from .prepared import PreparedRequest, endpoint_of, image_hash, input_record, request_hash
 from .region import Region, RegionEdit, plan_region_edit
 from .replay import kept_for, replayed
-from .results import ImageResult
+from .results import Attempt, ImageResult
 from .store import History
 from .transport import (
     DEFAULT_MAX_RETRIES,
@@ -272,7 +272,11 @@ class Client:
         started = time.perf_counter()
         raw = self._transport.send(prepared.method, prepared.path, prepared.body)
         data, payloads = self._load_reply(raw, prepared.route)
-        reply = parse_chat_reply(data, payloads) if prepared.route == "chat" else parse_google_reply(data, payloads)
+        try:
+            reply = parse_chat_reply(data, payloads) if prepared.route == "chat" else parse_google_reply(data, payloads)
+        except NoImageError as exc:
+            exc.attempt = _attempt(prepared, exc, self.prices, self.emulated)  # charged all the same
+            raise
         per_image = self.prices.tokens_per_image(prepared.model, prepared.image_size)
         usage = usage_from_reply(reply.usage, len(reply.images), per_image)
         cost, source = reply.cost, GATEWAY
@@ -479,6 +483,23 @@ def _as_list(images: Iterable[Any] | Any) -> list[Any]:
 
 def _parent_of(inputs: list[ImageInput]) -> str | None:
     return next((item.parent_id for item in inputs if item.parent_id), None)
+
+
+def _attempt(prepared: PreparedRequest, error: NoImageError, prices: PriceTable, emulated: bool) -> Attempt | None:
+    """What a reply without an image used and cost, to be kept as an ``Attempt``; None when
+    it reported neither usage nor cost (nothing was charged, as far as anyone can tell)."""
+    usage = usage_from_reply(error.usage, 0)
+    if not usage and error.cost is None:
+        return None
+    cost, source = error.cost, GATEWAY
+    if cost is None:
+        cost, source = prices.cost(prepared.model, usage, 0, prepared.image_size), TABLE
+    return Attempt(
+        prompt=prepared.prompt, model=prepared.model, route=prepared.route, aspect_ratio=prepared.aspect_ratio,
+        image_size=prepared.image_size, finish_reason=error.finish_reason, block_reason=error.block_reason,
+        text=error.text, usage=usage, cost=cost, cost_source=source if cost is not None else None,
+        request_hash=prepared.request_hash, emulated=emulated,
+    )
 
 
 def _readable(result: ImageResult) -> ImageResult:

@@ -159,7 +159,11 @@ class NoImageError(AigateError):
     """The reply holds no image: text only, a safety finish, or a blocked prompt.
 
     Carries ``finish_reason``, ``block_reason``, ``text`` (what the model said)
-    and ``finish_message`` so a caller can show the model's own explanation.
+    and ``finish_message`` so a caller can show the model's own explanation;
+    ``usage`` (the reply's, as it came) and ``cost`` (what the gateway said it
+    charged), since such a reply can still be charged; and ``attempt``, the
+    ``results.Attempt`` the client priced from them (None when nothing was used),
+    which the session keeps in the history so that spending counts it.
     """
 
     def __init__(
@@ -169,11 +173,16 @@ class NoImageError(AigateError):
         block_reason: str | None = None,
         text: str | None = None,
         finish_message: str | None = None,
+        usage: dict | None = None,
+        cost: float | None = None,
     ) -> None:
         self.finish_reason = finish_reason
         self.block_reason = block_reason
         self.text = text
         self.finish_message = finish_message
+        self.usage = usage or {}
+        self.cost = cost
+        self.attempt = None
         super().__init__(self._message())
 
     def _message(self) -> str:

@@ -50,7 +50,8 @@ def opened_folder(folder: Path, relative: str | os.PathLike = ".", create: bool 
     try:
         yield fd
     finally:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
 
 
 def open_file(folder: Path, relative: str | os.PathLike, flags: int, mode: int = 0o644) -> int:
@@ -157,8 +158,20 @@ def refuse_links(folder: Path, names: tuple[str, ...]) -> None:
 
 
 def _open_directory(folder: Path, parts: list[str], create: bool) -> int:
+    """A descriptor of ``folder/parts``, reached through no link (-1 where descriptors cannot
+    stand for folders: each component is then checked with ``lstat``)."""
     if create:
         folder.mkdir(parents=True, exist_ok=True)
+    if not _BY_DESCRIPTOR:
+        for k, part in enumerate(parts):
+            if create:
+                _make_folder(folder, parts[:k], -1, part)
+            status = _lstat_in(folder, parts[:k], -1, part)
+            if status is None:
+                raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(folder.joinpath(*parts[:k + 1])))
+            if stat.S_ISLNK(status.st_mode):
+                raise LinkInHistoryError(folder, "/".join(parts[:k + 1]))
+        return -1
     fd = os.open(folder, os.O_RDONLY | _DIRECTORY | _BINARY)
     for k, part in enumerate(parts):
         try:

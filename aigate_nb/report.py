@@ -31,7 +31,7 @@ from .costs import Usage
 from .errors import AigateError, InputError
 from .images import b64encode, make_preview
 from .region import region_label
-from .results import CAPTION_TEXT_LIMIT, names_a_folder
+from .results import CAPTION_TEXT_LIMIT, Attempt, names_a_folder
 from .store import INDEX_FILE, PREVIEW_EDGE, History, HistoryEntry
 from .text import clip, counted, one_line
 
@@ -44,8 +44,10 @@ ENTRY_BUDGET = 300_000
 TEXT_LIMIT = 20_000
 CARD_TEXT_LIMIT = 2_000
 SEARCH_LIMIT = 4_000
-#: The most input images listed in an entry's detail (a model takes at most 14).
+#: The most input images listed in an entry's detail (a model takes at most 14), and the most
+#: requests charged without a picture listed (the newest).
 INPUTS_SHOWN = 16
+ATTEMPTS_SHOWN = 500
 #: Room kept in an entry's budget for the HTML around its previews.
 _HTML_ROOM = 8_000
 _ASSETS = Path(__file__).resolve().parent
@@ -109,6 +111,7 @@ def build_report(history: History, *, full_size: bool = False, now: datetime | N
         for k, entry in enumerate(entries)
     )
     tree = "".join(f'<ul class="line">{_line(root)}</ul>' for root in build_tree(entries))
+    attempts = history.attempts()
     style = (_ASSETS / "report.css").read_text(encoding="utf-8")
     script = (_ASSETS / "report.js").read_text(encoding="utf-8")
     policy = (
@@ -126,11 +129,12 @@ def build_report(history: History, *, full_size: bool = False, now: datetime | N
         '<meta name="generator" content="aigate_nb">'
         f"<title>{_text(title)}</title><style>{style}</style></head>\n"
         "<body>\n"
-        f'<header><h1>{_text(title)}</h1><p class="summary">{_summary(entries)}</p>'
+        f'<header><h1>{_text(title)}</h1><p class="summary">{_summary(entries, attempts)}</p>'
         f"{_tools(entries)}</header>\n"
         f'<main>{empty}<p id="nothing" class="none" hidden></p>\n'
         f'<section id="grid" class="grid" aria-label="Entries">{cards}</section>\n'
         f'<section id="tree" class="tree" aria-label="Lineage tree" hidden>{tree}</section>\n'
+        f"{_attempts(attempts)}"
         "</main>\n"
         f"{_dialog()}\n"
         f"<footer>{_footer(history, full_size, now)}</footer>\n"
@@ -357,7 +361,7 @@ def _tools(entries: list[HistoryEntry]) -> str:
     )
 
 
-def _summary(entries: list[HistoryEntry]) -> str:
+def _summary(entries: list[HistoryEntry], attempts: list[Attempt]) -> str:
     parts = [counted(len(entries))]
     days = sorted(day for day in (_when(entry.created)[:10] for entry in entries) if day)
     if days:
@@ -369,9 +373,34 @@ def _summary(entries: list[HistoryEntry]) -> str:
     if costs:
         known = "" if len(costs) == len(entries) else f" (known for {len(costs)} of {len(entries)})"
         parts.append(f"cost ${sum(costs):,.2f}{known}")
+    if attempts:
+        charged = sum(cost for attempt in attempts if (cost := _number(attempt.cost)) is not None)
+        parts.append(f"{counted(len(attempts), 'request')} charged without a picture (${charged:,.2f})")
     if sum(entry.emulated for entry in entries):
         parts.append("emulator pictures are placeholders")
     return " · ".join(_text(part) for part in parts)
+
+
+def _attempts(attempts: list[Attempt]) -> str:
+    """The requests charged without a picture, newest first: when, model, why, cost and prompt."""
+    if not attempts:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_text(_when(attempt.created))}</td><td>{_text(_short_model(attempt.model))}</td>"
+        f"<td>{_text(attempt.why())}</td><td>{_text(_cost(attempt) or 'unknown')}</td>"
+        f'<td class="long">{_text(clip(one_line(attempt.prompt), 300))}</td></tr>'
+        for attempt in attempts[::-1][:ATTEMPTS_SHOWN]
+    )
+    older = len(attempts) - ATTEMPTS_SHOWN
+    more = f"<p>... and {counted(older, 'older one')}.</p>" if older > 0 else ""
+    return (
+        '<section id="attempts" class="attempts" aria-label="Requests charged without a picture">'
+        f"<h2>Charged without a picture ({len(attempts)})</h2>"
+        "<p>These requests were blocked for safety, refused or answered with text only: they made no "
+        "picture, and are counted in what the history cost.</p>"
+        "<table><thead><tr><th>Made</th><th>Model</th><th>Why no picture</th><th>Cost</th><th>Prompt</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table>{more}</section>\n"
+    )
 
 
 def _dialog() -> str:

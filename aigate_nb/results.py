@@ -49,6 +49,8 @@ _HTML_PER_IMAGE = 400
 REPLAYED = "replayed: no request sent (--new makes a fresh one)"
 #: The layout of a history index line, written as its "v".
 RECORD_VERSION = 1
+#: The "kind" of a line of ``attempts.jsonl``.
+ATTEMPT = "attempt"
 
 
 @dataclass(frozen=True)
@@ -95,20 +97,19 @@ def _kind(value: Any) -> str:
         type(value), "a number")
 
 
-def short_text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"is {_kind(value)}, not text")
-    if len(value) > SHORT_TEXT_LIMIT:
-        raise ValueError(f"is longer than {SHORT_TEXT_LIMIT} characters")
-    return value
+def text_up_to(limit: int) -> Callable[[Any], str]:
+    """A check of text at most ``limit`` characters long."""
+    def checked(value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"is {_kind(value)}, not text")
+        if len(value) > limit:
+            raise ValueError(f"is longer than {limit:,} characters")
+        return value
+    return checked
 
 
-def long_text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"is {_kind(value)}, not text")
-    if len(value) > LONG_TEXT_LIMIT:
-        raise ValueError(f"is longer than {LONG_TEXT_LIMIT:,} characters")
-    return value
+short_text = text_up_to(SHORT_TEXT_LIMIT)  # a model id, a ratio, a hash, a time...
+long_text = text_up_to(LONG_TEXT_LIMIT)  # a prompt, the model's text
 
 
 def entry_id(value: Any) -> str:
@@ -292,10 +293,7 @@ class ImageResult:
 
     def to_record(self, files: list[str]) -> dict[str, Any]:
         """The index line of this result, its images being ``files`` (relative to the history's folder)."""
-        record: dict[str, Any] = {"v": RECORD_VERSION}
-        for item in _kept_fields():
-            value, write = getattr(self, item.name), item.metadata["write"]
-            record[item.metadata["kept"] or item.name] = write(value) if write is not None else value
+        record = written_record(self)
         record.update(
             files=list(files),
             mimes=self.mimes,
@@ -317,15 +315,7 @@ class ImageResult:
         sizes = checked(record, "sizes", list_of(pixel_size))
         if not names or not len(mimes) == len(sha256s) == len(sizes) == len(names):
             raise ValueError("its files, mimes, sha256s and sizes do not match")
-        values: dict[str, Any] = {}
-        for item in _kept_fields():
-            key = item.metadata["kept"] or item.name
-            required = item.default is MISSING and item.default_factory is MISSING
-            if record.get(key) is None and not required:
-                values[item.name] = item.default_factory() if item.default_factory is not MISSING else item.default
-                continue
-            check = item.metadata["check"]
-            values[item.name] = checked(record, key, check) if check is not None else record[key]
+        values = read_record(cls, record)
         if values["index"] is None or values["id"] is None:
             raise ValueError("it has no index or id: it is not an entry")
         files = [folder / name for name in names]
@@ -645,8 +635,82 @@ def names_a_folder(path: str | os.PathLike) -> bool:
     return os.fspath(path).endswith(("/", os.sep)) or Path(path).expanduser().is_dir()
 
 
-def _kept_fields() -> list[Field]:
-    return [item for item in fields(ImageResult) if "kept" in item.metadata]
+def _kept_fields(cls: type) -> list[Field]:
+    return [item for item in fields(cls) if "kept" in item.metadata]
+
+
+def written_record(kept_object: Any) -> dict[str, Any]:
+    """The fields of ``kept_object`` (an ``ImageResult`` or an ``Attempt``) made with ``kept()``,
+    as a history line holds them."""
+    record: dict[str, Any] = {"v": RECORD_VERSION}
+    for item in _kept_fields(type(kept_object)):
+        value, write = getattr(kept_object, item.name), item.metadata["write"]
+        record[item.metadata["kept"] or item.name] = write(value) if write is not None else value
+    return record
+
+
+def read_record(cls: type, record: dict[str, Any]) -> dict[str, Any]:
+    """The values of ``cls``'s ``kept()`` fields in ``record``, each checked; a ``ValueError``
+    names the first field that is wrong. An optional field that is absent or null takes its default."""
+    values: dict[str, Any] = {}
+    for item in _kept_fields(cls):
+        key = item.metadata["kept"] or item.name
+        required = item.default is MISSING and item.default_factory is MISSING
+        if record.get(key) is None and not required:
+            values[item.name] = item.default_factory() if item.default_factory is not MISSING else item.default
+            continue
+        check = item.metadata["check"]
+        values[item.name] = checked(record, key, check) if check is not None else record[key]
+    return values
+
+
+@dataclass(eq=False)
+class Attempt:
+    """A request that was charged but made no picture: a prompt blocked for safety, an image
+    withheld, a text-only answer whose reply still reported usage.
+
+    The history keeps it in ``attempts.jsonl``, beside the index, so that what the notebook
+    spent (``History.usage``, the budget, ``%aigate usage``, the report) counts it; being no
+    picture, it has no number, no files and no lineage, and the gallery, replay and ``-e``
+    never see it.
+    """
+
+    prompt: str = kept(check=long_text)
+    model: str = kept(check=short_text)
+    route: str = kept("chat", check=short_text)
+    aspect_ratio: str | None = kept(None, check=short_text)
+    image_size: str | None = kept(None, check=short_text)
+    finish_reason: str | None = kept(None, check=short_text)
+    block_reason: str | None = kept(None, check=short_text)
+    text: str | None = kept(None, check=long_text)
+    usage: Usage = kept(factory=Usage, check=usage_record, write=Usage.to_record)
+    cost: float | None = kept(None, check=amount)
+    cost_source: str | None = kept(None, check=short_text)
+    request_hash: str | None = kept(None, check=short_text)
+    emulated: bool = kept(False, check=flag)
+    created: str | None = kept(None, check=short_text)
+
+    #: An attempt adds no image to what was spent (see ``spending.Spent``).
+    originals: ClassVar[tuple] = ()
+
+    def to_record(self) -> dict[str, Any]:
+        """Its line in ``attempts.jsonl``."""
+        return {**written_record(self), "kind": ATTEMPT}
+
+    @classmethod
+    def from_record(cls, record: Any) -> Attempt:
+        """The attempt a line describes, every value checked; ``ValueError`` says what is wrong."""
+        if not isinstance(record, dict) or record.get("kind") != ATTEMPT:
+            raise ValueError("it is not an attempt's record")
+        return cls(**read_record(cls, record))
+
+    def why(self) -> str:
+        """``blocked (SAFETY)``, ``finish reason IMAGE_SAFETY`` or ``text only``: why no picture came."""
+        if self.block_reason:
+            return f"blocked ({self.block_reason})"
+        if self.finish_reason and self.finish_reason.upper() not in ("STOP", "FINISH_REASON_UNSPECIFIED"):
+            return f"finish reason {self.finish_reason}"
+        return "text only"
 
 
 def relative_file_name(name: Any) -> str:

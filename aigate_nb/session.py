@@ -18,7 +18,7 @@ from .client import Client
 from .config import DEFAULT_BASE_URL, display_path, load_settings, mask_key
 from .conversation import continued_model, conversation_turns
 from .costs import Estimate, estimate, format_cost, load_prices
-from .errors import BudgetError, BudgetWarning, HistoryError, InputError, NotKeptError
+from .errors import BudgetError, BudgetWarning, HistoryError, InputError, NoImageError, NotKeptError
 from .images import ImageLike, b64_size, source_shape, to_image_input
 from .models import keep_shape, normalise_options, same_model
 from .notebook import NotebookTracker
@@ -431,8 +431,9 @@ class Session:
         return estimate(prepared, self.client.prices, count - len(self.replays(request, prepared, count)))
 
     def spent(self) -> float:
-        """What this notebook's history has cost so far (USD; results of unknown cost count 0)."""
-        return sum(entry.cost for entry in self.history if entry.cost is not None)
+        """What this notebook's history has cost so far, requests charged without a picture
+        included (USD; results of unknown cost count 0)."""
+        return self.history.usage().cost
 
     def check_budget(self, planned: Estimate) -> None:
         """Refuse ``planned`` with ``BudgetError`` if it would take this notebook's spending past
@@ -469,7 +470,7 @@ class Session:
         root = self.history.folder.parent
         names = sorted(p.name for p in root.iterdir() if (p / INDEX_FILE).is_file()) if root.is_dir() else []
         histories = [self.history if name == self.history.name else History(name, root=root) for name in names]
-        return summarize([entry for history in histories for entry in history], names)
+        return summarize([item for history in histories for item in (*history, *history.attempts())], names)
 
     def balance(self) -> float | None:
         """The account's balance (USD) where the gateway tells it (``Client.balance``)."""
@@ -482,7 +483,15 @@ class Session:
         return kept_for(self.history, prepared, count)
 
     def _send_and_keep(self, prepared: PreparedRequest, parent: str | None) -> ImageResult:
-        result = self.client.send(prepared)
+        try:
+            result = self.client.send(prepared)
+        except NoImageError as exc:
+            if exc.attempt is not None:  # charged without a picture: the spending and the budget count it
+                try:
+                    self.history.record_attempt(exc.attempt)
+                except HistoryError as unkept:  # the missing picture stays the error shown
+                    warnings.warn(f"This request's charge is not counted: {unkept}", RuntimeWarning, stacklevel=2)
+            raise
         result.parent_id = parent  # a multi-turn edit's: the result continued, whatever else went along
         history = self.history
         try:

@@ -4,6 +4,7 @@ was edited from, kept on disk so that a kernel restart loses nothing.
 Layout, one folder per notebook under the history dir::
 
     <history dir>/<notebook>/index.jsonl           one JSON object per line, appended to (emptied by clear())
+    <history dir>/<notebook>/attempts.jsonl        requests charged that made no picture (``Attempt``), likewise
     <history dir>/<notebook>/images/<id>-<k>.<ext>  each image, original bytes, k from 1
     <history dir>/<notebook>/thumbs/<id>.jpg        gallery thumbnails
     <history dir>/<notebook>/thumbs/<id>-<k>-<edge>.jpg  larger previews (the HTML report's)
@@ -45,7 +46,7 @@ from .browse import PAGE_SIZE, LineageTree, Page
 from .errors import HistoryError
 from .images import ReplyImage, b64encode, extension_for, make_thumbnails, open_image
 from .region import region_label
-from .results import ImageResult
+from .results import Attempt, ImageResult
 from .spending import Spending, summarize
 from .text import clip, counted, one_line
 
@@ -55,8 +56,9 @@ except ImportError:  # pragma: no cover - Windows: threads are still serialised,
     fcntl = None
 
 INDEX_FILE = "index.jsonl"
+ATTEMPTS_FILE = "attempts.jsonl"
 #: Every name the layout puts directly in a history folder.
-LAYOUT = (INDEX_FILE, "notebook.json", "images", "thumbs", "batches")
+LAYOUT = (INDEX_FILE, ATTEMPTS_FILE, "notebook.json", "images", "thumbs", "batches")
 #: How much of the index's start is kept to notice that it was cleared and written anew.
 HEAD_BYTES = 64
 #: A temporary file this old is what a killed writer left behind.
@@ -255,7 +257,7 @@ class History:
         self._line = 0  # complete lines consumed so far
         self._head = b""  # the index's first bytes when it was read from the start
         self._stamp: tuple[int, int, int] | None = None  # the index's inode, size and mtime when last read
-        self._warned: set[int] = set()  # offsets of damaged lines already reported
+        self._warned: set[Any] = set()  # damaged lines already reported: index offsets, attempts' (number, line)
 
     @classmethod
     def for_notebook(cls, user_ns: Mapping[str, Any] | None, root: str | os.PathLike | None = None) -> History:
@@ -408,8 +410,59 @@ class History:
             return list(self._by_hash.get(request_hash, ()))
 
     def usage(self) -> Spending:
-        """What this history's results used and cost: by model, by day and in all (``spending.py``)."""
-        return summarize(self, [self.name])
+        """What this history's results, and its requests charged without a picture (``attempts``),
+        used and cost: by model, by day and in all (``spending.py``)."""
+        return summarize([*self, *self.attempts()], [self.name])
+
+    @property
+    def attempts_path(self) -> Path:
+        return self.folder / ATTEMPTS_FILE
+
+    def attempts(self) -> list[Attempt]:
+        """The requests that were charged but made no picture, oldest first (``record_attempt``).
+        A damaged line is skipped with one warning."""
+        try:
+            data = history_files.read_file(self.folder, ATTEMPTS_FILE)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise HistoryError(
+                f"Cannot read {self.attempts_path} ({exc.strerror or exc}); "
+                "check the file and its folder's permissions."
+            ) from None
+        found = []
+        for number, raw in enumerate(data.split(b"\n"), start=1):
+            if not raw.strip():
+                continue
+            try:
+                found.append(Attempt.from_record(json.loads(raw)))
+            except (ValueError, RecursionError) as exc:
+                why = str(exc) if not isinstance(exc, json.JSONDecodeError) and str(exc) else "it is damaged"
+                self._skip((number, raw), number, why, self.attempts_path)
+        return found
+
+    def record_attempt(self, attempt: Attempt) -> Attempt:
+        """Keep ``attempt``, a request charged without making a picture, in ``attempts.jsonl``:
+        counted in what this history spent, never shown or replayed as a picture. Returns it
+        as kept (with the time it was made)."""
+        kept = replace(attempt, created=datetime.now().astimezone().isoformat(timespec="seconds"))
+        line = json.dumps(kept.to_record(), ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+        with self._lock, self._locked_index():  # a clear, by any kernel, waits for it
+            try:
+                fd = history_files.open_file(self.folder, ATTEMPTS_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+                try:
+                    if self._ends_mid_line(fd):
+                        line = b"\n" + line  # close a line cut off by a killed writer
+                    _write_all(fd, line)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise HistoryError(
+                    f"Cannot write {self.attempts_path} ({exc.strerror or exc}); "
+                    "set AIGATE_HISTORY_DIR to a folder you can write to."
+                ) from None
+        return kept
 
     def _what_exists(self) -> str:
         indices = sorted(self._by_index)
@@ -627,6 +680,7 @@ class History:
             try:
                 os.ftruncate(fd, 0)
                 os.fsync(fd)
+                _truncate(self.folder, ATTEMPTS_FILE)
             except OSError as exc:
                 raise HistoryError(
                     f"Cannot clear the history index {self.index_path} ({exc.strerror or exc}); "
@@ -718,12 +772,12 @@ class History:
         if entry.request_hash:
             bisect.insort(self._by_hash.setdefault(entry.request_hash, []), entry, key=lambda e: e.index)
 
-    def _skip(self, offset: int, number: int, why: str) -> None:
-        """Warn, once, that line ``number`` (at ``offset``) of the index was skipped, and why."""
-        if offset not in self._warned:
-            self._warned.add(offset)
+    def _skip(self, key: Any, number: int, why: str, path: Path | None = None) -> None:
+        """Warn, once for each ``key``, that line ``number`` of the index (or of ``path``) was skipped, and why."""
+        if key not in self._warned:
+            self._warned.add(key)
             warnings.warn(
-                f"Skipped line {number} of {self.index_path}: {why}; the other entries are fine.",
+                f"Skipped line {number} of {path or self.index_path}: {why}; the other entries are fine.",
                 RuntimeWarning,
                 stacklevel=5,
             )
@@ -811,7 +865,7 @@ class History:
     def _repr_html_(self) -> str:
         """A gallery of small thumbnails, newest first, each with its index, prompt and parent."""
         entries = list(self)[::-1]
-        head = f"<div><b>History '{html.escape(self.name)}'</b>: {counted(len(entries))}</div>"
+        head = f"<div><b>History '{html.escape(self.name)}'</b>: {counted(len(entries))}{self._attempts_note()}</div>"
         figures, used = [], len(head)
         for entry in entries:
             parent = f"<br/>from [{entry.parent_index}]" if entry.parent_index is not None else ""
@@ -842,6 +896,20 @@ class History:
             used += len(figure)
         row = '<div style="display:flex;flex-wrap:wrap;gap:8px">' + "".join(figures) + "</div>"
         return f'<div class="aigate-history">{head}{row}</div>'
+
+    def _attempts_note(self) -> str:
+        """``; 2 requests made no picture but were charged (~$0.002): %aigate usage counts them``, or nothing."""
+        try:
+            attempts = self.attempts()
+        except HistoryError:
+            return ""
+        if not attempts:
+            return ""
+        spent = summarize(attempts, [self.name]).total
+        requests = counted(len(attempts), "request")
+        verb = "was" if len(attempts) == 1 else "were"
+        return (f"; {requests} made no picture but {verb} charged ({html.escape(spent.cost_text())}): "
+                "%aigate usage counts them")
 
     def __repr__(self) -> str:
         with self._lock:
@@ -904,6 +972,14 @@ class ThumbnailMaker:
 
 
 _thumbnail_maker = ThumbnailMaker()
+
+
+def _truncate(folder: Path, relative: str) -> None:
+    """Empty the file ``relative`` in ``folder``, if it is there."""
+    try:
+        os.close(history_files.open_file(folder, relative, os.O_WRONLY | os.O_TRUNC))
+    except FileNotFoundError:
+        pass
 
 
 def _stamp(status: os.stat_result) -> tuple[int, int, int]:

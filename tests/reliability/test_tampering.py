@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from aigate_nb.client import Client
-from aigate_nb.errors import AigateError, HistoryError
+from aigate_nb.errors import AigateError, HistoryError, NoImageError
 from aigate_nb.session import Request, Session
 from aigate_nb.store import History
 from harness import SMALL
@@ -28,8 +28,8 @@ SECRET = b"AIGATE_SECRET=tampering-canary-5c1f\n"
 
 @pytest.fixture(scope="module")
 def template(emulator, tmp_path_factory) -> Path:
-    """A history of three entries made over the emulator: a fox, the fox edited, an owl;
-    each test tampers with a copy."""
+    """A history of three entries made over the emulator (a fox, the fox edited, an owl) and
+    one request charged without a picture; each test tampers with a copy."""
     root = tmp_path_factory.mktemp("template")
     client = Client(api_key=TEST_KEY, base_url=emulator.url, retry_backoff=0.01, timeout=(5, 30))
     session = Session(client, History(NAME, root=root))
@@ -37,6 +37,10 @@ def template(emulator, tmp_path_factory) -> Path:
         fox = session.run(Request("a red fox", image_size=SMALL))
         session.run(Request("make it blue", image_size=SMALL, images=(fox,)))
         session.run(Request("a grey owl", image_size=SMALL))
+        emulator.inject_fault("image-safety", count=1)
+        with pytest.raises(NoImageError):
+            session.run(Request("a blocked kite", image_size=SMALL))
+        assert len(session.history.attempts()) == 1
         assert session.history.wait_for_thumbnails(30)
     finally:
         session.close()
@@ -101,8 +105,11 @@ def exercise(frontends, emu, session: Session, tmp_path: Path) -> list[str]:
         outcome = frontends.run("magic", session, prompt, line=line)
         if outcome.message:
             refusals.append(outcome.message)
-    usage = session.usage()
-    assert math.isfinite(usage.cost) and usage.cost >= 0
+    try:
+        usage = session.usage()
+        assert math.isfinite(usage.cost) and usage.cost >= 0
+    except HistoryError as exc:
+        refusals.append(one_line(exc))
     try:
         session.history.clear()
     except HistoryError as exc:
@@ -126,6 +133,7 @@ def first_thumbnail(folder: Path) -> str:
 #: Each path of the layout, and what outside it the link points at ("file" or "folder").
 LINKS = {
     "index.jsonl": lambda folder: ("index.jsonl", "file"),
+    "attempts.jsonl": lambda folder: ("attempts.jsonl", "file"),
     "notebook.json": lambda folder: ("notebook.json", "file"),
     "images/": lambda folder: ("images", "folder"),
     "thumbs/": lambda folder: ("thumbs", "folder"),
@@ -279,3 +287,29 @@ def test_a_truncated_image_shows_a_placeholder_in_the_history_view(frontends, fo
     assert message is None
     gallery = value._repr_html_()
     assert gallery.count("<img ") == 2 and "its file is damaged" in gallery
+
+
+#: Each field of an attempt's line, and the wrong values it is given.
+ATTEMPT_FIELDS = {
+    "prompt": TEXT + ["null"], "model": TEXT + ["null"], "finish_reason": TEXT, "block_reason": TEXT,
+    "created": TEXT, "cost": ["NaN", "infinite", "negative", "text", "true"], "usage": ["text", "a list", "too deep"],
+    "emulated": ["text", "a number"], "kind": TEXT + ["null"],
+}
+ATTEMPT_CASES = [(name, wrong) for name, values in ATTEMPT_FIELDS.items() for wrong in values]
+
+
+@pytest.mark.parametrize("name,wrong", ATTEMPT_CASES, ids=[f"{name}-{wrong}" for name, wrong in ATTEMPT_CASES])
+def test_an_attempt_with_a_wrong_type_is_skipped_and_spending_stays_a_number(frontends, emu, folder, outside,
+                                                                             tmp_path, name, wrong):
+    path = folder / "attempts.jsonl"
+    record = json.loads(path.read_bytes())
+    record[name] = WRONG[wrong]
+    path.write_bytes(json.dumps(record).encode() + b"\n")
+    before = snapshot(outside)
+    session, refused, _ = load(frontends)
+    with pytest.warns(RuntimeWarning) as caught:
+        assert session.history.attempts() == []
+    assert [str(w.message).startswith(f"Skipped line 1 of {path}: ") for w in caught] == [True]
+    assert session.spent() == sum(entry.cost for entry in session.history)
+    assert exercise(frontends, emu, session, tmp_path) == []
+    assert snapshot(outside) == before
