@@ -125,14 +125,16 @@ def remove_files(folder: Path, relative: str | os.PathLike, keep_folder: bool = 
     try:
         with opened_folder(folder, relative) as fd:
             for name in os.listdir(fd) if _BY_DESCRIPTOR else os.listdir(folder / relative):
-                try:
-                    if which is not None and not which(name, _lstat_in(folder, parts_of(relative), fd, name)):
+                if which is not None:
+                    status = _lstat_in(folder, parts_of(relative), fd, name)
+                    if status is None or not which(name, status):
                         continue
+                try:
                     if _BY_DESCRIPTOR:
                         os.unlink(name, dir_fd=fd)
                     else:
                         os.unlink(folder / relative / name)
-                except (FileNotFoundError, AttributeError):
+                except FileNotFoundError:
                     pass  # gone meanwhile
     except FileNotFoundError:
         return

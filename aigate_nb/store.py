@@ -43,7 +43,7 @@ from typing import Any
 
 from . import browse, history_files
 from .browse import PAGE_SIZE, LineageTree, Page
-from .errors import HistoryError
+from .errors import HistoryError, LinkInHistoryError
 from .images import ReplyImage, b64encode, extension_for, make_thumbnails, open_image
 from .region import region_label
 from .results import Attempt, ImageResult
@@ -876,7 +876,8 @@ class History:
                     f'style="max-width:{THUMBNAIL_EDGE}px;max-height:{THUMBNAIL_EDGE}px"/>'
                 )
             except HistoryError as exc:  # its file is gone or damaged: the others still show
-                what = "image file gone" if " is gone " in str(exc) else "no picture: its file is damaged"
+                what = ("not shown: its file is a symbolic link" if isinstance(exc, LinkInHistoryError)
+                        else "image file gone" if " is gone " in str(exc) else "no picture: its file is damaged")
                 picture = (
                     '<div style="padding:8px;border:1px dashed #999;font-size:smaller" '
                     f'title="{html.escape(str(exc))}">{what}</div>'

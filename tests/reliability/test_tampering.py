@@ -127,7 +127,8 @@ def first_image(folder: Path) -> str:
 
 
 def first_thumbnail(folder: Path) -> str:
-    return "thumbs/" + sorted(os.listdir(folder / "thumbs"))[0]
+    """The gallery thumbnail of entry 0."""
+    return f"thumbs/{json.loads((folder / 'index.jsonl').read_bytes().splitlines()[0])['id']}.jpg"
 
 
 #: Each path of the layout, and what outside it the link points at ("file" or "folder").
@@ -313,3 +314,9 @@ def test_an_attempt_with_a_wrong_type_is_skipped_and_spending_stays_a_number(fro
     assert session.spent() == sum(entry.cost for entry in session.history)
     assert exercise(frontends, emu, session, tmp_path) == []
     assert snapshot(outside) == before
+
+
+def test_a_linked_thumbnail_shows_a_placeholder_saying_so(folder, outside):
+    make_link(folder, outside, "a thumbnail")
+    gallery = History(NAME, root=folder.parent)._repr_html_()
+    assert gallery.count("<img ") == 2 and "not shown: its file is a symbolic link" in gallery
