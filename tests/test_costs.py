@@ -22,7 +22,7 @@ from PIL import Image
 from traitlets.config import Config
 
 from aigate_nb.core.costs import BUILT_IN_PRICES, PriceTable, Usage, load_prices, usage_from_reply
-from aigate_nb.core.errors import BudgetError, BudgetWarning, ConfigurationError, InputError
+from aigate_nb.core.errors import BudgetError, BudgetWarning, ConfigurationError, InputError, NoImageError
 from aigate_nb.emulator import Emulator
 from aigate_nb.gateway.client import Client
 from aigate_nb.gateway.prepared import estimate
@@ -530,3 +530,76 @@ def test_the_panel_shows_the_budget_refusal_and_warning_in_its_status(session, e
         assert [r for r in emu.requests if r.prompt] == []
     finally:
         panel.close()
+
+
+# -- requests charged without a picture -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", ["chat", "google"])
+@pytest.mark.parametrize("kind", ["image-safety", "prompt-blocked"])
+def test_a_blocked_reply_that_reports_usage_is_kept_as_an_attempt_and_counted(session, emu, route, kind):
+    emu.inject_fault(kind, count=1)
+    with pytest.raises(NoImageError) as caught:
+        session.run(Request("a kite", route=route))
+    [attempt] = session.history.attempts()
+    assert attempt is not caught.value.attempt and attempt.created  # as kept, with its time
+    assert attempt.prompt == "a kite" and attempt.route == route and attempt.usage.input_tokens > 0
+    assert attempt.usage.image_tokens == 0 and attempt.cost == table_cost(FLASH, attempt.usage) > 0
+    assert attempt.why() in ("blocked (SAFETY)", "finish reason IMAGE_SAFETY")
+    assert len(session.history) == 0
+    spending = session.usage()
+    assert (spending.total.requests, spending.total.images, spending.total.no_image) == (1, 0, 1)
+    assert session.spent() == spending.cost == attempt.cost
+
+
+def test_the_gateways_charge_for_a_blocked_reply_is_what_is_counted(billed, tmp_path):
+    with client_of(billed) as client:
+        session = Session(client, History("billed", root=tmp_path))
+        billed.inject_fault("image-safety", count=1)
+        with pytest.raises(NoImageError):
+            session.run(Request("a kite"))
+    [attempt] = session.history.attempts()
+    assert attempt.cost_source == "gateway" and attempt.cost > 0 and attempt.cost == pytest.approx(10 - billed.balance)
+
+
+def test_a_charged_attempt_counts_against_the_budget(session, emu):
+    emu.inject_fault("prompt-blocked", count=1)
+    with pytest.raises(NoImageError):
+        session.run(Request("a kite"))
+    charged = session.history.attempts()[0].cost
+    planned = session.estimate(Request("a kite")).cost
+    session.set_defaults(budget=planned + charged / 2)  # room for the next one only if the attempt were free
+    emu.clear()
+    with pytest.raises(BudgetError, match="Over budget"):
+        session.run(Request("a kite"))
+    assert emu.requests == []
+
+
+def test_an_attempt_is_shown_as_such_and_never_as_a_picture(shell, emu, capsys, tmp_path):
+    emu.inject_fault("image-safety", count=1)
+    shell.run_cell("%%gemini_image\na kite")
+    capsys.readouterr()
+    shell.run_line_magic("aigate", "usage")
+    out = capsys.readouterr().out
+    assert "1 of the 1 requests made no picture (blocked for safety, refused or text only) but was charged" in out
+    gallery = shell.run_line_magic("aigate", "history")._repr_html_()
+    assert "0 entries; 1 request made no picture but was charged (~$0.0" in gallery and "<img " not in gallery
+    report = (tmp_path / "report.html")
+    shell.run_line_magic("aigate", f"history --export {report}")
+    text = report.read_text()
+    assert "Charged without a picture (1)" in text and "finish reason IMAGE_SAFETY" in text
+    assert "1 request charged without a picture" in text and 'class="card"' not in text
+    emu.clear()
+    result = shell.run_cell("%%gemini_image\na kite")  # sent again: an attempt is never replayed
+    assert result.error_in_exec is None and len(emu.requests) == 1 and not result.result.replayed
+    result = shell.run_cell("%%gemini_image -e 1\nmake it red")  # it took no number either
+    assert isinstance(result.error_in_exec, UsageError)
+
+
+def test_clear_removes_the_attempts_too(session, emu):
+    emu.inject_fault("image-safety", count=1)
+    with pytest.raises(NoImageError):
+        session.run(Request("a kite"))
+    session.run(Request("a kite"))
+    assert session.history.clear() == 1
+    assert session.history.attempts() == [] and session.spent() == 0

@@ -191,6 +191,19 @@ def test_each_entry_stays_within_its_budget_and_full_size_embeds_the_originals(t
     assert '<template class="full"><img src="data:image/png;base64,' in full
 
 
+def test_an_entry_with_a_million_character_prompt_stays_within_its_budget(tmp_path):
+    history = History("long", tmp_path)
+    worst = 'fox "&<' * 150_000  # over a million characters, most of them escaped to 4 to 6 bytes
+    inputs = [{"sha256": "0" * 64}] + [{"sha256": "1" * 64, "name": worst} for _ in range(40)]
+    history.append(ImageResult([ReplyImage("image/png", photo(seed=5))], prompt=worst, text=worst,
+                               model="google/gemini-3-pro-image", inputs=inputs))
+    report = build_report(history)
+    figure = re.search(r'<figure class="card".*?</figure>', report, re.S).group()
+    line = re.search(r'<section id="tree".*?</section>', report, re.S).group()
+    assert len(figure.encode()) + len(line.encode()) <= ENTRY_BUDGET
+    assert '<img src="data:image/jpeg;base64,' in figure and "(cut: 1,050,000 characters in all)" in figure
+
+
 def test_a_second_export_reuses_the_previews_kept_in_the_history(story, report, tmp_path):
     kept = sorted(path.name for path in (story.folder / "thumbs").iterdir())
     assert kept == sorted(name for entry in story for name in (f"{entry.id}.jpg", f"{entry.id}-1-{PREVIEW_EDGE}.jpg"))

@@ -72,7 +72,7 @@ def usage_from_reply(raw: Mapping[str, Any], images: int = 1, tokens_per_image: 
     holds everything, split by ``completion_tokens_details`` (``image_tokens``,
     ``reasoning_tokens``). Where a reply does not say how many of its output tokens are
     image tokens, ``images`` x ``tokens_per_image`` are (at most what was output), else all of
-    them: pricing image tokens at the text rate would be far off.
+    them: pricing image tokens at the text rate would be far off. A reply of no image has no image tokens.
     """
     if not isinstance(raw, Mapping):
         return Usage()
@@ -95,7 +95,7 @@ def usage_from_reply(raw: Mapping[str, Any], images: int = 1, tokens_per_image: 
         image = min(details["IMAGE"], output) if output else details["IMAGE"]
         text = details.get("TEXT", output - image)
     else:
-        image = min(output, images * tokens_per_image) if tokens_per_image else output
+        image = min(output, images * tokens_per_image) if tokens_per_image else output if images else 0
         text = output - image
     return Usage(prompt, image, max(0, text), thinking)
 

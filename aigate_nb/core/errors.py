@@ -6,7 +6,13 @@ contains the API key.
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING, Any
+
 from .text import clip
+
+if TYPE_CHECKING:  # the record an error carries; results.py defines it, and imports this catalogue
+    from .results import Attempt, ImageResult
 
 
 class AigateError(Exception):
@@ -36,9 +42,25 @@ class HistoryError(AigateError, LookupError):
 class NotKeptError(HistoryError):
     """An image was made but the history could not keep it; ``result`` holds it, so it is not lost."""
 
-    def __init__(self, message: str, result) -> None:
+    def __init__(self, message: str, result: ImageResult) -> None:
         super().__init__(message)
         self.result = result
+
+
+class LinkInHistoryError(HistoryError):
+    """A history folder holds a symbolic link where a file or folder of its own should be;
+    nothing is read, written or deleted through it. ``folder`` and ``link`` (inside it) say where."""
+
+    def __init__(self, folder: str | os.PathLike[str], link: str) -> None:
+        self.folder, self.link = folder, link
+        try:
+            target = f" (to {clip(os.readlink(os.path.join(folder, link)), 120)})"
+        except OSError:
+            target = ""
+        super().__init__(
+            f"The history folder {folder} holds a symbolic link, {link}{target}, and aigate_nb follows no link "
+            "inside a history folder; replace the link with the file itself, or delete it."
+        )
 
 
 class GatewayError(AigateError):
@@ -93,7 +115,7 @@ class BadRequestError(GatewayError):
 class RateLimitError(GatewayError):
     """429: too many requests or quota used up; retried before this is raised."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kw) -> None:
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.retry_after = retry_after
 
@@ -107,7 +129,7 @@ class QuotaExhausted(RateLimitError):
     ``quota`` names the quota the gateway said ran out (``GenerateRequestsPerDay...``), if it did.
     """
 
-    def __init__(self, message: str, *, quota: str | None = None, **kw) -> None:
+    def __init__(self, message: str, *, quota: str | None = None, **kw: Any) -> None:
         super().__init__(message, **kw)
         self.quota = quota
 
@@ -141,7 +163,11 @@ class NoImageError(AigateError):
     """The reply holds no image: text only, a safety finish, or a blocked prompt.
 
     Carries ``finish_reason``, ``block_reason``, ``text`` (what the model said)
-    and ``finish_message`` so a caller can show the model's own explanation.
+    and ``finish_message`` so a caller can show the model's own explanation;
+    ``usage`` (the reply's, as it came) and ``cost`` (what the gateway said it
+    charged), since such a reply can still be charged; and ``attempt``, the
+    ``results.Attempt`` the client priced from them (None when nothing was used),
+    which the session keeps in the history so that spending counts it.
     """
 
     def __init__(
@@ -151,11 +177,16 @@ class NoImageError(AigateError):
         block_reason: str | None = None,
         text: str | None = None,
         finish_message: str | None = None,
+        usage: dict | None = None,
+        cost: float | None = None,
     ) -> None:
         self.finish_reason = finish_reason
         self.block_reason = block_reason
         self.text = text
         self.finish_message = finish_message
+        self.usage = usage or {}
+        self.cost = cost
+        self.attempt: Attempt | None = None
         super().__init__(self._message())
 
     def _message(self) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from .errors import HistoryError, InputError, ResponseError
+from .history_files import is_file, read_file, relative_to
 
 try:  # SIMD base64: tens of times faster on multi-megabyte 4K replies.
     import pybase64 as _b64
@@ -53,15 +54,20 @@ class StoredImage:
     """An image whose original bytes are in a file, read when asked.
 
     Results kept in the history point at their files instead of holding the
-    bytes, so fifty 4K results held by IPython's ``Out`` cost no memory.
+    bytes, so fifty 4K results held by IPython's ``Out`` cost no memory. With
+    ``root`` (the history folder holding ``path``) the file is read without
+    following a symbolic link (``history_files.py``).
     """
 
     mime: str
     path: Path
+    root: Path | None = None
 
     @property
     def data(self) -> bytes:
         try:
+            if self.root is not None:
+                return read_file(self.root, relative_to(self.root, self.path))
             return self.path.read_bytes()
         except FileNotFoundError:
             raise HistoryError(
@@ -73,6 +79,12 @@ class StoredImage:
                 f"The full-size image {self.path} cannot be read ({exc.strerror or exc}); "
                 "check the file and its folder's permissions."
             ) from None
+
+    def exists(self) -> bool:
+        """True when its file is there (and, in a history folder, reached through no link)."""
+        if self.root is None:
+            return self.path.is_file()
+        return is_file(self.root, relative_to(self.root, self.path))
 
 
 @runtime_checkable

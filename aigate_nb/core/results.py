@@ -10,8 +10,7 @@ import html
 import io
 import json
 import os
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -31,6 +30,24 @@ from .images import (
     open_image,
     png_with_text,
 )
+from .record_checks import (
+    _kind,
+    amount,
+    checked,
+    count,
+    entry_id,
+    flag,
+    image_mime,
+    input_record,
+    list_of,
+    long_text,
+    part_record,
+    pixel_size,
+    region_record,
+    relative_file_name,
+    short_text,
+    usage_record,
+)
 from .region import region_label
 from .text import clip, display_path
 
@@ -47,6 +64,8 @@ _HTML_PER_IMAGE = 400
 REPLAYED = "replayed: no request sent (--new makes a fresh one)"
 #: The layout of a history index line, written as its "v".
 RECORD_VERSION = 1
+#: The "kind" of a line of ``attempts.jsonl``.
+ATTEMPT = "attempt"
 
 
 @dataclass(frozen=True)
@@ -58,13 +77,14 @@ class Preview:
     size: tuple[int, int]
 
 
-def kept(default: Any = MISSING, *, key: str | None = None, read: Callable[[Any], Any] | None = None,
+def kept(default: Any = MISSING, *, key: str | None = None, check: Callable[[Any], Any] | None = None,
          factory: Callable[[], Any] | None = None, write: Callable[[Any], Any] | None = None) -> Any:
     """A field of ``ImageResult`` that the history keeps in the entry's index line, under
     ``key`` (default: the field's name), written as ``write`` makes it (default: as it is) and
-    read back through ``read`` (``str``, ``float``...). A field without a default must be in
-    every line; the others may be absent (older lines)."""
-    metadata = {"kept": key, "read": read, "write": write}
+    read back through ``check``, which returns the value or raises ``ValueError`` saying what
+    is wrong with it (see "checking a record" below). A field without a default must be in
+    every line; the others may be absent or null (older lines)."""
+    metadata = {"kept": key, "check": check, "write": write}
     if factory is not None:
         return field(default_factory=factory, metadata=metadata)
     if default is MISSING:
@@ -95,34 +115,34 @@ class ImageResult:
     display_budget: ClassVar[int] = 250_000
 
     originals: list[ReplyImage | StoredImage]
-    prompt: str = kept(read=str)
-    model: str = kept(read=str)
-    aspect_ratio: str | None = kept(None)
-    image_size: str | None = kept(None)
-    text: str | None = kept(None)
-    finish_reason: str | None = kept(None)
+    prompt: str = kept(check=long_text)
+    model: str = kept(check=short_text)
+    aspect_ratio: str | None = kept(None, check=short_text)
+    image_size: str | None = kept(None, check=short_text)
+    text: str | None = kept(None, check=long_text)
+    finish_reason: str | None = kept(None, check=short_text)
     #: The tokens the reply used, alike for both routes (see ``costs.Usage``).
-    usage: Usage = kept(factory=Usage, read=Usage.from_record, write=Usage.to_record)
-    route: str = kept("chat", read=str)
-    elapsed: float = kept(0.0, read=float)
-    emulated: bool = kept(False, read=bool)
-    model_parts: list[dict[str, Any]] | None = kept(None)
-    parent_id: str | None = kept(None, key="parent")
-    id: str | None = kept(None)
-    index: int | None = kept(None)
-    parent_index: int | None = kept(None)
-    created: str | None = kept(None)
+    usage: Usage = kept(factory=Usage, check=usage_record, write=Usage.to_record)
+    route: str = kept("chat", check=short_text)
+    elapsed: float = kept(0.0, check=amount)
+    emulated: bool = kept(False, check=flag)
+    model_parts: list[dict[str, Any]] | None = kept(None, check=list_of(part_record))
+    parent_id: str | None = kept(None, key="parent", check=entry_id)
+    id: str | None = kept(None, check=entry_id)
+    index: int | None = kept(None, check=count)
+    parent_index: int | None = kept(None, check=count)
+    created: str | None = kept(None, check=short_text)
     #: The input images as sent: ``{"sha256", "name"?, "entry"?}`` each (see ``prepared.input_record``).
-    inputs: list[dict[str, str]] = kept(factory=list)
+    inputs: list[dict[str, str]] = kept(factory=list, check=list_of(input_record))
     #: The ``PreparedRequest.request_hash`` of the request that made it: the same hash, the same picture asked for.
-    request_hash: str | None = kept(None)
+    request_hash: str | None = kept(None, check=short_text)
     #: What it cost in USD, and where that figure came from: "gateway" (the reply said), "table" (estimated
     #: from a price table), "replay" (answered from the history: 0 now) or None (unknown).
-    cost: float | None = kept(None, read=float)
-    cost_source: str | None = kept(None, read=str)
+    cost: float | None = kept(None, check=amount)
+    cost_source: str | None = kept(None, check=short_text)
     #: A region edit's region: ``{"box": [x, y, w, h], "mode", "padding", "crop": [x, y, w, h]}`` in the
     #: source's pixels (see ``region.py``); None for a whole-picture result.
-    region: dict[str, Any] | None = kept(None)
+    region: dict[str, Any] | None = kept(None, check=region_record)
     files: list[Path] = field(default_factory=list)
     #: Answered from the history, with no request sent (see ``replay.py``); not kept: the entry is the original.
     replayed: bool = False
@@ -139,10 +159,7 @@ class ImageResult:
 
     def to_record(self, files: list[str]) -> dict[str, Any]:
         """The index line of this result, its images being ``files`` (relative to the history's folder)."""
-        record: dict[str, Any] = {"v": RECORD_VERSION}
-        for item in _kept_fields():
-            value, write = getattr(self, item.name), item.metadata["write"]
-            record[item.metadata["kept"] or item.name] = write(value) if write is not None else value
+        record = written_record(self)
         record.update(
             files=list(files),
             mimes=self.mimes,
@@ -152,29 +169,27 @@ class ImageResult:
         return record
 
     @classmethod
-    def from_record(cls, record: Mapping[str, Any], folder: Path) -> ImageResult:
+    def from_record(cls, record: Any, folder: Path) -> ImageResult:
         """The result an index line describes, its images read from their files in ``folder``
-        when asked. Raises ``ValueError``, ``KeyError`` or ``TypeError`` on a damaged line."""
-        files = [folder / relative_file_name(name) for name in record["files"]]
-        mimes, sha256s, sizes = record["mimes"], record["sha256s"], record["sizes"]
-        if not files or not len(mimes) == len(sha256s) == len(sizes) == len(files):
-            raise ValueError("inconsistent entry")
-        values: dict[str, Any] = {}
-        for item in _kept_fields():
-            key = item.metadata["kept"] or item.name
-            required = item.default is MISSING and item.default_factory is MISSING
-            value = record[key] if required else record.get(key)
-            if value is None and not required:
-                value = item.default_factory() if item.default_factory is not MISSING else item.default
-            read = item.metadata["read"]
-            values[item.name] = read(value) if read is not None and value is not None else value
-        if not (isinstance(values["index"], int) and values["index"] >= 0 and isinstance(values["id"], str)):
-            raise ValueError("not an entry")
+        when asked. Every value is checked (see "checking a record"): a damaged or tampered
+        line raises ``ValueError`` saying which field is wrong and how."""
+        if not isinstance(record, dict):
+            raise ValueError(f"it is {_kind(record)}, not an object")
+        names = checked(record, "files", list_of(relative_file_name))
+        mimes = checked(record, "mimes", list_of(image_mime))
+        sha256s = checked(record, "sha256s", list_of(short_text))
+        sizes = checked(record, "sizes", list_of(pixel_size))
+        if not names or not len(mimes) == len(sha256s) == len(sizes) == len(names):
+            raise ValueError("its files, mimes, sha256s and sizes do not match")
+        values = read_record(cls, record)
+        if values["index"] is None or values["id"] is None:
+            raise ValueError("it has no index or id: it is not an entry")
+        files = [folder / name for name in names]
         return cls(
-            originals=[StoredImage(str(mime), path) for mime, path in zip(mimes, files)],
+            originals=[StoredImage(mime, path, folder) for mime, path in zip(mimes, files)],
             files=files,
-            _sizes=[(int(width), int(height)) for width, height in sizes],
-            _sha256s=[str(digest) for digest in sha256s],
+            _sizes=sizes,
+            _sha256s=sha256s,
             **values,
         )
 
@@ -486,12 +501,79 @@ def names_a_folder(path: str | os.PathLike) -> bool:
     return os.fspath(path).endswith(("/", os.sep)) or Path(path).expanduser().is_dir()
 
 
-def _kept_fields() -> list[Field]:
-    return [item for item in fields(ImageResult) if "kept" in item.metadata]
+def _kept_fields(cls: type) -> list[Field]:
+    return [item for item in fields(cls) if "kept" in item.metadata]
 
 
-def relative_file_name(name: str) -> str:
-    """An index line's file name, which must stay inside the history folder."""
-    if not isinstance(name, str) or name.startswith(("/", "\\")) or ".." in re.split(r"[\\/]", name):
-        raise ValueError("file outside the history folder")
-    return name
+def written_record(kept_object: Any) -> dict[str, Any]:
+    """The fields of ``kept_object`` (an ``ImageResult`` or an ``Attempt``) made with ``kept()``,
+    as a history line holds them."""
+    record: dict[str, Any] = {"v": RECORD_VERSION}
+    for item in _kept_fields(type(kept_object)):
+        value, write = getattr(kept_object, item.name), item.metadata["write"]
+        record[item.metadata["kept"] or item.name] = write(value) if write is not None else value
+    return record
+
+
+def read_record(cls: type, record: dict[str, Any]) -> dict[str, Any]:
+    """The values of ``cls``'s ``kept()`` fields in ``record``, each checked; a ``ValueError``
+    names the first field that is wrong. An optional field that is absent or null takes its default."""
+    values: dict[str, Any] = {}
+    for item in _kept_fields(cls):
+        key = item.metadata["kept"] or item.name
+        required = item.default is MISSING and item.default_factory is MISSING
+        if record.get(key) is None and not required:
+            values[item.name] = item.default_factory() if item.default_factory is not MISSING else item.default
+            continue
+        check = item.metadata["check"]
+        values[item.name] = checked(record, key, check) if check is not None else record[key]
+    return values
+
+
+@dataclass(eq=False)
+class Attempt:
+    """A request that was charged but made no picture: a prompt blocked for safety, an image
+    withheld, a text-only answer whose reply still reported usage.
+
+    The history keeps it in ``attempts.jsonl``, beside the index, so that what the notebook
+    spent (``History.usage``, the budget, ``%aigate usage``, the report) counts it; being no
+    picture, it has no number, no files and no lineage, and the gallery, replay and ``-e``
+    never see it.
+    """
+
+    prompt: str = kept(check=long_text)
+    model: str = kept(check=short_text)
+    route: str = kept("chat", check=short_text)
+    aspect_ratio: str | None = kept(None, check=short_text)
+    image_size: str | None = kept(None, check=short_text)
+    finish_reason: str | None = kept(None, check=short_text)
+    block_reason: str | None = kept(None, check=short_text)
+    text: str | None = kept(None, check=long_text)
+    usage: Usage = kept(factory=Usage, check=usage_record, write=Usage.to_record)
+    cost: float | None = kept(None, check=amount)
+    cost_source: str | None = kept(None, check=short_text)
+    request_hash: str | None = kept(None, check=short_text)
+    emulated: bool = kept(False, check=flag)
+    created: str | None = kept(None, check=short_text)
+
+    #: An attempt adds no image to what was spent (see ``spending.Spent``).
+    originals: ClassVar[tuple] = ()
+
+    def to_record(self) -> dict[str, Any]:
+        """Its line in ``attempts.jsonl``."""
+        return {**written_record(self), "kind": ATTEMPT}
+
+    @classmethod
+    def from_record(cls, record: Any) -> Attempt:
+        """The attempt a line describes, every value checked; ``ValueError`` says what is wrong."""
+        if not isinstance(record, dict) or record.get("kind") != ATTEMPT:
+            raise ValueError("it is not an attempt's record")
+        return cls(**read_record(cls, record))
+
+    def why(self) -> str:
+        """``blocked (SAFETY)``, ``finish reason IMAGE_SAFETY`` or ``text only``: why no picture came."""
+        if self.block_reason:
+            return f"blocked ({self.block_reason})"
+        if self.finish_reason and self.finish_reason.upper() not in ("STOP", "FINISH_REASON_UNSPECIFIED"):
+            return f"finish reason {self.finish_reason}"
+        return "text only"

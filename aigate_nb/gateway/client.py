@@ -34,7 +34,7 @@ from ..core.images import (
 )
 from ..core.models import ROUTES, normalise_options
 from ..core.region import Region, RegionEdit, plan_region_edit
-from ..core.results import ImageResult
+from ..core.results import Attempt, ImageResult
 from .config import (
     DEFAULT_BASE_URL,
     Secret,
@@ -293,7 +293,9 @@ class Client:
         try:
             reply = parse_chat_reply(data, payloads) if prepared.route == "chat" else parse_google_reply(data, payloads)
         except NoImageError as exc:
-            raise self._scrubbed_refusal(exc) from None
+            refusal = self._scrubbed_refusal(exc)
+            refusal.attempt = _attempt(prepared, refusal, self.prices, self.emulated)  # charged all the same
+            raise refusal from None
         scrub = self._transport.scrub
         per_image = self.prices.tokens_per_image(prepared.model, prepared.image_size)
         usage = usage_from_reply(reply.usage, len(reply.images), per_image)
@@ -550,6 +552,23 @@ def _as_list(images: Iterable[Any] | Any) -> list[Any]:
 
 def _parent_of(inputs: list[ImageInput]) -> str | None:
     return next((item.parent_id for item in inputs if item.parent_id), None)
+
+
+def _attempt(prepared: PreparedRequest, error: NoImageError, prices: PriceTable, emulated: bool) -> Attempt | None:
+    """What a reply without an image used and cost, to be kept as an ``Attempt``; None when
+    it reported neither usage nor cost (nothing was charged, as far as anyone can tell)."""
+    usage = usage_from_reply(error.usage, 0)
+    if not usage and error.cost is None:
+        return None
+    cost, source = error.cost, GATEWAY
+    if cost is None:
+        cost, source = prices.cost(prepared.model, usage, 0, prepared.image_size), TABLE
+    return Attempt(
+        prompt=prepared.prompt, model=prepared.model, route=prepared.route, aspect_ratio=prepared.aspect_ratio,
+        image_size=prepared.image_size, finish_reason=error.finish_reason, block_reason=error.block_reason,
+        text=error.text, usage=usage, cost=cost, cost_source=source if cost is not None else None,
+        request_hash=prepared.request_hash, emulated=emulated,
+    )
 
 
 def _readable(result: ImageResult) -> ImageResult:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from ..core.costs import REPLAY
@@ -18,11 +17,17 @@ from ..core.results import ImageResult
 from .prepared import PreparedRequest
 
 
+class KeptFile(Protocol):
+    """A kept picture's file, which may have gone."""
+
+    def exists(self) -> bool: ...
+
+
 class KeptEntry(Protocol):
-    """What replay needs of a kept result (a history entry is one): its files and its result."""
+    """What replay needs of a kept result (a history entry is one): its pictures and its result."""
 
     @property
-    def files(self) -> Sequence[Path]: ...
+    def originals(self) -> Sequence[KeptFile]: ...
 
     def result(self) -> ImageResult: ...
 
@@ -54,4 +59,4 @@ def replayed(entry: KeptEntry) -> ImageResult:
 
 def _usable(entry: KeptEntry) -> bool:
     """An entry whose files are all still there (a deleted file is made anew, not replayed)."""
-    return all(path.is_file() for path in entry.files)
+    return all(item.exists() for item in entry.originals)

@@ -338,9 +338,12 @@ def parse_chat_reply(data: Any, payloads: Mapping[str, bytes] | None = None) -> 
     _raise_embedded_error(data)
     choices = _list(data.get("choices"))
     feedback = _dict(data.get("prompt_feedback") or data.get("promptFeedback"))
+    usage = _dict(data.get("usage"))
+    charged = reported_cost(usage.get("cost"))
     if not choices or not isinstance(choices[0], dict):
         raise NoImageError(
             block_reason=_str(feedback.get("block_reason") or feedback.get("blockReason")) or "UNKNOWN",
+            usage=usage, cost=charged,
         )
     choice = choices[0]
     message = _dict(choice.get("message"))
@@ -369,9 +372,9 @@ def parse_chat_reply(data: Any, payloads: Mapping[str, bytes] | None = None) -> 
             text = _MARKDOWN_DATA_URL.sub("", text).strip() or None
     finish = _str(choice.get("finish_reason"))
     if not images:
-        raise NoImageError(finish_reason=_str(choice.get("native_finish_reason")) or finish, text=text)
-    usage = _dict(data.get("usage"))
-    return Reply(images, text, finish, usage, response_id=_str(data.get("id")), cost=reported_cost(usage.get("cost")))
+        raise NoImageError(finish_reason=_str(choice.get("native_finish_reason")) or finish, text=text,
+                           usage=usage, cost=charged)
+    return Reply(images, text, finish, usage, response_id=_str(data.get("id")), cost=charged)
 
 
 def _image_url_of(item: Any) -> str | None:
@@ -412,10 +415,13 @@ def parse_google_reply(data: Any, payloads: Mapping[str, bytes] | None = None) -
     candidates = _list(data.get("candidates"))
     feedback = _dict(data.get("promptFeedback") or data.get("prompt_feedback"))
     block = _str(feedback.get("blockReason") or feedback.get("block_reason"))
+    metadata = _dict(data.get("usageMetadata") or data.get("usage_metadata"))
+    charged = reported_cost(metadata.get("cost", _dict(data.get("usage")).get("cost")))  # some add OpenAI's usage
     if not candidates or not isinstance(candidates[0], dict):
         raise NoImageError(
             block_reason=block or "UNKNOWN",
             finish_message=_str(feedback.get("blockReasonMessage")),
+            usage=metadata, cost=charged,
         )
     candidate = candidates[0]
     content = _dict(candidate.get("content"))
@@ -448,9 +454,8 @@ def parse_google_reply(data: Any, payloads: Mapping[str, bytes] | None = None) -
             model_parts.append(dict(part))
     text = "\n".join(t for t in texts if t.strip()) or None
     if not images:
-        raise NoImageError(finish_reason=finish, block_reason=block, text=text, finish_message=finish_message)
-    metadata = _dict(data.get("usageMetadata") or data.get("usage_metadata"))
-    charged = metadata.get("cost", _dict(data.get("usage")).get("cost"))  # some gateways add OpenAI's usage
+        raise NoImageError(finish_reason=finish, block_reason=block, text=text, finish_message=finish_message,
+                           usage=metadata, cost=charged)
     return Reply(
         images,
         text,
@@ -458,7 +463,7 @@ def parse_google_reply(data: Any, payloads: Mapping[str, bytes] | None = None) -
         metadata,
         model_parts=model_parts,
         response_id=_str(data.get("responseId")),
-        cost=reported_cost(charged),
+        cost=charged,
     )
 
 

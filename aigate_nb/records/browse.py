@@ -147,9 +147,11 @@ def term_in(term: str, text: str) -> bool:
     return False
 
 
-def searchable_text(entry: HistoryEntry) -> str:
-    """What a search looks in: the prompt, the model id and the entry's number."""
-    return f"{entry.prompt}\n{entry.model}\n[{entry.index}]"
+def searchable_text(entry: HistoryEntry, prompt_limit: int | None = None) -> str:
+    """What a search looks in: the prompt (its first ``prompt_limit`` characters, if given),
+    the model id and the entry's number."""
+    prompt = entry.prompt if prompt_limit is None else entry.prompt[:prompt_limit]
+    return f"{prompt}\n{entry.model}\n[{entry.index}]"
 
 
 def matches(entry: HistoryEntry, terms: list[str]) -> bool:

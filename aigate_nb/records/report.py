@@ -27,7 +27,7 @@ from ..core.costs import Usage
 from ..core.errors import AigateError, InputError
 from ..core.images import b64encode, make_preview
 from ..core.region import region_label
-from ..core.results import CAPTION_TEXT_LIMIT, names_a_folder
+from ..core.results import CAPTION_TEXT_LIMIT, Attempt, names_a_folder
 from ..core.text import clip, counted, one_line
 from .browse import LineageNode, build_tree, searchable_text
 from .layout import PREVIEW_EDGE
@@ -37,8 +37,17 @@ if TYPE_CHECKING:  # the store writes reports (History.export_html); a report re
 
 #: The most one entry may add to a report without ``full_size``: its previews, base64 included, and its text.
 ENTRY_BUDGET = 300_000
-#: The longest prompt or model text written out in full; a longer one is cut, saying so.
+#: The longest prompt or model text written out in full (in the detail view); a longer one is cut,
+#: saying so. The card shows the prompt's start in three lines (and the detail view's title), and a
+#: search looks in its first ``SEARCH_LIMIT`` characters: however long a prompt, an entry's text is
+#: bounded, and its previews get what the budget leaves.
 TEXT_LIMIT = 20_000
+CARD_TEXT_LIMIT = 2_000
+SEARCH_LIMIT = 4_000
+#: The most input images listed in an entry's detail (a model takes at most 14), and the most
+#: requests charged without a picture listed (the newest).
+INPUTS_SHOWN = 16
+ATTEMPTS_SHOWN = 500
 #: Room kept in an entry's budget for the HTML around its previews.
 _HTML_ROOM = 8_000
 _ASSETS = Path(__file__).resolve().parent
@@ -85,17 +94,24 @@ def write_report(history: History, path: str | os.PathLike, *, full_size: bool =
 def build_report(history: History, *, full_size: bool = False, now: datetime | None = None) -> str:
     """The report of ``history`` as HTML text (see the module's docstring)."""
     entries = list(history)
-    pictures = _pictures(history, entries)
     by_hash: dict[str, list[HistoryEntry]] = {}
     for entry in entries:
         if entry.request_hash:
             by_hash.setdefault(entry.request_hash, []).append(entry)
     index_of = {entry.id: entry.index for entry in entries}
+    # What each card weighs without its pictures: its previews get the rest of its budget.
+    text_sizes = [
+        len(_card(entry, [None] * len(entry.originals), False, index_of, by_hash.get(entry.request_hash or "", []))
+            .encode("utf-8"))
+        for entry in entries
+    ]
+    pictures = _pictures(history, entries, text_sizes)
     cards = "".join(
         _card(entry, pictures[k], full_size, index_of, by_hash.get(entry.request_hash or "", []))
         for k, entry in enumerate(entries)
     )
     tree = "".join(f'<ul class="line">{_line(root)}</ul>' for root in build_tree(entries))
+    attempts = history.attempts()
     style = (_ASSETS / "report.css").read_text(encoding="utf-8")
     script = (_ASSETS / "report.js").read_text(encoding="utf-8")
     policy = (
@@ -113,11 +129,12 @@ def build_report(history: History, *, full_size: bool = False, now: datetime | N
         '<meta name="generator" content="aigate_nb">'
         f"<title>{_text(title)}</title><style>{style}</style></head>\n"
         "<body>\n"
-        f'<header><h1>{_text(title)}</h1><p class="summary">{_summary(entries)}</p>'
+        f'<header><h1>{_text(title)}</h1><p class="summary">{_summary(entries, attempts)}</p>'
         f"{_tools(entries)}</header>\n"
         f'<main>{empty}<p id="nothing" class="none" hidden></p>\n'
         f'<section id="grid" class="grid" aria-label="Entries">{cards}</section>\n'
         f'<section id="tree" class="tree" aria-label="Lineage tree" hidden>{tree}</section>\n'
+        f"{_attempts(attempts)}"
         "</main>\n"
         f"{_dialog()}\n"
         f"<footer>{_footer(history, full_size, now)}</footer>\n"
@@ -134,21 +151,20 @@ def _digest(text: str) -> str:
 # -- pictures -----------------------------------------------------------------------------------
 
 
-def _pictures(history: History, entries: list[HistoryEntry]) -> list[list[Picture | None]]:
+def _pictures(history: History, entries: list[HistoryEntry], text_sizes: list[int]) -> list[list[Picture | None]]:
     """Each entry's previews (None for an image whose file is gone). The history keeps them in
     ``thumbs/``, made as each entry was appended; those of entries written before are made
     here on a few threads (Pillow decodes and encodes without holding the GIL) and kept, so
-    a second export reads them back."""
+    a second export reads them back. ``text_sizes`` are what each entry's card weighs without them."""
     workers = max(1, min(8, os.cpu_count() or 1))
     if len(entries) < 4:
-        return [_previews_of(history, entry) for entry in entries]
+        return [_previews_of(history, entry, size) for entry, size in zip(entries, text_sizes)]
     with ThreadPoolExecutor(workers, thread_name_prefix="aigate-report") as pool:
-        return list(pool.map(lambda entry: _previews_of(history, entry), entries))
+        return list(pool.map(lambda pair: _previews_of(history, *pair), zip(entries, text_sizes)))
 
 
-def _previews_of(history: History, entry: HistoryEntry) -> list[Picture | None]:
-    text_room = len(entry.prompt) + len(entry.text or "")
-    share = max(4_000, ENTRY_BUDGET - _HTML_ROOM - 2 * min(text_room, 2 * TEXT_LIMIT)) // len(entry.originals) // 4 * 3
+def _previews_of(history: History, entry: HistoryEntry, text_size: int) -> list[Picture | None]:
+    share = max(4_000, ENTRY_BUDGET - _HTML_ROOM - text_size) // len(entry.originals) // 4 * 3
     pictures: list[Picture | None] = []
     for k, size in enumerate(entry.sizes):
         try:
@@ -225,13 +241,13 @@ def _card(
     return (
         f'<figure class="card" id="e{entry.index}" data-i="{entry.index}" '
         f'data-parent="{"" if parent is None else parent}" data-model="{_text(entry.model)}" '
-        f'data-search="{_text(searchable_text(entry))}">'
+        f'data-search="{_text(searchable_text(entry, SEARCH_LIMIT))}">'
         f'<button type="button" class="open" aria-label="Open [{entry.index}]: {_text(clip(alt, 80))}">'
         f"{_img(pictures[0], alt)}{badge}</button>"
         f'<figcaption><div class="head"><span class="num">[{entry.index}]</span>'
         f'{f"<span class=set>{settings}</span>" if settings else ""}'
         f'<span class="model" title="{_text(entry.model)}">{_text(_short_model(entry.model))}</span></div>'
-        f'<p class="prompt" title="{_text(clip(entry.prompt, 1000))}">{_text(clip(entry.prompt, TEXT_LIMIT))}</p>'
+        f'<p class="prompt" title="{_text(clip(entry.prompt, 1000))}">{_text(clip(entry.prompt, CARD_TEXT_LIMIT))}</p>'
         f'<div class="marks">{"".join(marks)}</div></figcaption>{more}</figure>'
     )
 
@@ -265,11 +281,15 @@ def _fields(entry: HistoryEntry, index_of: dict[str, int], same_request: list[Hi
     source = entry.edited_from()
     if source:
         parent = index_of.get(entry.parent) if entry.parent else None
-        link = f'<a href="#e{parent}" data-go="{parent}">[{parent}]</a>' if parent is not None else _text(source)
+        link = (f'<a href="#e{parent}" data-go="{parent}">[{parent}]</a>' if parent is not None
+                else _text(clip(source, 200)))
         rows.append(("Edited from", link))
     inputs = [item for item in (entry.inputs or [])[1:] if isinstance(item, dict)]
     if inputs:
-        rows.append(("Other inputs", "<br>".join(_text(_input(item)) for item in inputs)))
+        shown = [_text(clip(_input(item), 200)) for item in inputs[:INPUTS_SHOWN]]
+        if len(inputs) > INPUTS_SHOWN:
+            shown.append(f"and {len(inputs) - INPUTS_SHOWN} more")
+        rows.append(("Other inputs", "<br>".join(shown)))
     replay = _replay(entry, same_request)
     if replay:
         rows.append(("Replay", replay))
@@ -341,7 +361,7 @@ def _tools(entries: list[HistoryEntry]) -> str:
     )
 
 
-def _summary(entries: list[HistoryEntry]) -> str:
+def _summary(entries: list[HistoryEntry], attempts: list[Attempt]) -> str:
     parts = [counted(len(entries))]
     days = sorted(day for day in (_when(entry.created)[:10] for entry in entries) if day)
     if days:
@@ -353,9 +373,34 @@ def _summary(entries: list[HistoryEntry]) -> str:
     if costs:
         known = "" if len(costs) == len(entries) else f" (known for {len(costs)} of {len(entries)})"
         parts.append(f"cost ${sum(costs):,.2f}{known}")
+    if attempts:
+        charged = sum(cost for attempt in attempts if (cost := _number(attempt.cost)) is not None)
+        parts.append(f"{counted(len(attempts), 'request')} charged without a picture (${charged:,.2f})")
     if sum(entry.emulated for entry in entries):
         parts.append("emulator pictures are placeholders")
     return " · ".join(_text(part) for part in parts)
+
+
+def _attempts(attempts: list[Attempt]) -> str:
+    """The requests charged without a picture, newest first: when, model, why, cost and prompt."""
+    if not attempts:
+        return ""
+    rows = "".join(
+        f"<tr><td>{_text(_when(attempt.created))}</td><td>{_text(_short_model(attempt.model))}</td>"
+        f"<td>{_text(attempt.why())}</td><td>{_text(_cost(attempt) or 'unknown')}</td>"
+        f'<td class="long">{_text(clip(one_line(attempt.prompt), 300))}</td></tr>'
+        for attempt in attempts[::-1][:ATTEMPTS_SHOWN]
+    )
+    older = len(attempts) - ATTEMPTS_SHOWN
+    more = f"<p>... and {counted(older, 'older one')}.</p>" if older > 0 else ""
+    return (
+        '<section id="attempts" class="attempts" aria-label="Requests charged without a picture">'
+        f"<h2>Charged without a picture ({len(attempts)})</h2>"
+        "<p>These requests were blocked for safety, refused or answered with text only: they made no "
+        "picture, and are counted in what the history cost.</p>"
+        "<table><thead><tr><th>Made</th><th>Model</th><th>Why no picture</th><th>Cost</th><th>Prompt</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table>{more}</section>\n"
+    )
 
 
 def _dialog() -> str:

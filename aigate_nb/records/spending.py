@@ -13,9 +13,10 @@ from ..core.costs import TABLE, Usage, format_cost
 
 @dataclass(frozen=True)
 class Spent:
-    """The sum over some results: ``requests`` (history entries), ``images``, their ``usage``,
-    ``cost`` (USD, of the results whose cost is known), ``estimated`` (part of it came from the
-    price table) and ``unknown`` (results whose cost is not known, left out of ``cost``)."""
+    """The sum over some results: ``requests`` (history entries, and attempts: requests charged
+    that made no picture), ``images``, their ``usage``, ``cost`` (USD, of the results whose
+    cost is known), ``estimated`` (part of it came from the price table), ``unknown`` (results
+    whose cost is not known, left out of ``cost``) and ``no_image`` (the attempts among them)."""
 
     requests: int = 0
     images: int = 0
@@ -23,9 +24,10 @@ class Spent:
     cost: float = 0.0
     estimated: bool = False
     unknown: int = 0
+    no_image: int = 0
 
     def add(self, result: Any) -> Spent:
-        """This sum with one more result (an ``ImageResult`` or a history entry)."""
+        """This sum with one more result (an ``ImageResult``, a history entry or an ``Attempt``)."""
         known = result.cost is not None
         return Spent(
             requests=self.requests + 1,
@@ -34,6 +36,7 @@ class Spent:
             cost=self.cost + (result.cost if known else 0.0),
             estimated=self.estimated or (known and result.cost_source == TABLE),
             unknown=self.unknown + (not known),
+            no_image=self.no_image + (not result.originals),
         )
 
     def cost_text(self) -> str:
@@ -70,6 +73,12 @@ class Spending:
             rows += [("by day", None)] + [(f"  {day}", spent) for day, spent in self.by_day.items()]
             rows += [("total", self.total)]
             lines += _table(rows)
+            if self.total.no_image:
+                attempts = self.total.no_image
+                lines.append(
+                    f"{attempts} of the {self.total.requests} requests made no picture (blocked for safety, refused "
+                    f"or text only) but {'was' if attempts == 1 else 'were'} charged: counted above"
+                )
             if self.total.estimated:
                 lines.append("~: estimated from the price table (the gateway did not say what it charged)")
         if self.balance is not None:

@@ -4,9 +4,15 @@ was edited from, kept on disk so that a kernel restart loses nothing.
 Layout, one folder per notebook under the history dir::
 
     <history dir>/<notebook>/index.jsonl           one JSON object per line, appended to (emptied by clear())
+    <history dir>/<notebook>/attempts.jsonl        requests charged that made no picture (``Attempt``), likewise
     <history dir>/<notebook>/images/<id>-<k>.<ext>  each image, original bytes, k from 1
     <history dir>/<notebook>/thumbs/<id>.jpg        gallery thumbnails
     <history dir>/<notebook>/thumbs/<id>-<k>-<edge>.jpg  larger previews (the HTML report's)
+    <history dir>/<notebook>/batches/batch-<key>.jsonl    each batch's manifest (batches.py)
+    <history dir>/<notebook>/notebook.json                the notebook it belongs to (notebook.py)
+
+Nothing in it is followed through a symbolic link (``history_files.py``): a folder that
+holds one where its own files should be is refused, naming the link.
 
 Images are written first (temporary name, then ``os.replace``), then the
 index line with one ``write`` on an ``O_APPEND`` descriptor and an ``fsync``:
@@ -35,14 +41,15 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import HistoryError
+from ..core import history_files
+from ..core.errors import HistoryError, LinkInHistoryError
 from ..core.images import ReplyImage, b64encode, extension_for, make_thumbnails, open_image
 from ..core.region import region_label
-from ..core.results import ImageResult
-from ..core.text import clip, counted
+from ..core.results import Attempt, ImageResult
+from ..core.text import clip, counted, one_line
 from . import browse
 from .browse import PAGE_SIZE, LineageTree, Page
-from .layout import INDEX_FILE, PREVIEW_EDGE, THUMBNAIL_EDGE
+from .layout import ATTEMPTS_FILE, INDEX_FILE, LAYOUT, PREVIEW_EDGE, THUMBNAIL_EDGE
 from .spending import Spending, summarize
 
 try:
@@ -154,17 +161,25 @@ class HistoryEntry:
         )
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        if not self.path.is_file():
-            return {"text/plain": self._gone()}, {}
+        problem = self._problem()
+        if problem:
+            return {"text/plain": problem}, {}
         return self.result()._repr_mimebundle_(include, exclude)
 
     def _ipython_display_(self) -> None:
-        if not self.path.is_file():
-            print(self._gone())
+        problem = self._problem()
+        if problem:
+            print(problem)
             return
         self.result()._ipython_display_()
 
-    def _gone(self) -> str:
+    def _problem(self) -> str | None:
+        """Why the entry cannot be shown (its file gone, or a link in its place), or None."""
+        try:
+            if self._kept.originals[0].exists():
+                return None
+        except HistoryError as exc:
+            return f"[{self.index}] {clip(self.prompt, 60)}: {exc}"
         return f"[{self.index}] {clip(self.prompt, 60)}: its image file {self.path} is gone (deleted or moved)."
 
     def __repr__(self) -> str:
@@ -203,6 +218,7 @@ class History:
         self.folder = Path(os.path.abspath(os.path.expanduser(os.fspath(root)))) / self.name
         self._lock = threading.RLock()
         self._forget()
+        history_files.refuse_links(self.folder, LAYOUT)
         self._read_index()
         self._sweep_temporary_files()
 
@@ -210,19 +226,15 @@ class History:
         """Remove the temporary files of writes that never finished (a kernel killed
         mid-write). A write takes well under a second, so one left for an hour is dead."""
         cutoff = time.time() - STALE_TEMPORARY_SECONDS
-        for folder in (self.folder / "images", self.folder / "thumbs"):
+        for folder in ("images", "thumbs"):
             try:
-                with os.scandir(folder) as found:
-                    stale = [item.path for item in found
-                             if item.name.startswith(".") and item.name.endswith(".tmp")
-                             and item.stat().st_mtime < cutoff]
-            except OSError:
-                continue  # nothing there, or unreadable: leftovers do no harm
-            for path in stale:
-                try:
-                    os.unlink(path)
-                except OSError:
-                    pass  # a read-only history keeps them; they do no harm
+                history_files.remove_files(
+                    self.folder, folder, keep_folder=True,
+                    which=lambda name, status: name.startswith(".") and name.endswith(".tmp")
+                    and status.st_mtime < cutoff,
+                )
+            except (OSError, HistoryError):
+                continue  # nothing there, unreadable or read-only: leftovers do no harm
 
     def _forget(self) -> None:
         """Hold no entries, as before the index was first read."""
@@ -237,7 +249,7 @@ class History:
         self._line = 0  # complete lines consumed so far
         self._head = b""  # the index's first bytes when it was read from the start
         self._stamp: tuple[int, int, int] | None = None  # the index's inode, size and mtime when last read
-        self._warned: set[int] = set()  # offsets of damaged lines already reported
+        self._warned: set[Any] = set()  # damaged lines already reported: index offsets, attempts' (number, line)
 
     @classmethod
     def for_notebook(cls, user_ns: Mapping[str, Any] | None, root: str | os.PathLike | None = None) -> History:
@@ -390,8 +402,59 @@ class History:
             return list(self._by_hash.get(request_hash, ()))
 
     def usage(self) -> Spending:
-        """What this history's results used and cost: by model, by day and in all (``spending.py``)."""
-        return summarize(self, [self.name])
+        """What this history's results, and its requests charged without a picture (``attempts``),
+        used and cost: by model, by day and in all (``spending.py``)."""
+        return summarize([*self, *self.attempts()], [self.name])
+
+    @property
+    def attempts_path(self) -> Path:
+        return self.folder / ATTEMPTS_FILE
+
+    def attempts(self) -> list[Attempt]:
+        """The requests that were charged but made no picture, oldest first (``record_attempt``).
+        A damaged line is skipped with one warning."""
+        try:
+            data = history_files.read_file(self.folder, ATTEMPTS_FILE)
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            raise HistoryError(
+                f"Cannot read {self.attempts_path} ({exc.strerror or exc}); "
+                "check the file and its folder's permissions."
+            ) from None
+        found = []
+        for number, raw in enumerate(data.split(b"\n"), start=1):
+            if not raw.strip():
+                continue
+            try:
+                found.append(Attempt.from_record(json.loads(raw)))
+            except (ValueError, RecursionError) as exc:
+                why = str(exc) if not isinstance(exc, json.JSONDecodeError) and str(exc) else "it is damaged"
+                self._skip((number, raw), number, why, self.attempts_path)
+        return found
+
+    def record_attempt(self, attempt: Attempt) -> Attempt:
+        """Keep ``attempt``, a request charged without making a picture, in ``attempts.jsonl``:
+        counted in what this history spent, never shown or replayed as a picture. Returns it
+        as kept (with the time it was made)."""
+        kept = replace(attempt, created=datetime.now().astimezone().isoformat(timespec="seconds"))
+        line = json.dumps(kept.to_record(), ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
+        with self._lock, self._locked_index():  # a clear, by any kernel, waits for it
+            try:
+                fd = history_files.open_file(self.folder, ATTEMPTS_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT)
+                try:
+                    if self._ends_mid_line(fd):
+                        line = b"\n" + line  # close a line cut off by a killed writer
+                    _write_all(fd, line)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise HistoryError(
+                    f"Cannot write {self.attempts_path} ({exc.strerror or exc}); "
+                    "set AIGATE_HISTORY_DIR to a folder you can write to."
+                ) from None
+        return kept
 
     def _what_exists(self) -> str:
         indices = sorted(self._by_index)
@@ -434,7 +497,7 @@ class History:
                        created=datetime.now().astimezone().isoformat(timespec="seconds"))
         record = kept.to_record(names)
         with self._lock, self._locked_index() as fd:
-            if not names or not all((self.folder / name).is_file() for name in names):
+            if not names or not all(history_files.is_file(self.folder, name) for name in names):
                 # A clear() ran between writing the images and taking the lock: the images are
                 # still in memory, so they are written again and the entry stays whole.
                 try:
@@ -487,21 +550,18 @@ class History:
         return self.get(parent).id
 
     def _write_images(self, entry_id: str, originals: list[ReplyImage]) -> list[str]:
-        folder = self.folder / "images"
-        folder.mkdir(parents=True, exist_ok=True)
         names = []
         for k, item in enumerate(originals, start=1):
-            name = f"{entry_id}-{k}{extension_for(item.mime)}"
-            _write_atomically(folder / name, item.data)
-            names.append(f"images/{name}")
+            name = f"images/{entry_id}-{k}{extension_for(item.mime)}"
+            history_files.write_atomically(self.folder, name, item.data)
+            names.append(name)
         return names
 
     @contextmanager
     def _locked_index(self) -> Iterator[int]:
         """The index file open for appending, locked against other processes."""
         try:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.index_path, os.O_RDWR | os.O_APPEND | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o644)
+            fd = history_files.open_file(self.folder, INDEX_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT)
         except OSError as exc:
             raise HistoryError(
                 f"Cannot open the history index {self.index_path} ({exc.strerror or exc}); "
@@ -529,7 +589,7 @@ class History:
         # the other order deadlocks a lookup against an append in this process.
         with self._lock:
             try:
-                fd = os.open(self.index_path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+                fd = history_files.open_file(self.folder, INDEX_FILE, os.O_RDONLY)
             except FileNotFoundError:
                 return
             except OSError as exc:
@@ -578,7 +638,7 @@ class History:
         """Before a lookup: take in what another kernel on this notebook appended or cleared
         since the last read. One ``stat`` when nothing changed."""
         try:
-            stamp = _stamp(os.stat(self.index_path))
+            stamp = _stamp(os.lstat(self.index_path))
         except FileNotFoundError:
             stamp = None
         except OSError:
@@ -605,12 +665,14 @@ class History:
             with self._lock:
                 self._forget()
             return 0
+        history_files.refuse_links(self.folder, LAYOUT)  # before anything is removed
         with self._lock, self._locked_index() as fd:
             self._read_new_lines(fd)
             count = len(self._entries) + len(self._missing)
             try:
                 os.ftruncate(fd, 0)
                 os.fsync(fd)
+                _truncate(self.folder, ATTEMPTS_FILE)
             except OSError as exc:
                 raise HistoryError(
                     f"Cannot clear the history index {self.index_path} ({exc.strerror or exc}); "
@@ -619,7 +681,7 @@ class History:
             self._forget()
             for folder in ("images", "thumbs", "batches"):
                 try:
-                    _empty_folder(self.folder / folder)
+                    history_files.remove_files(self.folder, folder)
                 except OSError as exc:
                     raise HistoryError(
                         f"The history is empty now, but some of its files in {self.folder / folder} "
@@ -665,22 +727,21 @@ class History:
     def _take_line(self, raw: bytes, offset: int, number: int) -> None:
         try:
             record = json.loads(raw)
+        except (ValueError, RecursionError):
+            self._skip(offset, number, "it is damaged (probably cut off when a kernel stopped mid-write)")
+            return
+        try:
             entry = self._entry_from(record)
-        except (ValueError, TypeError, KeyError, AttributeError):
-            if offset not in self._warned:
-                self._warned.add(offset)
-                warnings.warn(
-                    f"Skipped line {number} of {self.index_path}: it is damaged "
-                    "(probably cut off when a kernel stopped mid-write); the other entries are fine.",
-                    RuntimeWarning,
-                    stacklevel=4,
-                )
+        except ValueError as exc:  # it parses, but is not an entry: edited by hand, or tampered with
+            self._skip(offset, number, str(exc))
             return
         if entry.id in self._known_ids:
             return
         self._known_ids.add(entry.id)
         self._next_index = max(self._next_index, entry.index + 1)
-        missing = next((path for path in entry.files if not path.is_file()), None)
+        missing = next((path for path in entry.files
+                        if not history_files.is_file(self.folder, history_files.relative_to(self.folder, path))),
+                       None)
         if missing is not None:
             self._missing[entry.index] = missing
             warnings.warn(
@@ -703,7 +764,17 @@ class History:
         if entry.request_hash:
             bisect.insort(self._by_hash.setdefault(entry.request_hash, []), entry, key=lambda e: e.index)
 
-    def _entry_from(self, record: dict) -> HistoryEntry:
+    def _skip(self, key: Any, number: int, why: str, path: Path | None = None) -> None:
+        """Warn, once for each ``key``, that line ``number`` of the index (or of ``path``) was skipped, and why."""
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(
+                f"Skipped line {number} of {path or self.index_path}: {why}; the other entries are fine.",
+                RuntimeWarning,
+                stacklevel=5,
+            )
+
+    def _entry_from(self, record: Any) -> HistoryEntry:
         return HistoryEntry(ImageResult.from_record(record, self.folder))
 
     # -- display ----------------------------------------------------------------------------
@@ -713,14 +784,22 @@ class History:
         long side at most, kept in ``thumbs/``: the gallery's, and the report's larger
         previews. Made when the entry is appended (see ``wait_for_thumbnails``), or here on
         first use, with the image's other kept sizes from the same decode."""
-        path = self._thumbnail_path(entry.id, long_edge, image)
         try:
-            return path.read_bytes()
+            return history_files.read_file(self.folder, self._thumbnail_path(entry.id, long_edge, image))
         except FileNotFoundError:
             pass
         edges = [long_edge] + [edge for edge in _kept_edges(image) if edge != long_edge
-                               and not self._thumbnail_path(entry.id, edge, image).exists()]
-        made = dict(zip(edges, make_thumbnails(entry.originals[image].data, edges)))
+                               and not self._has_thumbnail(entry.id, edge, image)]
+        original = entry.originals[image]
+        try:
+            made = dict(zip(edges, make_thumbnails(original.data, edges)))
+        except HistoryError:
+            raise
+        except Exception as exc:  # Pillow raises OSError, ValueError, SyntaxError, DecompressionBombError...
+            raise HistoryError(
+                f"The image file {original.path} cannot be decoded ({one_line(str(exc), 120) or type(exc).__name__}); "
+                "it is cut off or not an image: run the request again to make it anew."
+            ) from None
         self._keep_thumbnails(entry.id, image, made)
         return made[long_edge]
 
@@ -729,9 +808,13 @@ class History:
         made (they are made on a background thread); False if ``timeout`` seconds passed first."""
         return _thumbnail_maker.wait(timeout)
 
-    def _thumbnail_path(self, entry_id: str, long_edge: int, image: int) -> Path:
+    def _thumbnail_path(self, entry_id: str, long_edge: int, image: int) -> str:
+        """Where the thumbnail is, inside the history folder."""
         gallery = (long_edge, image) == (THUMBNAIL_EDGE, 0)
-        return self.folder / "thumbs" / (f"{entry_id}.jpg" if gallery else f"{entry_id}-{image + 1}-{long_edge}.jpg")
+        return "thumbs/" + (f"{entry_id}.jpg" if gallery else f"{entry_id}-{image + 1}-{long_edge}.jpg")
+
+    def _has_thumbnail(self, entry_id: str, long_edge: int, image: int) -> bool:
+        return history_files.is_file(self.folder, self._thumbnail_path(entry_id, long_edge, image))
 
     def _make_kept_thumbnails(self, entry_id: str) -> None:
         """Make the sizes ``thumbs/`` keeps of each image of entry ``entry_id`` that are not there
@@ -741,7 +824,7 @@ class History:
         if entry is None:
             return  # cleared meanwhile
         for k, original in enumerate(entry.originals):
-            edges = [edge for edge in _kept_edges(k) if not self._thumbnail_path(entry_id, edge, k).exists()]
+            edges = [edge for edge in _kept_edges(k) if not self._has_thumbnail(entry_id, edge, k)]
             if not edges:
                 continue
             made = dict(zip(edges, make_thumbnails(original.data, edges)))
@@ -754,9 +837,9 @@ class History:
         is read-only (the gallery still shows, just without the cache)."""
         with self._lock:
             try:
-                fd = os.open(self.index_path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
-            except OSError:
-                return False  # the index is gone: so is the entry
+                fd = history_files.open_file(self.folder, INDEX_FILE, os.O_RDONLY)
+            except (OSError, HistoryError):
+                return False  # the index is gone (so is the entry), or a link: nothing is written
             try:
                 if fcntl is not None:
                     fcntl.flock(fd, fcntl.LOCK_SH)  # a clear takes it exclusively: none runs until this is done
@@ -764,10 +847,8 @@ class History:
                 if entry_id not in self._by_id or self._index_replaced(fd):
                     return False
                 for edge, data in made.items():
-                    path = self._thumbnail_path(entry_id, edge, image)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    _write_atomically(path, data)
-            except OSError:
+                    history_files.write_atomically(self.folder, self._thumbnail_path(entry_id, edge, image), data)
+            except (OSError, HistoryError):
                 return False
             finally:
                 os.close(fd)
@@ -776,7 +857,7 @@ class History:
     def _repr_html_(self) -> str:
         """A gallery of small thumbnails, newest first, each with its index, prompt and parent."""
         entries = list(self)[::-1]
-        head = f"<div><b>History '{html.escape(self.name)}'</b>: {counted(len(entries))}</div>"
+        head = f"<div><b>History '{html.escape(self.name)}'</b>: {counted(len(entries))}{self._attempts_note()}</div>"
         figures, used = [], len(head)
         for entry in entries:
             parent = f"<br/>from [{entry.parent_index}]" if entry.parent_index is not None else ""
@@ -786,8 +867,13 @@ class History:
                     f'<img src="data:image/jpeg;base64,{b64encode(self.thumbnail(entry))}" '
                     f'style="max-width:{THUMBNAIL_EDGE}px;max-height:{THUMBNAIL_EDGE}px"/>'
                 )
-            except HistoryError:  # its file was deleted while the kernel ran: the others still show
-                picture = '<div style="padding:8px;border:1px dashed #999;font-size:smaller">image file gone</div>'
+            except HistoryError as exc:  # its file is gone or damaged: the others still show
+                what = ("not shown: its file is a symbolic link" if isinstance(exc, LinkInHistoryError)
+                        else "image file gone" if " is gone " in str(exc) else "no picture: its file is damaged")
+                picture = (
+                    '<div style="padding:8px;border:1px dashed #999;font-size:smaller" '
+                    f'title="{html.escape(str(exc))}">{what}</div>'
+                )
             figure = (
                 f'<figure style="margin:0;width:{THUMBNAIL_EDGE}px" title="{html.escape(entry.prompt)}">'
                 f"{picture}"
@@ -803,6 +889,20 @@ class History:
             used += len(figure)
         row = '<div style="display:flex;flex-wrap:wrap;gap:8px">' + "".join(figures) + "</div>"
         return f'<div class="aigate-history">{head}{row}</div>'
+
+    def _attempts_note(self) -> str:
+        """``; 2 requests made no picture but were charged (~$0.002): %aigate usage counts them``, or nothing."""
+        try:
+            attempts = self.attempts()
+        except HistoryError:
+            return ""
+        if not attempts:
+            return ""
+        spent = summarize(attempts, [self.name]).total
+        requests = counted(len(attempts), "request")
+        verb = "was" if len(attempts) == 1 else "were"
+        return (f"; {requests} made no picture but {verb} charged ({html.escape(spent.cost_text())}): "
+                "%aigate usage counts them")
 
     def __repr__(self) -> str:
         with self._lock:
@@ -867,25 +967,12 @@ class ThumbnailMaker:
 _thumbnail_maker = ThumbnailMaker()
 
 
-def _empty_folder(folder: Path) -> None:
-    """Remove ``folder`` and its files. A file another kernel writes meanwhile (an append that
-    takes the index lock after this clear) stays, and so does the folder holding it."""
+def _truncate(folder: Path, relative: str) -> None:
+    """Empty the file ``relative`` in ``folder``, if it is there."""
     try:
-        names = os.listdir(folder)
-    except FileNotFoundError:
-        return
-    for name in names:
-        try:
-            os.unlink(folder / name)
-        except FileNotFoundError:
-            pass
-    try:
-        os.rmdir(folder)
+        os.close(history_files.open_file(folder, relative, os.O_WRONLY | os.O_TRUNC))
     except FileNotFoundError:
         pass
-    except OSError as exc:
-        if exc.errno != errno.ENOTEMPTY:
-            raise
 
 
 def _stamp(status: os.stat_result) -> tuple[int, int, int]:
@@ -902,19 +989,3 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write to a temporary name beside ``path``, then rename: ``path`` is whole or absent.
-
-    Not synced: a killed kernel loses nothing the OS has been given, and syncing
-    eight 4K PNGs one after another made ``-n 8`` half again slower than one
-    request. The index line that refers to the file is synced.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_BINARY", 0), 0o644)
-    try:
-        _write_all(fd, data)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core import history_files
 from ..core.costs import REPLAY, TABLE, Estimates, format_cost
 from ..core.errors import AigateError, BudgetError, GatewayConnectionError, InputError, QuotaExhausted, RateLimitError
 from ..core.images import b64encode, make_thumbnail
@@ -38,7 +39,8 @@ from ..core.results import ImageResult
 from ..core.text import clip, counted, display_path, one_line
 from ..gateway.pacing import Pacer, parse_rate
 from ..gateway.prepared import estimate
-from ..session.session import Hold, Outcome, Request, Session, current_session, outcome
+from ..session.budget import Hold
+from ..session.session import Outcome, Request, Session, current_session, outcome
 from .waiting import progress_bar
 
 try:
@@ -481,7 +483,8 @@ def run_batch(
     if rate is not None:
         parse_rate(rate)  # a bad rate is refused before anything is sent
     path = manifest_path(session, plan, manifest)
-    ledger = _Manifest(path, plan.key, made_here=manifest is None)
+    # The default manifest lies in the history folder: opened there as every file is, through no link.
+    ledger = _Manifest(path, plan.key, inside=session.history.folder if manifest is None else None)
     hold = session.reserve(plan.costs) if plan.costs is not None else None
     try:
         view = _Progress(plan, session, path, progress=progress, display=display)
@@ -695,8 +698,8 @@ class _Manifest:
     Opened when the batch starts, so that a manifest that cannot be written is refused before
     anything is sent."""
 
-    def __init__(self, path: Path, key: str, made_here: bool) -> None:
-        self.path, self.key = path, key
+    def __init__(self, path: Path, key: str, inside: Path | None = None) -> None:
+        self.path, self.key, self.inside = path, key, inside
         self.claims: dict[int, str] = {}  # row -> this run's token, until its outcome is written
         # The newest line of each row read so far, and how far: each claim reads only what was added.
         self.newest: dict[int, dict[str, Any]] = {}
@@ -704,15 +707,14 @@ class _Manifest:
         shown = display_path(path)
         if path.is_dir():
             raise InputError(f"manifest={shown!r} is a folder; name a file in it, e.g. {shown}/shots.jsonl.")
-        if made_here:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        elif not path.parent.is_dir():
+        if inside is None and not path.parent.is_dir():
             raise InputError(
                 f"manifest={shown!r}: the folder {display_path(path.parent)} does not exist; create it or name "
                 "a file in a folder that exists. Nothing was sent."
             )
         try:
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+            with _locked(path, inside):
+                pass
         except OSError as exc:
             raise InputError(
                 f"manifest={shown!r} cannot be written ({exc.strerror or exc}); name a file you can write to. "
@@ -723,7 +725,7 @@ class _Manifest:
         """Claim ``row`` for this run, unless another run has it in hand (then False)."""
         if row in self.claims:
             return True  # a row back in the queue after a rate limit: still ours
-        with _locked(self.path) as fd:
+        with _locked(self.path, self.inside) as fd:
             self._read_new_lines(fd)
             newest = self.newest.get(row)
             if newest is not None and newest.get("status") == "claimed" and _held(newest):
@@ -756,7 +758,7 @@ class _Manifest:
 
     def finished(self, row: int, record: dict[str, Any]) -> None:
         """Write ``row``'s outcome, which ends this run's claim of it."""
-        with _locked(self.path) as fd:
+        with _locked(self.path, self.inside) as fd:
             os.write(fd, _encoded(record))
         self.forget([row])
 
@@ -793,11 +795,15 @@ def _held(claim: dict[str, Any]) -> bool:
 class _locked:
     """The manifest open for appending, locked against other processes until closed."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, inside: Path | None = None) -> None:
+        self.path, self.inside = path, inside
 
     def __enter__(self) -> int:
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND
+        if self.inside is None:
+            self.fd = os.open(self.path, flags, 0o644)
+        else:  # its folders are made as needed, and no link is followed
+            self.fd = history_files.open_file(self.inside, history_files.relative_to(self.inside, self.path), flags)
         if fcntl is not None:
             fcntl.flock(self.fd, fcntl.LOCK_EX)
         return self.fd

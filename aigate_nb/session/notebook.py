@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from ..core import history_files
 from ..core.errors import HistoryError
 from ..core.text import display_path, one_line
 from ..gateway.config import is_loopback, load_settings
@@ -249,20 +250,22 @@ def read_owner(folder: Path) -> Owner | None:
     """The owner recorded in ``folder``, or None (no record: a history from before records, or
     one kept with no server to say whose it is)."""
     try:
-        record = json.loads((folder / OWNER_FILE).read_text(encoding="utf-8"))
+        record = json.loads(history_files.read_file(folder, OWNER_FILE).decode("utf-8"))
         file = record.get("file")
         return Owner(
             record.get("path"), record.get("session"),
             (int(file[0]), int(file[1])) if file else None, record.get("since"),
         )
-    except (OSError, ValueError, TypeError, AttributeError, IndexError):
-        return None
+    except (OSError, ValueError, TypeError, AttributeError, IndexError, HistoryError):
+        return None  # none, unreadable, damaged, or a link: no record to go by
 
 
 def write_owner(folder: Path, owner: Owner) -> None:
     record = {"path": owner.path, "session": owner.session, "file": owner.file, "since": owner.since}
+    if not folder.is_dir():
+        return  # no history there yet: the record is written with its first result
     try:
-        (folder / OWNER_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        history_files.write_atomically(folder, OWNER_FILE, (json.dumps(record, indent=1) + "\n").encode("utf-8"))
     except OSError:
         pass  # a read-only history: it is used all the same, just not followed through a restart
 

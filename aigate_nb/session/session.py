@@ -6,7 +6,6 @@ HTTP nor touches the history's files itself. Usable with no kernel at all.
 
 from __future__ import annotations
 
-import math
 import threading
 import warnings
 from collections.abc import Callable, Mapping
@@ -15,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..core.costs import Estimate, Estimates, format_cost, load_prices
-from ..core.errors import BudgetError, BudgetWarning, HistoryError, InputError, NotKeptError
+from ..core.errors import BudgetWarning, HistoryError, InputError, NoImageError, NotKeptError
 from ..core.images import ImageLike, b64_size, source_shape, to_image_input
 from ..core.models import keep_shape, normalise_options, same_model
 from ..core.results import ImageResult
@@ -26,27 +25,13 @@ from ..gateway.prepared import PreparedRequest, estimate
 from ..gateway.replay import kept_for, replayed
 from ..records.spending import Spending, summarize
 from ..records.store import INDEX_FILE, History, HistoryEntry
+from .budget import Budget, Hold, dollars, parse_budget
 from .conversation import continued_model, conversation_turns
 from .notebook import NotebookTracker
 
 #: The most copies of one request sent at once: a typo such as ``-n 100`` must not send
 #: a hundred paid requests.
 MAX_VARIANTS = 16
-#: The share of the budget past which each request is preceded by a warning.
-BUDGET_WARNING_SHARE = 0.8
-
-
-class Hold:
-    """Money the budget keeps aside for requests accepted but not finished (in flight, or
-    queued in a batch): every later check counts it, so that requests accepted at once cannot
-    pass the budget together. Settled when its request ends: its result's real cost is then in
-    the history, or it failed or was cancelled and cost nothing. See ``Session.reserve``."""
-
-    def __init__(self, amount: float) -> None:
-        self.amount = amount
-
-    def __repr__(self) -> str:
-        return f"<Hold ${self.amount:.3f}>"
 
 
 @dataclass(frozen=True)
@@ -117,12 +102,10 @@ class Session:
         self._notebook = notebook
         self._chosen = False  # a history chosen by name stays, whatever the notebook is called
         self._history = history
-        self.defaults = defaults or Defaults(model=self.client.model, budget=_budget(load_settings().budget))
+        self.defaults = defaults or Defaults(model=self.client.model, budget=parse_budget(load_settings().budget))
         self._lock = threading.Lock()
-        # Taken to check the budget and hold money in one step, and to settle a hold; reentrant
-        # so that check_budget can run inside it.
-        self._money = threading.RLock()
-        self._holds: list[Hold] = []
+        # What is spent and held against the budget, checked and held in one step.
+        self._money = Budget(lambda: self.defaults.budget, self.spent)
         self._pool: ThreadPoolExecutor | None = None
         self._watchers: list[Callable[[Defaults], None]] = []
         self.recent: list[str] = []
@@ -176,7 +159,7 @@ class Session:
     def _budget_text(self) -> str:
         if self.defaults.budget is None:
             return "off"
-        return f"{_dollars(self.defaults.budget)} (spent {format_cost(self.spent())})"
+        return f"{dollars(self.defaults.budget)} (spent {format_cost(self.spent())})"
 
     def set_defaults(self, **changes: str | None) -> Defaults:
         """Change the defaults, checked against the model as a request would be."""
@@ -196,7 +179,7 @@ class Session:
         if "replay" in changes:
             changes["replay"] = _switch("replay", changes["replay"])
         if "budget" in changes:
-            changes["budget"] = _budget(changes["budget"])
+            changes["budget"] = parse_budget(changes["budget"])
         merged = replace(self.defaults, **changes)
         if merged.route not in ("chat", "google"):
             raise InputError(f"route {merged.route!r} is not one of 'chat' or 'google'.")
@@ -457,18 +440,7 @@ class Session:
         prepared, parent = self.prepare(request, count)
         found = self.replays(request, prepared, count)
         planned = estimate(prepared, self.client.prices, count - len(found))
-        each = planned.each or 0.0  # a cost the table cannot tell holds nothing (check_budget warns)
-        with self._money:  # checked and held in one step: no other request can slip in between
-            if within is None:
-                self.check_budget(planned)
-            else:
-                short = max(0.0, each * planned.count - within.amount)
-                if short > 1e-9:  # costs more than its batch planned: the difference is checked
-                    self._refuse_past_budget(short, planned)
-                within.amount = max(0.0, within.amount - each * planned.count)
-            holds = [Hold(each) for _ in range(planned.count)]
-            self._holds += holds
-        return prepared, parent, found, holds
+        return prepared, parent, found, self._money.hold_each(planned, within)
 
     def estimate(self, request: Request, count: int = 1) -> Estimate:
         """What ``request`` (``count`` copies) would cost now, by the price table: only the
@@ -477,68 +449,28 @@ class Session:
         return estimate(prepared, self.client.prices, count - len(self.replays(request, prepared, count)))
 
     def spent(self) -> float:
-        """What this notebook's history has cost so far (USD; results of unknown cost count 0)."""
-        return sum(entry.cost for entry in self.history if entry.cost is not None)
+        """What this notebook's history has cost so far, requests charged without a picture
+        included (USD; results of unknown cost count 0)."""
+        return self.history.usage().cost
 
     def reserved(self) -> float:
         """What the requests accepted but not finished are estimated to cost (USD): held by the
-        budget until each ends (see ``Hold``)."""
-        with self._money:
-            return sum(hold.amount for hold in self._holds)
+        budget until each ends (see ``budget.Hold``)."""
+        return self._money.reserved()
 
     def reserve(self, planned: Estimate | Estimates) -> Hold:
-        """Check ``planned`` against the budget and hold its estimate, in one step; refused with
-        ``BudgetError`` as ``check_budget`` refuses, but with no warnings (a plan's check said
-        them). A batch takes one for its rows before sending any, submits each ``within`` it,
-        and settles what is left (rows not sent) when it ends."""
-        with self._money:
-            if self.defaults.budget is not None and planned.cost is not None:
-                self._refuse_past_budget(planned.cost, planned)
-            hold = Hold(planned.cost or 0.0)
-            self._holds.append(hold)
-        return hold
+        """Check ``planned`` against the budget and hold its estimate, in one step (see
+        ``Budget.reserve``): a batch takes one for its rows before sending any."""
+        return self._money.reserve(planned)
 
     def settle(self, *holds: Hold) -> None:
         """Let go of ``holds``: their requests ended, and what they cost is in the history."""
-        with self._money:
-            self._holds = [hold for hold in self._holds if all(hold is not done for done in holds)]
+        self._money.settle(*holds)
 
     def check_budget(self, planned: Estimate | Estimates) -> None:
-        """Refuse ``planned`` with ``BudgetError`` if it would take this notebook's spending, with
-        what requests in flight or queued hold (``reserved``), past its budget; warn
-        (``BudgetWarning``) once that passes 80 % of the budget, or when its cost cannot be
-        estimated. No budget, or nothing to send: nothing to check."""
-        budget = self.defaults.budget
-        if budget is None or planned.count == 0:
-            return
-        if planned.cost is None:
-            warnings.warn(BudgetWarning(
-                f"The budget cannot check this request: there is no price for {planned.model}; "
-                "add it to a price file (%aigate config prices=FILE)."
-            ), stacklevel=4)
-            return
-        with self._money:
-            after = self._refuse_past_budget(planned.cost, planned)
-        if after >= BUDGET_WARNING_SHARE * budget:
-            warnings.warn(BudgetWarning(
-                f"Budget: with this request (about {format_cost(planned.cost)}) this notebook will have spent "
-                f"{format_cost(after)} of its {_dollars(budget)} budget ({after / budget:.0%})."
-            ), stacklevel=4)
-
-    def _refuse_past_budget(self, cost: float, planned: Estimate | Estimates) -> float:
-        """``BudgetError`` if ``cost`` more would pass the budget, counting what is spent and
-        held; else what would then be spent. Called holding ``_money``."""
-        budget = self.defaults.budget
-        spent, held = self.spent(), self.reserved()
-        after = spent + held + cost
-        if budget is not None and after > budget + 1e-9:
-            held_text = f" and requests not finished hold {format_cost(held)}" if held > 1e-9 else ""
-            raise BudgetError(
-                f"Over budget: this notebook has spent {format_cost(spent)} of its {_dollars(budget)} budget"
-                f"{held_text}, and this request ({planned.describe()}) would cost about {format_cost(cost)}; "
-                "nothing was sent. Raise the budget (%aigate config budget=10) or turn it off (budget=off)."
-            )
-        return after
+        """Refuse ``planned`` with ``BudgetError`` if it would pass the budget, counting what
+        requests in flight or queued hold; warn past 80 % (see ``Budget.check``)."""
+        self._money.check(planned)
 
     def usage(self, everywhere: bool = False) -> Spending:
         """What this notebook's history used and cost (``History.usage``); with ``everywhere``,
@@ -548,7 +480,7 @@ class Session:
         root = self.history.folder.parent
         names = sorted(p.name for p in root.iterdir() if (p / INDEX_FILE).is_file()) if root.is_dir() else []
         histories = [self.history if name == self.history.name else History(name, root=root) for name in names]
-        return summarize([entry for history in histories for entry in history], names)
+        return summarize([item for history in histories for item in (*history, *history.attempts())], names)
 
     def balance(self) -> float | None:
         """The account's balance (USD) where the gateway tells it (``Client.balance``)."""
@@ -561,7 +493,15 @@ class Session:
         return kept_for(self.history, prepared, count)
 
     def _send_and_keep(self, prepared: PreparedRequest, parent: str | None) -> ImageResult:
-        result = self.client.send(prepared)
+        try:
+            result = self.client.send(prepared)
+        except NoImageError as exc:
+            if exc.attempt is not None:  # charged without a picture: the spending and the budget count it
+                try:
+                    self.history.record_attempt(exc.attempt)
+                except HistoryError as unkept:  # the missing picture stays the error shown
+                    warnings.warn(f"This request's charge is not counted: {unkept}", RuntimeWarning, stacklevel=2)
+            raise
         result.parent_id = parent  # a multi-turn edit's: the result continued, whatever else went along
         history = self.history
         try:
@@ -635,29 +575,6 @@ def _switch(name: str, value: Any) -> bool:
     if text in ("off", "false", "no", "0"):
         return False
     raise InputError(f"{name} is on or off, not {value!r}; e.g. %aigate config {name}=off.")
-
-
-def _budget(value: Any) -> float | None:
-    """A budget in USD (``5``, ``0.50``, ``$5``) as a number; ``off``/``none``/empty: no budget."""
-    if value is None or isinstance(value, (int, float)) and not isinstance(value, bool):
-        amount = value
-    else:
-        text = str(value).strip().removeprefix("$")
-        if text.lower() in ("", "off", "none", "no", "default"):
-            return None
-        try:
-            amount = float(text)
-        except ValueError:
-            amount = -1
-    if amount is None:
-        return None
-    if isinstance(amount, bool) or not math.isfinite(amount) or amount < 0:
-        raise InputError(f"budget is an amount in USD such as 5 or 0.50, or off; not {value!r}.")
-    return float(amount)
-
-
-def _dollars(amount: float) -> str:
-    return f"${amount:,.2f}"
 
 
 def _taken_or_none(model: str, ratio: str | None = None, size: str | None = None) -> str | None:
