@@ -35,6 +35,9 @@ from .region import Region, region_label
 from .session import MAX_VARIANTS, Request, Session, current_session, outcome
 from .text import clip
 
+#: The browser side's files, beside this one.
+_HERE = Path(__file__).parent
+
 #: Thumbnails shown per gallery page; the widgets are made once and reused.
 GALLERY_SLOTS = 12
 #: Buttons for the selected entry's lineage: its chain back to the first picture, and its edits.
@@ -52,33 +55,7 @@ ROUTES = (("Google", "google"), ("Chat", "chat"))
 #: The region modes offered (see region.py).
 REGION_MODES = (("Crop", "crop"), ("Guide", "guide"))
 
-_CSS = """
-<style>
-.aigate-panel { font-size: var(--jp-ui-font-size1, 13px); box-sizing: border-box; }
-.aigate-panel .aigate-label { font-size: var(--jp-ui-font-size0, 11px); color: var(--jp-ui-font-color2, #616161);
-  text-transform: uppercase; letter-spacing: 0.04em; line-height: 16px; }
-.aigate-panel .aigate-title { font-size: var(--jp-ui-font-size2, 15px); font-weight: 600; }
-.aigate-panel .aigate-badge { font-size: var(--jp-ui-font-size0, 11px); padding: 1px 6px; margin-left: 8px;
-  border-radius: 8px; background: var(--jp-layout-color2, #eee); color: var(--jp-ui-font-color1, #333); }
-.aigate-panel .aigate-status { white-space: nowrap; overflow: hidden; text-overflow: ellipsis; line-height: 28px; }
-.aigate-panel .aigate-error { color: var(--jp-error-color1, #d32f2f); }
-.aigate-panel .aigate-muted { color: var(--jp-ui-font-color2, #616161); }
-.aigate-panel .aigate-note { font-size: var(--jp-ui-font-size0, 11px); line-height: 16px; }
-.aigate-panel .aigate-prompt { max-height: 72px; overflow-y: auto; white-space: pre-wrap; word-break: break-word;
-  margin: 4px 0; }
-.aigate-panel .aigate-cell-text { margin: 4px 0 0 0; padding: 4px 6px; max-height: 96px; overflow: auto;
-  white-space: pre-wrap; word-break: break-word; user-select: all; font-family: var(--jp-code-font-family, monospace);
-  font-size: var(--jp-code-font-size, 12px); background: var(--jp-layout-color2, #f3f3f3); }
-.aigate-panel .aigate-thumb img { background: var(--jp-layout-color2, #f3f3f3); }
-.aigate-panel .aigate-lineage .aigate-arrow { color: var(--jp-ui-font-color2, #616161); padding: 0 2px; }
-.aigate-spinner { box-sizing: border-box; width: 18px; height: 18px; margin: 5px 0; border-radius: 50%;
-  border: 2px solid var(--jp-layout-color3, #ccc); border-top-color: var(--jp-brand-color1, #1976d2);
-  animation: aigate-spin 0.8s linear infinite; }
-@keyframes aigate-spin { to { transform: rotate(360deg); } }
-/* The cell's snapshot is for when the panel cannot show; beside a live panel it is hidden. */
-.jp-OutputArea:has(.aigate-panel) > .jp-OutputArea-child:has(.aigate-snapshot) { display: none; }
-</style>
-"""
+_CSS = "<style>\n" + (_HERE / "panel.css").read_text(encoding="utf-8") + "</style>\n"
 
 
 class PromptBox(anywidget.AnyWidget):
@@ -88,42 +65,8 @@ class PromptBox(anywidget.AnyWidget):
     text, then a ``{"event": "submit"}`` message, which ``on_submit`` callbacks receive.
     """
 
-    _esm = """
-    export default {
-      render({ model, el }) {
-        const box = document.createElement("textarea");
-        box.className = "aigate-prompt-box";
-        box.rows = 3;
-        // The notebook's own shortcuts (Shift+Enter runs the cell) stay out of this box.
-        box.setAttribute("data-lm-suppress-shortcuts", "true");
-        box.value = model.get("value");
-        box.placeholder = model.get("placeholder");
-        const send = () => { model.set("value", box.value); model.save_changes(); };
-        box.addEventListener("input", send);
-        box.addEventListener("keydown", (event) => {
-          if (event.key === "Enter" && (event.ctrlKey || event.metaKey || event.shiftKey)) {
-            event.preventDefault();
-            event.stopPropagation();
-            send();
-            model.send({ event: "submit" });
-          }
-        });
-        const follow = () => { if (box.value !== model.get("value")) box.value = model.get("value"); };
-        const hint = () => { box.placeholder = model.get("placeholder"); };
-        model.on("change:value", follow);
-        model.on("change:placeholder", hint);
-        el.appendChild(box);
-        return () => { model.off("change:value", follow); model.off("change:placeholder", hint); };
-      }
-    };
-    """
-    _css = """
-    .aigate-prompt-box { box-sizing: border-box; display: block; width: 100%; height: 64px; min-height: 36px;
-      resize: vertical; margin: 0; padding: 4px 8px; font-family: inherit; font-size: var(--jp-widgets-font-size, 13px);
-      color: var(--jp-widgets-input-color, #000); background: var(--jp-widgets-input-background-color, #fff);
-      border: var(--jp-widgets-input-border-width, 1px) solid var(--jp-widgets-input-border-color, #9e9e9e); }
-    .aigate-prompt-box:focus { outline: none; border-color: var(--jp-widgets-input-focus-border-color, #64b5f6); }
-    """
+    _esm = _HERE / "prompt_box.js"
+    _css = _HERE / "prompt_box.css"
     value = traitlets.Unicode("").tag(sync=True)
     placeholder = traitlets.Unicode("").tag(sync=True)
 
