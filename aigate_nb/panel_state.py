@@ -351,8 +351,8 @@ class PanelState:
         self._changed("sources")
 
     def choose_source(self, value: int | str | None) -> Any:
-        """The Source list's choice; returns the image chosen (None for none), whose shape the
-        ratio and size lists take, as its edit would."""
+        """The Source list's choice; returns the image chosen (the upload, a history entry's id, or
+        None for none), whose shape the ratio and size lists take, as its edit would."""
         with self._lock:
             self.source = NO_SOURCE if value is None else value
             if value in (None, NO_SOURCE):
