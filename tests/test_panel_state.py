@@ -9,18 +9,14 @@ import sys
 import pytest
 from PIL import Image
 
-from aigate_nb.client import Client
 from aigate_nb.panel_state import GALLERY_SLOTS, NO_SOURCE, UPLOADED, Form, PanelState
 from aigate_nb.session import Request, Session
-from aigate_nb.store import History
-from support import TEST_KEY, wait_for
+from support import wait_for
 
 
 @pytest.fixture
-def session(emu, tmp_path):
-    made = Session(Client(api_key=TEST_KEY, base_url=emu.url, retry_backoff=0.01), History(name="panel", root=tmp_path))
-    yield made
-    made.close()
+def session(emu, session_on) -> Session:
+    return session_on(emu.url)
 
 
 @pytest.fixture
