@@ -164,6 +164,7 @@ class PanelState:
             callback(what)
 
     def show_status(self, text: str, error: bool = False) -> None:
+        """Say ``text`` in the status line (marked as an error where ``error``)."""
         self.status = Status(text, error)
         self._changed("status")
 
