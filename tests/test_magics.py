@@ -613,7 +613,10 @@ def test_aigate_panel_without_ipywidgets_says_how_to_install_it(ip, capsys, monk
 
 
 def test_aigate_panel_without_anywidget_says_how_to_install_it(ip, capsys, monkeypatch):
-    monkeypatch.delitem(sys.modules, "aigate_nb.frontends.panel", raising=False)
+    # The panel and its views, as in a kernel that has not imported them yet.
+    for name in [m for m in sys.modules if m.startswith("aigate_nb.frontends.panel")
+                 or m == "aigate_nb.frontends.boxwidget"]:
+        monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "anywidget", None)
     assert usage_error(ip, capsys, "%aigate panel") == (
         "The panel needs anywidget: pip install 'anywidget>=0.9', then restart the kernel."

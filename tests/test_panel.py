@@ -49,7 +49,7 @@ def png_bytes(colour=(200, 40, 40)) -> bytes:
 
 
 def visible_slots(panel: Panel) -> list[str]:
-    return [slot.button.description for slot in panel._slots if slot.box.layout.display != "none"]
+    return panel.gallery.shown()
 
 
 def lineage_shown(panel: Panel) -> list[str]:
@@ -66,8 +66,11 @@ def lineage_shown(panel: Panel) -> list[str]:
 
 
 def highlighted_slots(panel: Panel) -> list[str]:
-    return [slot.button.description for slot in panel._slots
-            if slot.box.layout.display != "none" and slot.button.button_style == "info"]
+    return panel.gallery.highlighted()
+
+
+def click_thumbnail(panel: Panel, index: int) -> None:
+    next(slot for slot in panel.gallery.slots if slot.index == index).button.click()
 
 
 def upload(panel: Panel, name: str, data: bytes) -> None:
@@ -174,7 +177,7 @@ def test_variants_each_join_the_history(panel, session):
 def test_selecting_an_entry_shows_it_larger_with_its_prompt(panel):
     generate(panel, "first picture")
     generate(panel, "second picture")
-    older = next(slot for slot in panel._slots if slot.index == 0)
+    older = next(slot for slot in panel.gallery.slots if slot.index == 0)
     older.button.click()
     assert panel.selected == 0
     assert "first picture" in panel.details.value
@@ -403,7 +406,7 @@ def test_after_a_clear_the_selection_is_dropped_not_aimed_at_the_new_entry_of_th
     assert panel.selected == 0  # still there: kept
     session.history.clear()
     panel.refresh()
-    assert panel.selected is None and panel._detail_box.layout.display == "none"
+    assert panel.selected is None and panel.detail.body.layout.display == "none"
 
 
 def test_multi_turn_goes_on_with_the_entrys_model_whatever_the_model_list_shows(panel, session, emu):
@@ -441,9 +444,9 @@ def test_the_panel_opens_and_works_when_an_image_file_was_deleted(session, emu):
     panel = Panel(session)
     panel.wait(10)
     assert visible_slots(panel)[:2] == ["[1]", "[0]"]
-    panel._guarded_select(1)  # as a click on its thumbnail does
+    click_thumbnail(panel, 1)
     assert panel.status_is_error and "is gone" in panel.status_text
-    panel._guarded_select(0)
+    click_thumbnail(panel, 0)
     assert panel.selected == 0 and panel.picture.image
     panel.close()
 
