@@ -34,6 +34,7 @@ import requests
 
 from .config import display_path, is_loopback, load_settings
 from .errors import HistoryError
+from .files import parse_json, read_regular_file
 from .store import DEFAULT_NAME, History, notebook_name, notebook_stem, safe_folder_name
 from .text import one_line
 
@@ -45,6 +46,8 @@ SERVER_TIMEOUT = 1.0
 MAX_SERVERS = 8
 #: The file in a history folder that says which notebook the history belongs to.
 OWNER_FILE = "notebook.json"
+#: A server's runtime file and an owner record are a few hundred bytes; larger is not ours.
+MAX_RECORD_BYTES = 1_000_000
 
 _SERVER_FILE = re.compile(r"(?:jp|nb)server-.+\.json")
 _KERNEL_FILE = re.compile(r"kernel-(.+)\.json")
@@ -108,7 +111,7 @@ def running_servers(runtime_dirs: Iterable[str | os.PathLike]) -> list[JupyterSe
             if not _SERVER_FILE.fullmatch(name):
                 continue
             try:
-                info = json.loads(Path(folder, name).read_text(encoding="utf-8"))
+                info = parse_json(read_regular_file(Path(folder, name), MAX_RECORD_BYTES))
             except (OSError, ValueError):
                 continue  # being written, or not ours to read
             url = loopback_url(info) if isinstance(info, dict) else None
@@ -249,7 +252,7 @@ def read_owner(folder: Path) -> Owner | None:
     """The owner recorded in ``folder``, or None (no record: a history from before records, or
     one kept with no server to say whose it is)."""
     try:
-        record = json.loads((folder / OWNER_FILE).read_text(encoding="utf-8"))
+        record = parse_json(read_regular_file(folder / OWNER_FILE, MAX_RECORD_BYTES))
         file = record.get("file")
         return Owner(
             record.get("path"), record.get("session"),

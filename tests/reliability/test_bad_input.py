@@ -6,8 +6,11 @@ refused before any request reaches the emulator. The key guard searches everythi
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -322,3 +325,87 @@ def test_a_base_url_without_a_scheme_is_one_sentence_before_anything_is_sent(fro
     frontends.unload()
     assert frontends.cell("%load_ext aigate_nb")[1] == expected
     assert emu.requests == []
+
+
+# -- price files and the other files a user names --------------------------------------------------
+
+
+def deep_json(depth: int) -> str:
+    return '{"google/gemini-3-pro-image": ' + "[" * depth + "]" * depth + "}"
+
+
+@pytest.mark.parametrize("depth", [100, 100_000])
+def test_a_price_file_nested_too_deeply_is_one_line_through_config_and_the_environment(
+        frontends, emu, tmp_path, monkeypatch, depth):
+    path = tmp_path / "prices.json"
+    path.write_text(deep_json(depth))
+    expected = (f"The price file {path} cannot be used: it is not valid JSON (it is nested more than 64 levels "
+                "deep); fix it, or unset AIGATE_PRICES (%aigate config prices=default) to use the built-in prices.")
+    session = frontends.session()
+    frontends.load(session)
+    assert frontends.cell(f"%aigate config prices={path}")[1] == expected
+    assert session.settings()["prices"] == "built-in"
+    monkeypatch.setenv("AIGATE_PRICES", str(path))
+    with pytest.raises(ConfigurationError) as info:
+        Client(api_key=TEST_KEY, base_url=emu.url)
+    assert str(info.value) == expected
+
+
+def test_a_price_file_with_a_rate_too_large_to_add_up_is_refused(tmp_path):
+    path = tmp_path / "prices.json"
+    path.write_text('{"google/gemini-3-pro-image": {"image_output": 1e308}}')
+    with pytest.raises(ConfigurationError, match=r"image_output must be a number from 0 to 100,000 \(USD per "
+                                                 r"million tokens\), not 1e\+308; fix it"):
+        Client(api_key=TEST_KEY, prices=path)
+
+
+def in_a_thread_with_a_deadline(work: Callable[[], Any], deadline: float = 30.0) -> Any:
+    """``work()``'s value or exception; fails the test if it has not returned by ``deadline``
+    seconds (it would wait for ever: the thread is left behind, as a daemon)."""
+    done: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            done["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            done["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(deadline)
+    assert not thread.is_alive(), "it waited instead of refusing"
+    if "error" in done:
+        raise done["error"]
+    return done["value"]
+
+@pytest.fixture
+def fifo(tmp_path) -> Path:
+    """A FIFO where a file is expected: opening it to read waits for a writer, for ever.
+    Removed after the test, so that nothing else waits on it; a reader still blocked is let go."""
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this system")
+    path = tmp_path / "named-pipe"
+    os.mkfifo(path)
+    yield path
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # a blocked reader gets its writer, then EOF
+    except OSError:
+        pass  # nobody is waiting on it
+    path.unlink()
+
+
+def test_a_price_file_that_is_a_fifo_is_refused_without_waiting(emu, fifo, monkeypatch):
+    monkeypatch.setenv("AIGATE_PRICES", str(fifo))
+    with pytest.raises(ConfigurationError) as info:
+        in_a_thread_with_a_deadline(lambda: Client(api_key=TEST_KEY, base_url=emu.url))
+    assert str(info.value) == (
+        f"The price file {fifo} cannot be used: it is a FIFO, not a regular file; fix it, or unset AIGATE_PRICES "
+        "(%aigate config prices=default) to use the built-in prices."
+    )
+
+
+def test_a_price_file_larger_than_any_price_list_is_refused_unread(tmp_path):
+    path = tmp_path / "prices.json"
+    path.write_text("{}" + " " * 1_000_000)
+    with pytest.raises(ConfigurationError, match=r"it holds 1,000,002 bytes, more than the 1,000,000 allowed; fix it"):
+        Client(api_key=TEST_KEY, prices=path)
