@@ -5,9 +5,13 @@ refused before any request reaches the emulator. The key guard searches everythi
 
 from __future__ import annotations
 
+import base64
 import os
+import struct
 import threading
 import time
+import warnings
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -409,3 +413,101 @@ def test_a_price_file_larger_than_any_price_list_is_refused_unread(tmp_path):
     path.write_text("{}" + " " * 1_000_000)
     with pytest.raises(ConfigurationError, match=r"it holds 1,000,002 bytes, more than the 1,000,000 allowed; fix it"):
         Client(api_key=TEST_KEY, prices=path)
+
+
+# -- pictures, and boxes in them -------------------------------------------------------------------
+
+
+def edit_with(frontends, session, front_end: str, path: Path, region: str | None):
+    """Edit the picture at ``path`` (only ``region`` of it, if given) through ``front_end``."""
+    if front_end == "api":
+        given = {"region": region, "image_size": None} if region else {}
+        return frontends.run("api", session, "edit it", images=[path], **given)
+    return frontends.run("magic", session, "edit it", line=f"-i {path}" + (f" --region {region}" if region else ""))
+
+@pytest.mark.parametrize("front_end", ["api", "magic"])
+@pytest.mark.parametrize("region", [None, "0,0,64,64"])
+def test_an_image_path_that_is_a_fifo_is_refused_without_waiting(frontends, emu, fifo, front_end, region):
+    session = frontends.session()
+    frontends.load(session)  # in the test's thread: the shell's display hooks are set up here
+    outcome = in_a_thread_with_a_deadline(lambda: edit_with(frontends, session, front_end, fifo, region))
+    assert outcome.message == f"'{fifo}' cannot be an image: it is a FIFO, not a regular file; give the path of " \
+                              "an image file."
+    assert generation_requests(emu) == []
+
+@pytest.mark.parametrize("front_end", ["api", "magic"])
+@pytest.mark.parametrize("box", ["1e308,0,1e308,100", "0,0,-1e308,100", "20000,0,100,100"])
+def test_a_region_beyond_any_picture_is_one_line_before_sending(frontends, emu, tmp_path, front_end, box):
+    path = png_file(tmp_path / "source.png", size=(512, 512))
+    session = frontends.session()
+    if front_end == "api":
+        outcome = frontends.run("api", session, "a flag", images=[path], region=box, image_size=None)
+    else:
+        outcome = frontends.run("magic", session, "a flag", line=f"-i {path} --region {box}")
+    assert outcome.message == (
+        f"region '{box}' reaches beyond any picture a model takes; each number is at most 16,384 pixels, "
+        "or a fraction from 0 to 1."
+    )
+    assert generation_requests(emu) == []
+
+def declared_png(width: int, height: int) -> bytes:
+    """A valid greyscale PNG of ``width`` x ``height`` black pixels: tiny on disk (its rows
+    compress to almost nothing) however many pixels it declares."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    packer, row = zlib.compressobj(9), b"\0" * (width + 1)  # each row: filter byte 0, then the pixels
+    block = row * 1000
+    body = b"".join(packer.compress(block) for _ in range(height // 1000))
+    body += packer.compress(row * (height % 1000)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return _PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def huge_png(tmp_path_factory) -> Path:
+    """140 KB on disk, 12000 x 12000 (144 MP) declared: seconds and gigabytes to decode."""
+    path = tmp_path_factory.mktemp("huge") / "huge.png"
+    path.write_bytes(declared_png(12_000, 12_000))
+    assert path.stat().st_size < 200_000
+    return path
+
+
+@pytest.mark.parametrize("front_end", ["api", "magic"])
+@pytest.mark.parametrize("region", [None, "0,0,100,100"])
+def test_a_picture_declaring_more_pixels_than_any_model_takes_is_refused_before_decoding(
+        frontends, emu, huge_png, front_end, region):
+    session = frontends.session()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's DecompressionBombWarning is not how this is said
+        outcome = edit_with(frontends, session, front_end, huge_png, region)
+    assert outcome.message == (
+        f"'{huge_png}' is 12000x12000 pixels (144 MP), more than any model takes (at most 64 MP and 16,384 pixels "
+        "a side); scale it down first."
+    )
+    assert generation_requests(emu) == []
+
+
+@pytest.mark.parametrize("size", [(20_000, 20_000), (40_000, 1)], ids=["a decompression bomb", "one side too long"])
+@pytest.mark.parametrize("form", ["bytes", "data URL"])
+def test_a_picture_too_large_in_any_form_is_one_line_before_sending(frontends, emu, size, form):
+    data = declared_png(*size)
+    given = data if form == "bytes" else f"data:image/png;base64,{base64.b64encode(data).decode()}"
+    session = frontends.session()
+    outcome = frontends.run("api", session, "edit it", images=[given])
+    what = "the bytes given" if form == "bytes" else "the data URL"
+    pixels = "over 179 MP" if size == (20_000, 20_000) else "40000x1 pixels"
+    assert outcome.message == (
+        f"{what} is {pixels}, more than any model takes (at most 64 MP and 16,384 pixels a side); scale it down first."
+    )
+    assert generation_requests(emu) == []
+
+
+def test_the_largest_pictures_the_models_make_are_taken_as_inputs(frontends, emu):
+    session = frontends.session()
+    for size in [(12_288, 1_536), (6_336, 2_688), (4_096, 4_096)]:
+        outcome = frontends.run("api", session, "edit it", images=[declared_png(*size)])
+        assert outcome.message is None, outcome.message
