@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from aigate_nb.client import Client
-from aigate_nb.errors import ConfigurationError, HistoryError, NotKeptError
+from aigate_nb.errors import ConfigurationError, HistoryError, InputError, NotKeptError
 from aigate_nb.images import DEFAULT_INLINE_BUDGET
 from aigate_nb.session import Request
 from aigate_nb.store import History
@@ -511,3 +511,46 @@ def test_the_largest_pictures_the_models_make_are_taken_as_inputs(frontends, emu
     for size in [(12_288, 1_536), (6_336, 2_688), (4_096, 4_096)]:
         outcome = frontends.run("api", session, "edit it", images=[declared_png(*size)])
         assert outcome.message is None, outcome.message
+
+
+# -- prompt templates ------------------------------------------------------------------------------
+
+
+class RefusesToFormat:
+    """A value whose ``__format__`` fails, as some objects' do."""
+
+    def __format__(self, spec: str) -> str:
+        raise RuntimeError("no text for this one")
+
+
+# name: (the rows, the template, the one sentence after "Row 0: ")
+UNFILLABLE = {
+    "indexing a number": ([{"n": 3}], "a door numbered {n[0]}",
+                          "the template's {n[0]} cannot be filled ('int' object is not subscriptable)"),
+    "a spec the value lacks": ([{"n": "three"}], "a door numbered {n:05d}",
+                               "the template's {n:05d} cannot be filled (Unknown format code 'd' for object "
+                               "of type 'str')"),
+    "a key the value lacks": ([{"d": {"colour": "red"}}], "a {d[size]} door", "the template's {d[size]} cannot "
+                              "be filled ('size')"),
+    "a value that will not format": ([{"n": RefusesToFormat()}], "a door numbered {n}",
+                                     "the template's {n} cannot be filled (no text for this one)"),
+}
+
+
+@pytest.mark.parametrize("front_end", ["api", "magic"])
+@pytest.mark.parametrize("case", UNFILLABLE)
+def test_a_template_field_its_row_cannot_fill_is_one_line_naming_the_field(frontends, emu, front_end, case):
+    rows, template, sentence = UNFILLABLE[case]
+    session = frontends.session()
+    expected = f"Row 0: {sentence}; check what that column holds in this row."
+    if front_end == "api":
+        from aigate_nb.batches import batch
+
+        with pytest.raises(InputError) as info:
+            batch(rows, template, session=session, display=False)
+        assert str(info.value) == expected
+    else:
+        frontends.load(session)
+        frontends.shell.user_ns["rows"] = rows
+        assert frontends.cell(f"%%gemini_image --each rows\n{template}")[1] == expected
+    assert generation_requests(emu) == []
