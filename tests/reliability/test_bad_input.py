@@ -554,3 +554,22 @@ def test_a_template_field_its_row_cannot_fill_is_one_line_naming_the_field(front
         frontends.shell.user_ns["rows"] = rows
         assert frontends.cell(f"%%gemini_image --each rows\n{template}")[1] == expected
     assert generation_requests(emu) == []
+
+
+# -- reports ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("front_end", ["api", "magic"])
+def test_a_report_into_a_missing_folder_says_so_and_makes_none(frontends, emu, tmp_path, front_end):
+    session = frontends.session()
+    target = tmp_path / "no" / "such" / "dir" / "r.html"
+    expected = (f"Cannot write the report to {target} ({target.parent} does not exist); give a path in a folder "
+                "you can write to, or create the folder first.")
+    if front_end == "api":
+        with pytest.raises(InputError) as info:
+            session.history.export_html(target)
+        assert str(info.value) == expected
+    else:
+        frontends.load(session)
+        assert frontends.cell(f"%aigate history --export {target}")[1] == expected
+    assert not (tmp_path / "no").exists()
