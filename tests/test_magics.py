@@ -322,6 +322,7 @@ NAMESPACE = {"name": "Ada", "cfg": _Config(), "items": ["owl", "cat"], "x": "hi"
         ("[{n:0{w}d}]", "[000007]"),
         ("{n:zz}", "{n:zz}"),
         ("{x!q}", "{x!q}"),
+        ("{n[0]}", "{n[0]}"),
         ("{} and {0}", "{} and {0}"),
         ("stray } and { braces", "stray } and { braces"),
         ("unclosed {name", "unclosed {name"),

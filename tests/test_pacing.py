@@ -254,6 +254,14 @@ def test_a_rate_that_cannot_be_read_is_one_line_saying_how_to_write_it(text):
     assert 'rate="60/min"' in str(info.value) and "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("text", ["0.04/h", "0.00001/s", "0." + "0" * 320 + "1/s"], ids=["25 h", "28 h", "denormal"])
+def test_a_rate_slower_than_one_a_day_is_refused_rather_than_waited_for(text):
+    with pytest.raises(ConfigurationError) as info:
+        Pacer(2, rate=text)
+    assert str(info.value) == f"rate {text!r} leaves more than a day between requests; give at least 0.05/h."
+    assert Pacer(2, rate="0.05/h").rate == pytest.approx(0.05 / 3600)
+
+
 @pytest.mark.parametrize(
     "options,message",
     [

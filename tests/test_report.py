@@ -232,6 +232,7 @@ def test_an_empty_history_makes_a_report_that_says_so(tmp_path):
 
 
 def test_export_html_writes_the_file_and_a_folder_gets_the_history_name(story, tmp_path):
+    (tmp_path / "sub").mkdir()
     written = story.export_html(tmp_path / "sub" / "report.html")
     assert written == tmp_path / "sub" / "report.html" and written.read_text().startswith("<!doctype html>")
     (tmp_path / "out").mkdir()

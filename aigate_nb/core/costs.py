@@ -10,7 +10,6 @@ history: nothing spent now) or None (unknown).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Mapping
@@ -19,12 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigurationError
+from .files import FileRefused, parse_json, read_regular_file
 from .models import bare_model_id, normalise_size
 
 #: Where a cost figure came from (see the module's docstring).
 GATEWAY, TABLE, REPLAY = "gateway", "table", "replay"
 #: Tokens an input's text is counted as when estimating: about four characters a token.
 CHARACTERS_PER_TOKEN = 4
+#: A price file lists a few models in a few hundred bytes; a megabyte would price thousands.
+MAX_PRICE_FILE_BYTES = 1_000_000
+#: The largest rate (USD per million tokens) and tokens per image a price file may set: far
+#: above any model's (120 USD, 2,520 tokens), low enough that no cost overflows to infinity.
+MAX_RATE, MAX_IMAGE_TOKENS = 100_000, 1_000_000
 
 
 @dataclass(frozen=True)
@@ -199,11 +204,17 @@ def load_prices(path: str | os.PathLike | None) -> PriceTable:
         return PriceTable()
     where = Path(os.path.expanduser(os.fspath(path)))
     try:
-        data = json.loads(where.read_text(encoding="utf-8"))
+        raw = read_regular_file(where, MAX_PRICE_FILE_BYTES)
     except FileNotFoundError:
         raise _bad_file(where, "there is no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _bad_file(where, f"it cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    except FileRefused as exc:
+        raise _bad_file(where, exc.reason) from None
+    except OSError as exc:
+        raise _bad_file(where, f"it cannot be read ({exc.strerror or exc})") from None
+    try:
+        data = parse_json(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise _bad_file(where, "it is not UTF-8 text") from None
     except ValueError as exc:
         raise _bad_file(where, f"it is not valid JSON ({exc})") from None
     if not isinstance(data, dict):
@@ -225,10 +236,16 @@ def _price_from_file(where: Path, model: str, rates: Any, known: Price | None) -
     for name, value in rates.items():
         if name == "image_tokens":
             values[name] = _image_tokens(where, model, value)
-        elif _number(value) is None:
-            raise _bad_file(where, f"{model!r}: {name} must be a number of 0 or more, not {value!r}")
+        elif name == "input_image_tokens":
+            if not _in_range(value, MAX_IMAGE_TOKENS):
+                raise _bad_file(where, f"{model!r}: {name} must be a number from 0 to {MAX_IMAGE_TOKENS:,}, "
+                                       f"not {value!r}")
+            values[name] = int(value)
+        elif not _in_range(value, MAX_RATE):
+            raise _bad_file(where, f"{model!r}: {name} must be a number from 0 to {MAX_RATE:,} (USD per million "
+                                   f"tokens), not {value!r}")
         else:
-            values[_FILE_FIELDS[name]] = int(value) if name == "input_image_tokens" else float(value)
+            values[_FILE_FIELDS[name]] = float(value)
     if known is not None:
         return replace(known, **values)
     missing = [name for name in ("input", "image_output", "text_output") if name not in values]
@@ -238,11 +255,17 @@ def _price_from_file(where: Path, model: str, rates: Any, known: Price | None) -
 
 
 def _image_tokens(where: Path, model: str, value: Any) -> dict[str | None, int]:
-    if _number(value) is not None:
+    if _in_range(value, MAX_IMAGE_TOKENS):
         return {None: int(value)}
-    if isinstance(value, dict) and all(_number(v) is not None for v in value.values()):
+    if isinstance(value, dict) and all(_in_range(v, MAX_IMAGE_TOKENS) for v in value.values()):
         return {normalise_size(size): int(count) for size, count in value.items()}
-    raise _bad_file(where, f"{model!r}: image_tokens must be a number or an object such as {{\"1K\": 1120}}")
+    raise _bad_file(where, f"{model!r}: image_tokens must be a number from 0 to {MAX_IMAGE_TOKENS:,} or an object "
+                           "such as {\"1K\": 1120}")
+
+
+def _in_range(value: Any, most: float) -> bool:
+    number = _number(value)
+    return number is not None and number <= most
 
 
 def _bad_file(where: Path, reason: str) -> ConfigurationError:

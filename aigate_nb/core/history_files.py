@@ -19,10 +19,12 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from .errors import LinkInHistoryError
+from .files import FileRefused, describe_kind
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 #: Where descriptors cannot stand for folders (Windows), each component is checked with
 #: ``lstat`` before the path is opened: the same refusal, though not proof against a race.
 _BY_DESCRIPTOR = bool(_NOFOLLOW and _DIRECTORY) and os.open in os.supports_dir_fd
@@ -59,13 +61,23 @@ def open_file(folder: Path, relative: str | os.PathLike, flags: int, mode: int =
     never through a link. Its folders are made when ``flags`` has ``O_CREAT``."""
     *above, name = parts_of(relative)
     with opened_folder(folder, "/".join(above) or ".", create=bool(flags & os.O_CREAT)) as parent:
-        return _open_in(folder, above, parent, name, flags | _BINARY, mode)
+        # Without waiting (a FIFO with no writer would hold the open for ever), and a regular
+        # file only: what else a folder holds in a file's place is refused, not read.
+        fd = _open_in(folder, above, parent, name, flags | _BINARY | _NONBLOCK, mode)
+    kind = os.fstat(fd).st_mode
+    if not stat.S_ISREG(kind):
+        os.close(fd)
+        raise FileRefused(folder / relative, f"it is {describe_kind(kind)}, not a regular file")
+    return fd
 
 
-def read_file(folder: Path, relative: str | os.PathLike) -> bytes:
-    """The bytes of the file ``relative`` inside ``folder``, never through a link."""
+def read_file(folder: Path, relative: str | os.PathLike, limit: int | None = None) -> bytes:
+    """The bytes of the file ``relative`` inside ``folder``, never through a link; ``FileRefused``
+    past ``limit`` bytes."""
     fd = open_file(folder, relative, os.O_RDONLY)
     try:
+        if limit is not None and os.fstat(fd).st_size > limit:
+            raise FileRefused(folder / relative, f"it holds more than the {limit:,} bytes allowed")
         chunks = []
         while chunk := os.read(fd, 1 << 22):
             chunks.append(chunk)

@@ -11,12 +11,14 @@ import base64
 import binascii
 import io
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from .errors import HistoryError, InputError, ResponseError
+from .files import FileRefused, read_regular_file
 from .history_files import is_file, read_file, relative_to
 
 try:  # SIMD base64: tens of times faster on multi-megabyte 4K replies.
@@ -30,6 +32,16 @@ ACCEPTED_INPUT_MIME = ("image/png", "image/jpeg", "image/webp", "image/heic", "i
 #: Safe total of inline image data in one request; the Gemini API's long-standing
 #: inline limit is 20 MB for the whole request.
 DEFAULT_INLINE_BUDGET = 18_000_000
+
+#: The largest input picture, read from its header before any pixel is decoded. The models
+#: make at most 12,288 pixels on a side (8:1 at 4K) and about 19 MP, their 4K tier being
+#: "about 16 MP" (the size tables of Google's image-generation docs and the Vertex model
+#: card); four times that tier leaves room for large photos, while a bigger picture takes
+#: seconds and gigabytes to decode only to be scaled far down for the model.
+MAX_INPUT_SIDE = 16_384
+MAX_INPUT_PIXELS = 64_000_000
+#: An image file is refused unread above this: an uncompressed RGBA picture of that many pixels.
+MAX_IMAGE_FILE_BYTES = 4 * MAX_INPUT_PIXELS
 
 _EXTENSIONS = {
     "image/png": ".png",
@@ -203,7 +215,7 @@ def to_image_input(source: Any) -> ImageInput:
         return ImageInput(mime, data, parent_id=getattr(source, "id", None))
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        return ImageInput(_require_image_mime(data, "the bytes given"), data)
+        return ImageInput(_require_input_image(data, "the bytes given"), data)
     if isinstance(source, str) and source.startswith(("http://", "https://")):
         # A signed URL's query can hold a secret: the name kept in the history leaves it out.
         return ImageInput(None, None, url=source, name=source.split("?", 1)[0].split("#", 1)[0])
@@ -212,14 +224,13 @@ def to_image_input(source: Any) -> ImageInput:
             mime, data = decode_data_url(source)
         except ResponseError:
             raise InputError("That data URL is not a base64 image; expected data:image/...;base64,...") from None
-        return ImageInput(_require_image_mime(data, "the data URL"), data)
+        return ImageInput(_require_input_image(data, "the data URL"), data)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source).expanduser()
-        if not path.is_file():
-            raise InputError(f"No image file at '{path}'; check the path (relative paths start at {Path.cwd()}).")
-        data = path.read_bytes()
-        return ImageInput(_require_image_mime(data, f"'{path}'"), data, name=path.name)
+        data = read_image_file(path)
+        return ImageInput(_require_input_image(data, f"'{path}'"), data, name=path.name)
     if _is_pil_image(source):
+        _check_input_size(source.size, "The PIL image")
         return ImageInput(*_encode_pil(source))
     raise InputError(
         f"Cannot use a {type(source).__name__} as an image; pass a file path, a URL, bytes, "
@@ -244,6 +255,8 @@ def source_shape(source: Any) -> tuple[int, int, str | None, str | None] | None:
             data = io.BytesIO(bytes(source))
         elif isinstance(source, (str, os.PathLike)) and not str(source).startswith(("http://", "https://", "data:")):
             data = Path(source).expanduser()
+            if not data.is_file():  # a FIFO would hold the open for ever; read_image_file says why
+                return None
         else:
             return None
         from PIL import Image
@@ -259,11 +272,51 @@ def _is_pil_image(obj: Any) -> bool:
     return pil is not None and isinstance(obj, pil.Image)
 
 
-def _require_image_mime(data: bytes, what: str) -> str:
+def read_image_file(path: Path) -> bytes:
+    """The bytes of the image file at ``path``: a regular file of at most ``MAX_IMAGE_FILE_BYTES``
+    (a FIFO or a device is never read), or ``InputError`` saying what is there instead."""
+    try:
+        return read_regular_file(path, MAX_IMAGE_FILE_BYTES)
+    except (FileNotFoundError, NotADirectoryError):
+        raise InputError(f"No image file at '{path}'; check the path (relative paths start at {Path.cwd()}).") from None
+    except FileRefused as exc:
+        raise InputError(f"'{path}' cannot be an image: {exc.reason}; give the path of an image file.") from None
+    except OSError as exc:
+        raise InputError(f"'{path}' cannot be read ({exc.strerror or exc}); check the file's permissions.") from None
+
+
+def _require_input_image(data: bytes, what: str) -> str:
+    """The MIME type of ``data``, an image whose header declares no more pixels than a model takes."""
     mime = sniff_mime(data)
     if mime is None:
         raise InputError(f"{what} is not an image Pillow or the model can read; use PNG, JPEG or WebP.")
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():  # the size is judged below, in one line, not by Pillow's warning
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:  # reads the header only
+                size = image.size
+    except Image.DecompressionBombError:
+        raise _too_large(what, f"over {2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} MP") from None
+    except Exception:  # noqa: BLE001 - a header Pillow cannot read: the model may (HEIC); it judges
+        return mime
+    _check_input_size(size, what)
     return mime
+
+
+def _check_input_size(size: tuple[int, int], what: str) -> None:
+    width, height = size
+    if width * height > MAX_INPUT_PIXELS or max(width, height) > MAX_INPUT_SIDE:
+        megapixels = f" ({width * height / 1e6:.0f} MP)" if width * height >= 1_000_000 else ""
+        raise _too_large(what, f"{width}x{height} pixels{megapixels}")
+
+
+def _too_large(what: str, size: str) -> InputError:
+    return InputError(
+        f"{what} is {size}, more than any model takes (at most {MAX_INPUT_PIXELS / 1e6:.0f} MP and "
+        f"{MAX_INPUT_SIDE:,} pixels a side); scale it down first."
+    )
 
 
 def _encode_pil(image) -> tuple[str, bytes]:

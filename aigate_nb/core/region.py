@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import InputError
-from .images import ImageInput, ReplyImage, open_image
+from .images import MAX_INPUT_SIDE, ImageInput, ReplyImage, open_image
 from .models import SQUARE_SIDES, keep_shape, size_for_pixels, spec_for
 
 MODES = ("crop", "guide")
@@ -69,6 +69,11 @@ class Region:
                 f"region {_shown(value)} is not X,Y,W,H; give four numbers, in pixels (120,80,400,300) "
                 "or as fractions of the width and height (0.5,0.25,0.3,0.3)."
             ) from None
+        if any(abs(number) > MAX_INPUT_SIDE for number in numbers):  # no box is outside every picture
+            raise InputError(
+                f"region {_shown(value)} reaches beyond any picture a model takes; each number is at most "
+                f"{MAX_INPUT_SIDE:,} pixels, or a fraction from 0 to 1."
+            )
         return cls(numbers, mode)  # type: ignore[arg-type]
 
     def edges_in(self, width: int, height: int) -> tuple[int, int, int, int]:

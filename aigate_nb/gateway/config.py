@@ -17,10 +17,13 @@ from urllib3.exceptions import LocationParseError
 from urllib3.util import parse_url
 
 from ..core.errors import ConfigurationError
+from ..core.files import read_regular_file
 from ..core.models import DEFAULT_MODEL
 from ..core.text import display_path
 
 DEFAULT_BASE_URL = "https://api.aigate.shop"
+#: A .env file holds a few settings; one larger than this is not one to read.
+MAX_DOTENV_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -144,8 +147,8 @@ def read_dotenv(path: Path) -> dict[str, str]:
     """``KEY=value`` lines of a ``.env`` file; comments, ``export`` and quotes allowed."""
     values: dict[str, str] = {}
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
+        lines = read_regular_file(path, MAX_DOTENV_BYTES).decode("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):  # FileRefused too: a FIFO there is not waited on
         return values
     for line in lines:
         line = line.strip()

@@ -18,6 +18,8 @@ from ..core.errors import ConfigurationError
 
 #: Seconds in each unit a rate may be given in.
 RATE_UNITS = {"s": 1, "sec": 1, "second": 1, "min": 60, "minute": 60, "h": 3600, "hr": 3600, "hour": 3600}
+#: Requests per second of the slowest rate taken: one a day.
+SLOWEST_RATE = 1 / 86_400
 DEFAULT_GROW_AFTER = 10
 DEFAULT_COOLDOWN = 1.0
 _RATE = re.compile(r"\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*/\s*([a-z]+)\s*", re.IGNORECASE)
@@ -32,6 +34,8 @@ def parse_rate(rate: str) -> float:
         raise ConfigurationError(
             f"rate {rate!r} is not a number of requests per s, min or h; write it as e.g. rate=\"60/min\"."
         )
+    if count / RATE_UNITS[unit] < SLOWEST_RATE:  # a tiny rate is a wait of years, or an infinite one
+        raise ConfigurationError(f"rate {rate!r} leaves more than a day between requests; give at least 0.05/h.")
     return count / RATE_UNITS[unit]
 
 

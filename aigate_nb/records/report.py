@@ -67,17 +67,23 @@ class Picture:
 
 
 def write_report(history: History, path: str | os.PathLike, *, full_size: bool = False) -> Path:
-    """Write ``history`` as one HTML file at ``path`` (a folder gets ``<history>.html`` in it)
-    and return the path written. Written to a temporary name first: the file is whole or absent."""
+    """Write ``history`` as one HTML file at ``path`` (a folder gets ``<history>.html`` in it), in
+    a folder that exists, and return the path written. Written to a temporary name first: the
+    file is whole or absent."""
     if not isinstance(path, (str, os.PathLike)) or not os.fspath(path).strip():
         raise InputError("export_html() takes the path of the file to write, e.g. export_html('report.html').")
     target = Path(path).expanduser()
     if names_a_folder(path):
         target = target / f"{history.name}.html"
+    if not target.parent.is_dir():  # a mistyped folder is said, not made: the report would be lost in it
+        missing = "is not a folder" if target.parent.exists() else "does not exist"
+        raise InputError(
+            f"Cannot write the report to {target} ({target.parent} {missing}); "
+            "give a path in a folder you can write to, or create the folder first."
+        )
     text = build_report(history, full_size=full_size)
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, target)
     except OSError as exc:

@@ -306,22 +306,48 @@ def template_fields(template: str) -> list[str]:
 
 
 def fill_template(template: str, values: Mapping[str, Any], number: int) -> str:
-    """``template`` with its fields from ``values``, or one line naming what is missing."""
+    """``template`` with its fields from ``values``, or one line naming the field that cannot be
+    filled: a column that is missing, or one whose value the field cannot index, format or convert."""
     try:
         return template.format_map(_Strict(values))
-    except KeyError as exc:
+    except _NoColumn as exc:
         missing = exc.args[0]
         columns = ", ".join(sorted(k for k in values if not k.startswith("_"))) or "none"
         raise InputError(
             f"Row {number}: the template's {{{missing}}} is not a column of the rows (columns: {columns})."
         ) from None
-    except (ValueError, IndexError, AttributeError) as exc:
-        raise InputError(f"Row {number}: the template cannot be filled: {exc}.") from None
+    except Exception as exc:  # noqa: BLE001 - a field may index, format or call into any value a row holds
+        field = _failing_field(template, values)
+        reason = one_line(str(exc)) or type(exc).__name__
+        raise InputError(
+            f"Row {number}: the template's {field or 'field'} cannot be filled ({reason}); "
+            "check what that column holds in this row."
+        ) from None
+
+
+def _failing_field(template: str, values: Mapping[str, Any]) -> str | None:
+    """The first ``{field}`` of ``template`` (as written) that cannot be filled from ``values``."""
+    try:
+        for _, name, spec, conversion in _FORMATTER.parse(template):
+            if name is None:
+                continue
+            field = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
+            try:
+                field.format_map(_Strict(values))
+            except Exception:  # noqa: BLE001 - this is the one
+                return field
+    except ValueError:
+        pass
+    return None
+
+
+class _NoColumn(KeyError):
+    """A field names no column: told apart from a ``KeyError`` of indexing a column's value."""
 
 
 class _Strict(dict):
     def __missing__(self, key: str) -> Any:
-        raise KeyError(key)
+        raise _NoColumn(key)
 
 
 # -- the run ----------------------------------------------------------------------------------

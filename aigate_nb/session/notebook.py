@@ -34,6 +34,7 @@ import requests
 
 from ..core import history_files
 from ..core.errors import HistoryError
+from ..core.files import parse_json, read_regular_file
 from ..core.text import display_path, one_line
 from ..gateway.config import is_loopback, load_settings
 from ..records.store import DEFAULT_NAME, History, notebook_name, notebook_stem, safe_folder_name
@@ -46,6 +47,8 @@ SERVER_TIMEOUT = 1.0
 MAX_SERVERS = 8
 #: The file in a history folder that says which notebook the history belongs to.
 OWNER_FILE = "notebook.json"
+#: A server's runtime file and an owner record are a few hundred bytes; larger is not ours.
+MAX_RECORD_BYTES = 1_000_000
 
 _SERVER_FILE = re.compile(r"(?:jp|nb)server-.+\.json")
 _KERNEL_FILE = re.compile(r"kernel-(.+)\.json")
@@ -109,7 +112,7 @@ def running_servers(runtime_dirs: Iterable[str | os.PathLike]) -> list[JupyterSe
             if not _SERVER_FILE.fullmatch(name):
                 continue
             try:
-                info = json.loads(Path(folder, name).read_text(encoding="utf-8"))
+                info = parse_json(read_regular_file(Path(folder, name), MAX_RECORD_BYTES))
             except (OSError, ValueError):
                 continue  # being written, or not ours to read
             url = loopback_url(info) if isinstance(info, dict) else None
@@ -119,7 +122,10 @@ def running_servers(runtime_dirs: Iterable[str | os.PathLike]) -> list[JupyterSe
                 continue
             seen.add(url)
             root = info.get("root_dir") or info.get("notebook_dir")
-            servers.append(JupyterServer(url, str(info.get("token") or ""), root, pid))
+            token = info.get("token")
+            # A runtime file is input: a root or token of another type is none at all.
+            servers.append(JupyterServer(url, token if isinstance(token, str) else "",
+                                         root if isinstance(root, str) else None, pid))
     # The server that started this kernel is usually its parent: ask it first.
     return sorted(servers, key=lambda server: server.pid != os.getppid())
 
@@ -129,8 +135,8 @@ def _alive(pid: int) -> bool:
         return True  # os.kill(pid, 0) would send Ctrl+C there; a dead server just does not answer
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
+    except (ProcessLookupError, OverflowError, ValueError):
+        return False  # gone, or no process id at all (a runtime file is input)
     except OSError:
         return True  # alive, but another user's
     return True
@@ -250,7 +256,7 @@ def read_owner(folder: Path) -> Owner | None:
     """The owner recorded in ``folder``, or None (no record: a history from before records, or
     one kept with no server to say whose it is)."""
     try:
-        record = json.loads(history_files.read_file(folder, OWNER_FILE).decode("utf-8"))
+        record = parse_json(history_files.read_file(folder, OWNER_FILE, MAX_RECORD_BYTES))
         file = record.get("file")
         return Owner(
             record.get("path"), record.get("session"),

@@ -5,14 +5,21 @@ refused before any request reaches the emulator. The key guard searches everythi
 
 from __future__ import annotations
 
+import base64
 import os
+import struct
+import threading
 import time
+import warnings
+import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 
-from aigate_nb.core.errors import ConfigurationError, HistoryError, NotKeptError
+from aigate_nb.core.errors import ConfigurationError, HistoryError, InputError, NotKeptError
 from aigate_nb.core.images import DEFAULT_INLINE_BUDGET
 from aigate_nb.gateway.client import Client
 from aigate_nb.records.store import History
@@ -228,7 +235,7 @@ def test_an_unreadable_history_index_is_one_sentence_saying_what_to_do(frontends
     with pytest.raises(HistoryError) as info:
         History(name="broken", root=tmp_path / "history")
     expected = (
-        f"Cannot read the history index {index} (Is a directory); "
+        f"Cannot read the history index {index} (it is a folder, not a regular file); "
         "set AIGATE_HISTORY_DIR to a folder you can write to."
     )
     assert str(info.value) == expected
@@ -323,3 +330,247 @@ def test_a_base_url_without_a_scheme_is_one_sentence_before_anything_is_sent(fro
     frontends.unload()
     assert frontends.cell("%load_ext aigate_nb")[1] == expected
     assert emu.requests == []
+
+
+# -- price files and the other files a user names --------------------------------------------------
+
+
+def deep_json(depth: int) -> str:
+    return '{"google/gemini-3-pro-image": ' + "[" * depth + "]" * depth + "}"
+
+
+@pytest.mark.parametrize("depth", [100, 100_000])
+def test_a_price_file_nested_too_deeply_is_one_line_through_config_and_the_environment(
+        frontends, emu, tmp_path, monkeypatch, depth):
+    path = tmp_path / "prices.json"
+    path.write_text(deep_json(depth))
+    expected = (f"The price file {path} cannot be used: it is not valid JSON (it is nested more than 64 levels "
+                "deep); fix it, or unset AIGATE_PRICES (%aigate config prices=default) to use the built-in prices.")
+    session = frontends.session()
+    frontends.load(session)
+    assert frontends.cell(f"%aigate config prices={path}")[1] == expected
+    assert session.settings()["prices"] == "built-in"
+    monkeypatch.setenv("AIGATE_PRICES", str(path))
+    with pytest.raises(ConfigurationError) as info:
+        Client(api_key=TEST_KEY, base_url=emu.url)
+    assert str(info.value) == expected
+
+
+def test_a_price_file_with_a_rate_too_large_to_add_up_is_refused(tmp_path):
+    path = tmp_path / "prices.json"
+    path.write_text('{"google/gemini-3-pro-image": {"image_output": 1e308}}')
+    with pytest.raises(ConfigurationError, match=r"image_output must be a number from 0 to 100,000 \(USD per "
+                                                 r"million tokens\), not 1e\+308; fix it"):
+        Client(api_key=TEST_KEY, prices=path)
+
+
+def in_a_thread_with_a_deadline(work: Callable[[], Any], deadline: float = 30.0) -> Any:
+    """``work()``'s value or exception; fails the test if it has not returned by ``deadline``
+    seconds (it would wait for ever: the thread is left behind, as a daemon)."""
+    done: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            done["value"] = work()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            done["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(deadline)
+    assert not thread.is_alive(), "it waited instead of refusing"
+    if "error" in done:
+        raise done["error"]
+    return done["value"]
+
+@pytest.fixture
+def fifo(tmp_path) -> Path:
+    """A FIFO where a file is expected: opening it to read waits for a writer, for ever.
+    Removed after the test, so that nothing else waits on it; a reader still blocked is let go."""
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs on this system")
+    path = tmp_path / "named-pipe"
+    os.mkfifo(path)
+    yield path
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # a blocked reader gets its writer, then EOF
+    except OSError:
+        pass  # nobody is waiting on it
+    path.unlink()
+
+
+def test_a_price_file_that_is_a_fifo_is_refused_without_waiting(emu, fifo, monkeypatch):
+    monkeypatch.setenv("AIGATE_PRICES", str(fifo))
+    with pytest.raises(ConfigurationError) as info:
+        in_a_thread_with_a_deadline(lambda: Client(api_key=TEST_KEY, base_url=emu.url))
+    assert str(info.value) == (
+        f"The price file {fifo} cannot be used: it is a FIFO, not a regular file; fix it, or unset AIGATE_PRICES "
+        "(%aigate config prices=default) to use the built-in prices."
+    )
+
+
+def test_a_price_file_larger_than_any_price_list_is_refused_unread(tmp_path):
+    path = tmp_path / "prices.json"
+    path.write_text("{}" + " " * 1_000_000)
+    with pytest.raises(ConfigurationError, match=r"it holds 1,000,002 bytes, more than the 1,000,000 allowed; fix it"):
+        Client(api_key=TEST_KEY, prices=path)
+
+
+# -- pictures, and boxes in them -------------------------------------------------------------------
+
+
+def edit_with(frontends, session, front_end: str, path: Path, region: str | None):
+    """Edit the picture at ``path`` (only ``region`` of it, if given) through ``front_end``."""
+    if front_end == "api":
+        given = {"region": region, "image_size": None} if region else {}
+        return frontends.run("api", session, "edit it", images=[path], **given)
+    return frontends.run("magic", session, "edit it", line=f"-i {path}" + (f" --region {region}" if region else ""))
+
+@pytest.mark.parametrize("front_end", ["api", "magic"])
+@pytest.mark.parametrize("region", [None, "0,0,64,64"])
+def test_an_image_path_that_is_a_fifo_is_refused_without_waiting(frontends, emu, fifo, front_end, region):
+    session = frontends.session()
+    frontends.load(session)  # in the test's thread: the shell's display hooks are set up here
+    outcome = in_a_thread_with_a_deadline(lambda: edit_with(frontends, session, front_end, fifo, region))
+    assert outcome.message == f"'{fifo}' cannot be an image: it is a FIFO, not a regular file; give the path of " \
+                              "an image file."
+    assert generation_requests(emu) == []
+
+@pytest.mark.parametrize("front_end", ["api", "magic"])
+@pytest.mark.parametrize("box", ["1e308,0,1e308,100", "0,0,-1e308,100", "20000,0,100,100"])
+def test_a_region_beyond_any_picture_is_one_line_before_sending(frontends, emu, tmp_path, front_end, box):
+    path = png_file(tmp_path / "source.png", size=(512, 512))
+    session = frontends.session()
+    if front_end == "api":
+        outcome = frontends.run("api", session, "a flag", images=[path], region=box, image_size=None)
+    else:
+        outcome = frontends.run("magic", session, "a flag", line=f"-i {path} --region {box}")
+    assert outcome.message == (
+        f"region '{box}' reaches beyond any picture a model takes; each number is at most 16,384 pixels, "
+        "or a fraction from 0 to 1."
+    )
+    assert generation_requests(emu) == []
+
+def declared_png(width: int, height: int) -> bytes:
+    """A valid greyscale PNG of ``width`` x ``height`` black pixels: tiny on disk (its rows
+    compress to almost nothing) however many pixels it declares."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    packer, row = zlib.compressobj(9), b"\0" * (width + 1)  # each row: filter byte 0, then the pixels
+    block = row * 1000
+    body = b"".join(packer.compress(block) for _ in range(height // 1000))
+    body += packer.compress(row * (height % 1000)) + packer.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return _PNG_SIGNATURE + chunk(b"IHDR", header) + chunk(b"IDAT", body) + chunk(b"IEND", b"")
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def huge_png(tmp_path_factory) -> Path:
+    """140 KB on disk, 12000 x 12000 (144 MP) declared: seconds and gigabytes to decode."""
+    path = tmp_path_factory.mktemp("huge") / "huge.png"
+    path.write_bytes(declared_png(12_000, 12_000))
+    assert path.stat().st_size < 200_000
+    return path
+
+
+@pytest.mark.parametrize("front_end", ["api", "magic"])
+@pytest.mark.parametrize("region", [None, "0,0,100,100"])
+def test_a_picture_declaring_more_pixels_than_any_model_takes_is_refused_before_decoding(
+        frontends, emu, huge_png, front_end, region):
+    session = frontends.session()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's DecompressionBombWarning is not how this is said
+        outcome = edit_with(frontends, session, front_end, huge_png, region)
+    assert outcome.message == (
+        f"'{huge_png}' is 12000x12000 pixels (144 MP), more than any model takes (at most 64 MP and 16,384 pixels "
+        "a side); scale it down first."
+    )
+    assert generation_requests(emu) == []
+
+
+@pytest.mark.parametrize("size", [(20_000, 20_000), (40_000, 1)], ids=["a decompression bomb", "one side too long"])
+@pytest.mark.parametrize("form", ["bytes", "data URL"])
+def test_a_picture_too_large_in_any_form_is_one_line_before_sending(frontends, emu, size, form):
+    data = declared_png(*size)
+    given = data if form == "bytes" else f"data:image/png;base64,{base64.b64encode(data).decode()}"
+    session = frontends.session()
+    outcome = frontends.run("api", session, "edit it", images=[given])
+    what = "the bytes given" if form == "bytes" else "the data URL"
+    pixels = "over 179 MP" if size == (20_000, 20_000) else "40000x1 pixels"
+    assert outcome.message == (
+        f"{what} is {pixels}, more than any model takes (at most 64 MP and 16,384 pixels a side); scale it down first."
+    )
+    assert generation_requests(emu) == []
+
+
+def test_the_largest_pictures_the_models_make_are_taken_as_inputs(frontends, emu):
+    session = frontends.session()
+    for size in [(12_288, 1_536), (6_336, 2_688), (4_096, 4_096)]:
+        outcome = frontends.run("api", session, "edit it", images=[declared_png(*size)])
+        assert outcome.message is None, outcome.message
+
+
+# -- prompt templates ------------------------------------------------------------------------------
+
+
+class RefusesToFormat:
+    """A value whose ``__format__`` fails, as some objects' do."""
+
+    def __format__(self, spec: str) -> str:
+        raise RuntimeError("no text for this one")
+
+
+# name: (the rows, the template, the one sentence after "Row 0: ")
+UNFILLABLE = {
+    "indexing a number": ([{"n": 3}], "a door numbered {n[0]}",
+                          "the template's {n[0]} cannot be filled ('int' object is not subscriptable)"),
+    "a spec the value lacks": ([{"n": "three"}], "a door numbered {n:05d}",
+                               "the template's {n:05d} cannot be filled (Unknown format code 'd' for object "
+                               "of type 'str')"),
+    "a key the value lacks": ([{"d": {"colour": "red"}}], "a {d[size]} door", "the template's {d[size]} cannot "
+                              "be filled ('size')"),
+    "a value that will not format": ([{"n": RefusesToFormat()}], "a door numbered {n}",
+                                     "the template's {n} cannot be filled (no text for this one)"),
+}
+
+
+@pytest.mark.parametrize("front_end", ["api", "magic"])
+@pytest.mark.parametrize("case", UNFILLABLE)
+def test_a_template_field_its_row_cannot_fill_is_one_line_naming_the_field(frontends, emu, front_end, case):
+    rows, template, sentence = UNFILLABLE[case]
+    session = frontends.session()
+    expected = f"Row 0: {sentence}; check what that column holds in this row."
+    if front_end == "api":
+        from aigate_nb.runs.batches import batch
+
+        with pytest.raises(InputError) as info:
+            batch(rows, template, session=session, display=False)
+        assert str(info.value) == expected
+    else:
+        frontends.load(session)
+        frontends.shell.user_ns["rows"] = rows
+        assert frontends.cell(f"%%gemini_image --each rows\n{template}")[1] == expected
+    assert generation_requests(emu) == []
+
+
+# -- reports ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("front_end", ["api", "magic"])
+def test_a_report_into_a_missing_folder_says_so_and_makes_none(frontends, emu, tmp_path, front_end):
+    session = frontends.session()
+    target = tmp_path / "no" / "such" / "dir" / "r.html"
+    expected = (f"Cannot write the report to {target} ({target.parent} does not exist); give a path in a folder "
+                "you can write to, or create the folder first.")
+    if front_end == "api":
+        with pytest.raises(InputError) as info:
+            session.history.export_html(target)
+        assert str(info.value) == expected
+    else:
+        frontends.load(session)
+        assert frontends.cell(f"%aigate history --export {target}")[1] == expected
+    assert not (tmp_path / "no").exists()

@@ -75,6 +75,8 @@ def craft(case: str, folder: Path, jupyter: FakeJupyter, redirecting: Redirectin
         server_file(hostname="::ffff:10.1.2.3", url=f"http://[::ffff:10.1.2.3]:{port}/")
     elif case == "redirect-off-loopback":
         write_runtime_file(folder, redirecting.port, root)
+    elif case == "sound":
+        server_file()
     elif case == "huge":
         server_file(padding="a" * (32 << 20))
     elif case == "wrong-types":
@@ -114,9 +116,10 @@ EXPECTED = {
     "no-hostname-url-off-loopback": GUESSED,
     "ipv4-mapped-address": GUESSED,
     "redirect-off-loopback": GUESSED,
-    "huge": FOUND,
+    "sound": FOUND,
+    "huge": GUESSED,  # 32 MB is no runtime file: read no further than 1 MB
     "wrong-types": GUESSED,
-    "root-dir-a-list": GUESSED,
+    "root-dir-a-list": FOUND,  # a root_dir that is no text is left out; the server still names the notebook
     "missing-fields": GUESSED,
     "token-for-another-server": GUESSED,
     "invalid-json": GUESSED,
@@ -128,24 +131,7 @@ EXPECTED = {
 }
 
 
-def defect(reason: str):
-    return pytest.mark.xfail(strict=True, reason=reason)
-
-
-CASES = [
-    pytest.param(case, marks=defect(reason)) if reason else case
-    for case, reason in {
-        **dict.fromkeys(EXPECTED, ""),
-        "symlink-to-an-endless-file": "the runtime file is read whole with no size limit: through a symlink "
-                                      "to /dev/zero the lookup reads until memory runs out (MemoryError "
-                                      "under this test's cap, or still reading when the bound passes)",
-        "root-dir-a-list": "a root_dir that is not a string reaches os.path.join once the server answers: "
-                           "TypeError escapes the lookup",
-        "fifo": "opening a FIFO named jpserver-*.json blocks forever: the lookup never returns",
-        "nested-too-deep": "json.loads raises RecursionError on deep nesting, which the lookup does not catch",
-        "pid-out-of-range": "os.kill(pid, 0) raises OverflowError for a pid past a C long, which escapes",
-    }.items()
-]
+CASES = list(EXPECTED)
 
 
 #: The cases that may never return get a process each; the rest share one.
@@ -189,8 +175,8 @@ def outcomes(tmp_path_factory) -> dict[str, dict]:
 
 
 def test_the_sound_file_beside_them_is_found(outcomes):
-    """The server the crafted files point at does answer: the huge file is sound, and found."""
-    assert outcomes["huge"]["outcome"] == FOUND
+    """The server the crafted files point at does answer: a sound file beside them is found."""
+    assert outcomes["sound"]["outcome"] == FOUND
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -66,7 +66,7 @@ def harmless(tmp_path_factory) -> Parsed:
     inputs = [{"name": "a.png"}, {"name": "b.png"}, {"name": "c.png"}]
     history.append(ImageResult([ReplyImage("image/png", small_png())], "an ordinary picture", "google/some-model",
                                parent_id="an-entry-elsewhere", finish_reason="SAFETY", text="a reply",
-                               inputs=inputs, region={"box": [1, 2, 3, 4]}))
+                               inputs=inputs, region={"box": [1, 2, 3, 4], "crop": [0, 0, 6, 7]}))
     history.append(ImageResult([ReplyImage("image/png", small_png())], "an edit of it", "google/some-model"),
                    parent=0)
     return Parsed(history.export_html(history.folder.parent / "harmless.html", full_size=True).read_text())
