@@ -362,7 +362,7 @@ def test_a_missing_index_says_what_exists(history):
         history[-6]
     with pytest.raises(HistoryError, match=r"^No history entry with id 'deadbeef0000'"):
         history.get("deadbeef0000")
-    with pytest.raises(LookupError):
+    with pytest.raises(HistoryError):
         history.get(1.5)
 
 

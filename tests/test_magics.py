@@ -805,3 +805,25 @@ def test_loading_imports_neither_widgets_nor_pillow(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_bug_inside_shows_as_a_traceback_not_as_a_users_mistake(ip, monkeypatch):
+    # A KeyError from the package's own code is a bug: the front ends catch AigateError only,
+    # so it reaches the notebook with its traceback instead of a one-line usage error.
+    from aigate_nb.session.session import Session
+
+    def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(Session, "submit_noting", broken)
+    result = ip.run_cell("%%gemini_image\na kite")
+    assert isinstance(result.error_in_exec, KeyError)
+
+
+def test_a_history_error_is_not_a_lookup_error_and_an_index_of_thousands_of_digits_is_one_line(ip):
+    from aigate_nb.core.errors import HistoryError
+
+    assert not issubclass(HistoryError, LookupError)
+    result = ip.run_cell("%%gemini_image -e " + "9" * 5000 + "\nedit it")
+    assert isinstance(result.error_in_exec, UsageError)
+    assert "\n" not in str(result.error_in_exec) and len(str(result.error_in_exec)) < 400

@@ -27,6 +27,23 @@ class InputError(AigateError, ValueError):
     """Bad input caught before any request was sent: nothing left the machine."""
 
 
+class CommandError(InputError):
+    """The options line cannot be read: a typo in an option, a value of the wrong kind, an unclosed quote."""
+
+
+class StoppedWaiting(AigateError):
+    """The user interrupted the wait; the requests go on and their results still join the history."""
+
+    def __init__(self, elapsed: float, count: int) -> None:
+        which = "the request goes on in the background and its result" if count == 1 else (
+            f"the {count} requests go on in the background and their results"
+        )
+        super().__init__(
+            f"Stopped waiting after {elapsed:.0f} s; {which} will still join the history (%aigate history)"
+        )
+        self.elapsed = elapsed
+
+
 class BudgetError(InputError):
     """The request would take this notebook's spending past its budget; nothing was sent."""
 
@@ -35,8 +52,9 @@ class BudgetWarning(UserWarning):
     """This notebook's spending, with the request about to be sent, is past 80 % of its budget."""
 
 
-class HistoryError(AigateError, LookupError):
-    """A history entry does not exist or the history cannot be read or written."""
+class HistoryError(AigateError):
+    """A history entry does not exist or the history cannot be read or written. Not a
+    ``LookupError``: a ``KeyError`` from a bug must show as one, not as a user's mistake."""
 
 
 class NotKeptError(HistoryError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import errno
 import io
 import os
 import warnings
@@ -20,6 +21,7 @@ from typing import Any, Protocol, runtime_checkable
 from .errors import HistoryError, InputError, ResponseError
 from .files import FileRefused, read_regular_file
 from .history_files import is_file, read_file, relative_to
+from .text import clip
 
 try:  # SIMD base64: tens of times faster on multi-megabyte 4K replies.
     import pybase64 as _b64
@@ -275,14 +277,18 @@ def _is_pil_image(obj: Any) -> bool:
 def read_image_file(path: Path) -> bytes:
     """The bytes of the image file at ``path``: a regular file of at most ``MAX_IMAGE_FILE_BYTES``
     (a FIFO or a device is never read), or ``InputError`` saying what is there instead."""
+    shown = clip(str(path), 160)  # a path is the user's text: a line, however long it is
     try:
         return read_regular_file(path, MAX_IMAGE_FILE_BYTES)
     except (FileNotFoundError, NotADirectoryError):
-        raise InputError(f"No image file at '{path}'; check the path (relative paths start at {Path.cwd()}).") from None
+        raise InputError(
+            f"No image file at '{shown}'; check the path (relative paths start at {Path.cwd()})."
+        ) from None
     except FileRefused as exc:
-        raise InputError(f"'{path}' cannot be an image: {exc.reason}; give the path of an image file.") from None
+        raise InputError(f"'{shown}' cannot be an image: {exc.reason}; give the path of an image file.") from None
     except OSError as exc:
-        raise InputError(f"'{path}' cannot be read ({exc.strerror or exc}); check the file's permissions.") from None
+        advice = "check the path" if exc.errno == errno.ENAMETOOLONG else "check the file's permissions"
+        raise InputError(f"'{shown}' cannot be read ({exc.strerror or exc}); {advice}.") from None
 
 
 def _require_input_image(data: bytes, what: str) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
 
-from ..core.errors import InputError
+from ..core.errors import CommandError, InputError
 from ..core.images import mime_for_suffix
 from ..core.models import ROUTES
 from ..core.results import names_a_folder
@@ -22,10 +22,6 @@ from ..gateway.pacing import parse_rate
 from ..session.session import MAX_VARIANTS, Request
 
 NAME = "%%gemini_image"
-
-
-class CommandError(InputError):
-    """The options line cannot be read: a typo in an option, a value of the wrong kind, an unclosed quote."""
 
 
 @dataclass(frozen=True)

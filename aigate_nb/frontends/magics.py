@@ -24,13 +24,13 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_
 from IPython.core.magic_arguments import MagicArgumentParser
 from traitlets import Unicode, observe
 
-from ..core.errors import AigateError
+from ..core.errors import AigateError, StoppedWaiting
 from ..core.results import ImageResult, names_a_folder
 from ..core.text import one_line
 from ..gateway.config import is_shared_emulator
 from ..records.store import History
 from ..runs.variants import Variants
-from ..runs.waiting import StatusLine, StoppedWaiting, status_label, wait_for
+from ..runs.waiting import StatusLine, status_label, wait_for
 from ..session.notebook import NotebookTracker
 from ..session.session import Defaults, Session, current_session
 from .command import PARSER, ImageCommand, parse_command
@@ -150,7 +150,7 @@ class GeminiImageMagics(Magics):
             images = tuple(session.resolve_image(source, namespace) for source in command.sources)
             request = replace(command.request, images=images)
             futures, notes = session.submit_noting(request, count=command.count)
-        except (AigateError, LookupError) as exc:
+        except AigateError as exc:
             raise _usage_error(exc) from None
         for note in notes:
             print(f"aigate_nb: {note}", file=sys.stderr)
@@ -260,7 +260,7 @@ class GeminiImageMagics(Magics):
             raise UsageError(f"%aigate has no subcommand {command!r}; {hint}")
         try:
             return handlers[command](rest)
-        except (AigateError, LookupError) as exc:
+        except AigateError as exc:
             raise _usage_error(exc) from None
 
     def _help(self, words: list[str]) -> None:

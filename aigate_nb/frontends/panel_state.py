@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..core.errors import AigateError, InputError
+from ..core.errors import AigateError, HistoryError, InputError
 from ..core.images import ImageInput, b64encode, make_thumbnail, sniff_mime
 from ..core.models import ALL_SIZES, BASE_RATIOS, EXTRA_RATIOS, spec_for
 from ..core.region import region_label
@@ -307,7 +307,7 @@ class PanelState:
             raise InputError("Select an image in the history first.")
         try:
             return self.session.history.get(self.selection.entry.id)
-        except LookupError:
+        except HistoryError:
             self._deselect()
             raise InputError(
                 "The selected image is no longer in the history (it was cleared); select another."
@@ -381,7 +381,7 @@ class PanelState:
         try:
             # By id: numbers are reused after a clear.
             return (self.session.history.get(self._source_ids[self.source]),)
-        except LookupError:
+        except HistoryError:
             self._refresh_sources()
             raise InputError(
                 "The chosen source image is no longer in the history (it was cleared); choose another."

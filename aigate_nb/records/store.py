@@ -306,7 +306,7 @@ class History:
             with self._lock:
                 if text in self._by_id:  # first: an id may be all digits (secrets.token_hex)
                     return self._by_id[text]
-            if re.fullmatch(r"[+-]?\d+", text):
+            if re.fullmatch(r"[+-]?\d{1,18}", text):  # longer is no index (nor readable as one)
                 return self[int(text)]
             raise HistoryError(f"No history entry with id {text!r}; {self._what_exists()}")
         return self[ref]

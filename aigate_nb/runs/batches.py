@@ -447,7 +447,7 @@ def _request_for(
             images=tuple(images),
             new=new,
         )
-    except (AigateError, LookupError) as exc:
+    except AigateError as exc:
         raise InputError(f"Row {number}: {one_line(str(exc))}") from None
 
 
@@ -460,7 +460,7 @@ def _check_and_estimate(session: Session, plan: BatchPlan) -> None:
     for row in plan.rows:
         try:
             prepared, _ = session.prepare(row.request)
-        except (AigateError, LookupError) as exc:
+        except AigateError as exc:
             raise InputError(f"Row {row.number}: {one_line(str(exc))}") from None
         digest.update(prepared.request_hash.encode("ascii"))
         if session.replays(row.request, prepared, 1):
@@ -553,7 +553,7 @@ def _send_rows(
                 try:
                     # The batch was held against the budget as a whole: the rows' own warnings are not repeated.
                     [future], _ = session.submit_noting(row.request, within=hold)
-                except (AigateError, LookupError) as exc:
+                except AigateError as exc:
                     _finish(row, Outcome(error=exc), ledger, view)
                     if isinstance(exc, BudgetError):
                         stopped = one_line(str(exc)).rstrip(".")

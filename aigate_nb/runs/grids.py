@@ -383,7 +383,7 @@ def plan_grid(
                             request=request)
             try:
                 prepared, _ = session.prepare(request)
-            except (AigateError, LookupError) as exc:
+            except AigateError as exc:
                 cell.refused = one_line(str(exc)).rstrip(".")
             else:
                 if not session.replays(request, prepared, 1):
@@ -417,7 +417,7 @@ def run_grid(grid: Grid, session: Session | None = None, progress: bool = True) 
             continue
         try:
             [future], _ = session.submit_noting(cell.request)  # held against the budget as a whole already
-        except (AigateError, LookupError) as exc:
+        except AigateError as exc:
             cell.error = one_line(str(exc))
             continue
         pending[future] = cell

@@ -8,6 +8,7 @@ import concurrent.futures
 import time
 from typing import Any
 
+from ..core.errors import StoppedWaiting
 from ..session.session import Outcome, Request, outcome
 
 #: Seconds between two updates of the status line.
@@ -36,19 +37,6 @@ def progress_bar(total: int, **options: Any) -> Any:
     from tqdm.std import tqdm as text_bar
 
     return text_bar(total=total, **options)
-
-
-class StoppedWaiting(Exception):
-    """The user interrupted the wait; the requests go on and their results still join the history."""
-
-    def __init__(self, elapsed: float, count: int) -> None:
-        which = "the request goes on in the background and its result" if count == 1 else (
-            f"the {count} requests go on in the background and their results"
-        )
-        super().__init__(
-            f"Stopped waiting after {elapsed:.0f} s; {which} will still join the history (%aigate history)"
-        )
-        self.elapsed = elapsed
 
 
 def status_label(request: Request, count: int, emulated: bool) -> str:

@@ -24,7 +24,7 @@ def continued_model(history: History, ref: Any) -> str | None:
     if isinstance(ref, (int, str)) and not isinstance(ref, bool):
         try:
             ref = history.get(ref)
-        except LookupError:
+        except HistoryError:
             return None  # a path or URL: conversation_turns() says why it cannot be continued
     return getattr(ref, "model", None)
 
@@ -113,7 +113,7 @@ def _edited_image_part(history: History, item: Any) -> dict[str, Any] | None:
     try:
         entry = history.get(item.parent_id)
         data = entry.data
-    except (LookupError, HistoryError):
+    except HistoryError:
         return None  # not in this history, or its file is gone: the step goes without it
     return {"inlineData": {"mimeType": entry.mime, "data": b64encode(data)}}
 
@@ -125,12 +125,12 @@ def _lineage_of(history: History, ref: Any) -> list[Any]:
     if isinstance(ref, str):
         try:
             return history.lineage(ref.strip())
-        except LookupError:
+        except HistoryError:
             pass  # a path or URL: said below
     elif isinstance(ref, HistoryEntry) or (isinstance(ref, ImageResult) and ref.id is not None):
         try:
             entry = history.get(str(ref.id))
-        except LookupError:
+        except HistoryError:
             return [ref]  # from another history: its own turn only
         return history.lineage(entry)
     elif isinstance(ref, ImageResult):

@@ -249,7 +249,7 @@ class Session:
             return user_ns[text]
         try:
             return self.history.get(text)  # an entry's id
-        except LookupError:
+        except HistoryError:
             if text.isidentifier() and not _looks_like_path(text):
                 raise InputError(
                     f"{text!r} is neither a history index, a history id nor a variable in this notebook; "
@@ -321,7 +321,7 @@ class Session:
         if isinstance(ref, (int, str)) and not isinstance(ref, bool):
             try:
                 return self.history.get(ref)
-            except LookupError:
+            except HistoryError:
                 return ref
         return ref
 
@@ -587,7 +587,10 @@ def _taken_or_none(model: str, ratio: str | None = None, size: str | None = None
 
 
 def _is_int(text: str) -> bool:
-    return text.lstrip("+-").isdigit()
+    """A history index as written: digits, signed or not; 18 at most (more is no index, and
+    Python refuses to read a number of thousands of digits)."""
+    digits = text.lstrip("+-")
+    return digits.isdigit() and len(digits) <= 18
 
 
 def _looks_like_path(text: str) -> bool:
