@@ -480,18 +480,21 @@ def test_the_emulators_chat_usage_splits_the_completion_tokens(emu):
     assert usage["completion_tokens"] >= details["image_tokens"] + details["reasoning_tokens"]
 
 
-def test_the_control_endpoint_turns_cost_reporting_on_and_sets_the_balance(emu):
+def test_the_control_endpoint_turns_cost_reporting_on_and_sets_the_balance():
+    # An emulator of its own: the shared one's pretend balance is charged by whatever another
+    # test left in flight.
     auth = {"Authorization": f"Bearer {TEST_KEY}"}
-    settings = requests.post(emu.url + "/emulator/billing", json={"report_cost": True, "balance": 3},
-                             headers=auth, timeout=10).json()
-    assert settings == {"report_cost": True, "balance": 3.0, "charged": 0.0}
-    with client_of(emu) as client:
-        result = client.generate("a paper kite", route="google")
-        assert result.cost_source == "gateway" and client.balance() == pytest.approx(3 - result.cost)
-    bad = requests.post(emu.url + "/emulator/billing", json={"report_cost": "yes"}, headers=auth, timeout=10)
-    assert bad.status_code == 400
-    emu.clear()  # back as it was started
-    assert requests.get(emu.url + "/emulator/billing", headers=auth, timeout=10).json()["report_cost"] is False
+    with Emulator(api_key=TEST_KEY) as emu:
+        settings = requests.post(emu.url + "/emulator/billing", json={"report_cost": True, "balance": 3},
+                                 headers=auth, timeout=10).json()
+        assert settings == {"report_cost": True, "balance": 3.0, "charged": 0.0}
+        with client_of(emu) as client:
+            result = client.generate("a paper kite", route="google")
+            assert result.cost_source == "gateway" and client.balance() == pytest.approx(3 - result.cost)
+        bad = requests.post(emu.url + "/emulator/billing", json={"report_cost": "yes"}, headers=auth, timeout=10)
+        assert bad.status_code == 400
+        emu.clear()  # back as it was started
+        assert requests.get(emu.url + "/emulator/billing", headers=auth, timeout=10).json()["report_cost"] is False
 
 
 def test_the_command_line_flags_report_the_cost_and_set_the_balance():
