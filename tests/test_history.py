@@ -29,7 +29,9 @@ from aigate_nb.core.errors import HistoryError
 from aigate_nb.core.images import ReplyImage, StoredImage
 from aigate_nb.core.results import ImageResult
 from aigate_nb.records import store
-from aigate_nb.records.store import PREVIEW_EDGE, History, HistoryEntry, notebook_name
+from aigate_nb.records.layout import PREVIEW_EDGE
+from aigate_nb.records.names import notebook_name
+from aigate_nb.records.store import History, HistoryEntry
 from support import wait_for
 
 FLASH = "google/gemini-3.1-flash-image-preview"

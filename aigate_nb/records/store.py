@@ -50,6 +50,7 @@ from ..core.text import clip, counted, one_line
 from . import browse
 from .browse import PAGE_SIZE, LineageTree, Page
 from .layout import ATTEMPTS_FILE, INDEX_FILE, LAYOUT, PREVIEW_EDGE, THUMBNAIL_EDGE
+from .names import notebook_name, notebook_stem, safe_folder_name
 from .spending import Spending, summarize
 
 try:
@@ -61,48 +62,7 @@ except ImportError:  # pragma: no cover - Windows: threads are still serialised,
 HEAD_BYTES = 64
 #: A temporary file this old is what a killed writer left behind.
 STALE_TEMPORARY_SECONDS = 3600
-DEFAULT_NAME = "default"
 GALLERY_BUDGET = 250_000
-
-_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
-
-
-def safe_folder_name(text: str) -> str | None:
-    """``text`` as a folder name any file system takes (letters, digits, ``_ . -``), or None if nothing is left."""
-    name = re.sub(r"[^\w.-]+", "_", text.strip()).strip("._")[:80].rstrip("._")
-    if not name:
-        return None
-    return name + "_" if name.lower() in _WINDOWS_RESERVED else name
-
-
-def notebook_name(
-    user_ns: Mapping[str, Any] | None = None,
-    environ: Mapping[str, str] | None = None,
-    fallback: str | None = None,
-) -> str:
-    """Which notebook this kernel serves, as a safe folder name.
-
-    In order: ``JPY_SESSION_NAME`` (Jupyter Server gives kernels the
-    notebook's path), VS Code's ``__vsc_ipynb_file__`` or ipykernel's
-    ``__session__`` in the user namespace (the notebook's stem is used), then
-    ``fallback`` (a name the user chose), then ``"default"``.
-    """
-    env = os.environ if environ is None else environ
-    ns = user_ns or {}
-    for path in (env.get("JPY_SESSION_NAME"), ns.get("__vsc_ipynb_file__"), ns.get("__session__")):
-        if isinstance(path, str) and path.strip():
-            name = safe_folder_name(notebook_stem(path))
-            if name:
-                return name
-    if fallback:
-        return safe_folder_name(fallback) or DEFAULT_NAME
-    return DEFAULT_NAME
-
-
-def notebook_stem(path: str) -> str:
-    """``/work/My Notebook.ipynb`` (or a Windows path) -> ``My Notebook``."""
-    base = re.split(r"[\\/]", path.strip())[-1]
-    return base.rsplit(".", 1)[0] if "." in base[1:] else base
 
 
 class HistoryEntry:
