@@ -1,15 +1,11 @@
 """The per-notebook history: every result, its prompt and settings, and what it
 was edited from, kept on disk so that a kernel restart loses nothing.
 
-Layout, one folder per notebook under the history dir::
-
-    <history dir>/<notebook>/index.jsonl           one JSON object per line, appended to (emptied by clear())
-    <history dir>/<notebook>/attempts.jsonl        requests charged that made no picture (``Attempt``), likewise
-    <history dir>/<notebook>/images/<id>-<k>.<ext>  each image, original bytes, k from 1
-    <history dir>/<notebook>/thumbs/<id>.jpg        gallery thumbnails
-    <history dir>/<notebook>/thumbs/<id>-<k>-<edge>.jpg  larger previews (the HTML report's)
-    <history dir>/<notebook>/batches/batch-<key>.jsonl    each batch's manifest (batches.py)
-    <history dir>/<notebook>/notebook.json                the notebook it belongs to (notebook.py)
+One folder per notebook under the history dir, laid out as layout.py says: the index
+(``index.jsonl``, one JSON object per line, appended to), the requests charged without a
+picture (``attempts.jsonl``, likewise), each image's original bytes under ``images/``, and
+the folders a clear empties with them. This module keeps the index, its locks and the entries
+read from it; the previews are thumbnails.py's, the gallery gallery.py's.
 
 Nothing in it is followed through a symbolic link (``history_files.py``): a folder that
 holds one where its own files should be is refused, naming the link.
@@ -49,7 +45,7 @@ from ..core.results import Attempt, ImageResult
 from ..core.text import clip, counted, one_line
 from . import browse
 from .browse import PAGE_SIZE, LineageTree, Page
-from .layout import ATTEMPTS_FILE, INDEX_FILE, LAYOUT, PREVIEW_EDGE, THUMBNAIL_EDGE
+from .layout import ATTEMPTS_FILE, ENTRY_FOLDERS, INDEX_FILE, LAYOUT, PREVIEW_EDGE, THUMBNAIL_EDGE
 from .names import notebook_name, notebook_stem, safe_folder_name
 from .spending import Spending, summarize
 
@@ -616,11 +612,11 @@ class History:
             pass  # unreadable just now: the entries read before stay, and append says why
 
     def clear(self) -> int:
-        """Remove every entry of this history, its image files and its batches' manifests (which
-        name those entries); returns how many entries there were. Numbering starts again at 0.
-        Other histories are left alone, and so are files saved elsewhere with ``.save(path)``,
-        ``-o`` or a batch's ``manifest=``; results still held in variables
-        lose their full-size images (their ``.data`` then says so)."""
+        """Remove every entry of this history and the folders of what they made (``ENTRY_FOLDERS``
+        in layout.py: their images, previews and batch manifests); returns how many entries there
+        were. Numbering starts again at 0. Other histories are left alone, and so are files saved
+        elsewhere (``.save(path)``, ``-o``, a manifest named by hand); results still held in
+        variables lose their full-size images (their ``.data`` then says so)."""
         if not self.folder.exists():
             with self._lock:
                 self._forget()
@@ -639,7 +635,7 @@ class History:
                     "nothing was removed. Check that you may write there."
                 ) from None
             self._forget()
-            for folder in ("images", "thumbs", "batches"):
+            for folder in ENTRY_FOLDERS:
                 try:
                     history_files.remove_files(self.folder, folder)
                 except OSError as exc:
