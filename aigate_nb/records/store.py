@@ -14,7 +14,7 @@ Images are written first (temporary name, then ``os.replace``), then the
 index line with one ``write`` on an ``O_APPEND`` descriptor and an ``fsync``:
 a kernel killed mid-write loses at most the entry being written. An appended
 entry's thumbnail and previews are made just after, on a background thread
-(``ThumbnailMaker``); an entry written before is given them on first use.
+(``thumbnails.ThumbnailMaker``); an entry written before is given them on first use.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import errno
 import html
 import json
 import os
-import queue
 import re
 import secrets
 import threading
@@ -39,13 +38,13 @@ from typing import Any
 
 from ..core import history_files
 from ..core.errors import HistoryError, LinkInHistoryError
-from ..core.images import ReplyImage, b64encode, extension_for, make_thumbnails, open_image
+from ..core.images import ReplyImage, b64encode, extension_for, open_image
 from ..core.region import region_label
 from ..core.results import Attempt, ImageResult
-from ..core.text import clip, counted, one_line
-from . import browse
+from ..core.text import clip, counted
+from . import browse, thumbnails
 from .browse import PAGE_SIZE, LineageTree, Page
-from .layout import ATTEMPTS_FILE, ENTRY_FOLDERS, INDEX_FILE, LAYOUT, PREVIEW_EDGE, THUMBNAIL_EDGE
+from .layout import ATTEMPTS_FILE, ENTRY_FOLDERS, INDEX_FILE, LAYOUT, THUMBNAIL_EDGE
 from .names import notebook_name, notebook_stem, safe_folder_name
 from .spending import Spending, summarize
 
@@ -482,7 +481,7 @@ class History:
             raise HistoryError(
                 f"The entry just written to {self.index_path} cannot be read back; its image files are gone."
             )
-        _thumbnail_maker.add(self, entry.id)
+        thumbnails.MAKER.add(self, entry.id)
         stored = entry._kept
         result.id, result.index, result.parent_id = entry.id, entry.index, entry.parent_id
         result.created = entry.created
@@ -733,64 +732,16 @@ class History:
     def _entry_from(self, record: Any) -> HistoryEntry:
         return HistoryEntry(ImageResult.from_record(record, self.folder))
 
-    # -- display ----------------------------------------------------------------------------
-
-    def thumbnail(self, entry: HistoryEntry, long_edge: int = THUMBNAIL_EDGE, image: int = 0) -> bytes:
-        """A small JPEG of the entry's image ``image`` (from 0), ``long_edge`` pixels on its
-        long side at most, kept in ``thumbs/``: the gallery's, and the report's larger
-        previews. Made when the entry is appended (see ``wait_for_thumbnails``), or here on
-        first use, with the image's other kept sizes from the same decode."""
-        try:
-            return history_files.read_file(self.folder, self._thumbnail_path(entry.id, long_edge, image))
-        except FileNotFoundError:
-            pass
-        edges = [long_edge] + [edge for edge in _kept_edges(image) if edge != long_edge
-                               and not self._has_thumbnail(entry.id, edge, image)]
-        original = entry.originals[image]
-        try:
-            made = dict(zip(edges, make_thumbnails(original.data, edges)))
-        except HistoryError:
-            raise
-        except Exception as exc:  # Pillow raises OSError, ValueError, SyntaxError, DecompressionBombError...
-            raise HistoryError(
-                f"The image file {original.path} cannot be decoded ({one_line(str(exc), 120) or type(exc).__name__}); "
-                "it is cut off or not an image: run the request again to make it anew."
-            ) from None
-        self._keep_thumbnails(entry.id, image, made)
-        return made[long_edge]
-
-    def wait_for_thumbnails(self, timeout: float | None = None) -> bool:
-        """Wait until the thumbnails and previews of every entry appended in this process are
-        made (they are made on a background thread); False if ``timeout`` seconds passed first."""
-        return _thumbnail_maker.wait(timeout)
-
-    def _thumbnail_path(self, entry_id: str, long_edge: int, image: int) -> str:
-        """Where the thumbnail is, inside the history folder."""
-        gallery = (long_edge, image) == (THUMBNAIL_EDGE, 0)
-        return "thumbs/" + (f"{entry_id}.jpg" if gallery else f"{entry_id}-{image + 1}-{long_edge}.jpg")
-
-    def _has_thumbnail(self, entry_id: str, long_edge: int, image: int) -> bool:
-        return history_files.is_file(self.folder, self._thumbnail_path(entry_id, long_edge, image))
-
-    def _make_kept_thumbnails(self, entry_id: str) -> None:
-        """Make the sizes ``thumbs/`` keeps of each image of entry ``entry_id`` that are not there
-        yet, one decode an image (the thumbnail thread's work)."""
+    def _entry_with_id(self, entry_id: str) -> HistoryEntry | None:
+        """The entry ``entry_id`` as held now, without reading the index again (for the
+        thumbnail thread: a damaged line is for the kernel's own thread to report)."""
         with self._lock:
-            entry = self._by_id.get(entry_id)
-        if entry is None:
-            return  # cleared meanwhile
-        for k, original in enumerate(entry.originals):
-            edges = [edge for edge in _kept_edges(k) if not self._has_thumbnail(entry_id, edge, k)]
-            if not edges:
-                continue
-            made = dict(zip(edges, make_thumbnails(original.data, edges)))
-            if not self._keep_thumbnails(entry_id, k, made):
-                return
+            return self._by_id.get(entry_id)
 
-    def _keep_thumbnails(self, entry_id: str, image: int, made: dict[int, bytes]) -> bool:
-        """Write ``made`` (long edge -> JPEG) to ``thumbs/`` if the entry is still in the history;
-        False if it is not (a clear, by any kernel, ran while they were made), or the folder
-        is read-only (the gallery still shows, just without the cache)."""
+    def _write_for_entry(self, entry_id: str, files: Mapping[str, bytes]) -> bool:
+        """Write ``files`` (path in the folder -> bytes) if entry ``entry_id`` is still in the
+        history, with the index locked shared so that no clear, by any kernel, runs meanwhile;
+        False if it is not (cleared while they were made) or they cannot be written."""
         with self._lock:
             try:
                 fd = history_files.open_file(self.folder, INDEX_FILE, os.O_RDONLY)
@@ -802,13 +753,27 @@ class History:
                 # No lines are read here: a damaged one is for the kernel's own thread to report.
                 if entry_id not in self._by_id or self._index_replaced(fd):
                     return False
-                for edge, data in made.items():
-                    history_files.write_atomically(self.folder, self._thumbnail_path(entry_id, edge, image), data)
+                for relative, data in files.items():
+                    history_files.write_atomically(self.folder, relative, data)
             except (OSError, HistoryError):
                 return False
             finally:
                 os.close(fd)
         return True
+
+    # -- display ----------------------------------------------------------------------------
+
+    def thumbnail(self, entry: HistoryEntry, long_edge: int = THUMBNAIL_EDGE, image: int = 0) -> bytes:
+        """A small JPEG of the entry's image ``image`` (from 0), ``long_edge`` pixels on its
+        long side at most, kept in ``thumbs/``: the gallery's, and the report's larger
+        previews. Made when the entry is appended (see ``wait_for_thumbnails``), or here on
+        first use, with the image's other kept sizes from the same decode (thumbnails.py)."""
+        return thumbnails.thumbnail(self, entry, long_edge, image)
+
+    def wait_for_thumbnails(self, timeout: float | None = None) -> bool:
+        """Wait until the thumbnails and previews of every entry appended in this process are
+        made (they are made on a background thread); False if ``timeout`` seconds passed first."""
+        return thumbnails.MAKER.wait(timeout)
 
     def _repr_html_(self) -> str:
         """A gallery of small thumbnails, newest first, each with its index, prompt and parent."""
@@ -868,59 +833,6 @@ class History:
             prompt = clip(newest.prompt, 40)
             tail = f", newest [{newest.index}] {prompt!r}"
         return f"<History {self.name!r}: {counted(len(self))}{tail}>"
-
-
-def _kept_edges(image: int) -> tuple[int, ...]:
-    """The long edges ``thumbs/`` keeps of an entry's image ``image``: the report's preview of
-    each, and the gallery's thumbnail of the first."""
-    return (PREVIEW_EDGE, THUMBNAIL_EDGE) if image == 0 else (PREVIEW_EDGE,)
-
-
-class ThumbnailMaker:
-    """One daemon thread a process that makes each appended entry's thumbnail and previews
-    once, so that neither the gallery nor the report decodes the original again. ``add``
-    returns at once; the thread starts on the first entry and works one entry at a time.
-
-    It keeps the kernel's CPU priority on purpose: its work is Pillow's, done without the
-    interpreter's lock, but it takes that lock between steps, and a thread with a lower
-    ``nice`` value that the OS sets aside while holding it stalls the kernel's own thread
-    (appends on a loaded machine waited up to 0.4 s with ``nice`` +5, 0.04 s without)."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.Queue[tuple[History, str]] = queue.Queue()
-        self._start = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def add(self, history: History, entry_id: str) -> None:
-        self._jobs.put((history, entry_id))
-        with self._start:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="aigate-thumbnails", daemon=True)
-                self._thread.start()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """True once every entry added so far has been worked on; False after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._jobs.all_tasks_done:
-            while self._jobs.unfinished_tasks:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._jobs.all_tasks_done.wait(left)
-        return True
-
-    def _run(self) -> None:
-        while True:
-            history, entry_id = self._jobs.get()
-            try:
-                history._make_kept_thumbnails(entry_id)
-            except Exception:  # a cache: whatever fails here is made again on first use
-                pass
-            finally:
-                self._jobs.task_done()
-
-
-_thumbnail_maker = ThumbnailMaker()
 
 
 def _truncate(folder: Path, relative: str) -> None:
