@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import bisect
 import errno
-import html
 import json
 import os
 import re
@@ -37,13 +36,14 @@ from pathlib import Path
 from typing import Any
 
 from ..core import history_files
-from ..core.errors import HistoryError, LinkInHistoryError
-from ..core.images import ReplyImage, b64encode, extension_for, open_image
+from ..core.errors import HistoryError
+from ..core.images import ReplyImage, extension_for, open_image
 from ..core.region import region_label
 from ..core.results import Attempt, ImageResult
 from ..core.text import clip, counted
 from . import browse, thumbnails
 from .browse import PAGE_SIZE, LineageTree, Page
+from .gallery import gallery_html
 from .layout import ATTEMPTS_FILE, ENTRY_FOLDERS, INDEX_FILE, LAYOUT, THUMBNAIL_EDGE
 from .names import notebook_name, notebook_stem, safe_folder_name
 from .spending import Spending, summarize
@@ -57,7 +57,6 @@ except ImportError:  # pragma: no cover - Windows: threads are still serialised,
 HEAD_BYTES = 64
 #: A temporary file this old is what a killed writer left behind.
 STALE_TEMPORARY_SECONDS = 3600
-GALLERY_BUDGET = 250_000
 
 
 class HistoryEntry:
@@ -777,53 +776,7 @@ class History:
 
     def _repr_html_(self) -> str:
         """A gallery of small thumbnails, newest first, each with its index, prompt and parent."""
-        entries = list(self)[::-1]
-        head = f"<div><b>History '{html.escape(self.name)}'</b>: {counted(len(entries))}{self._attempts_note()}</div>"
-        figures, used = [], len(head)
-        for entry in entries:
-            parent = f"<br/>from [{entry.parent_index}]" if entry.parent_index is not None else ""
-            prompt = clip(entry.prompt, 60)
-            try:
-                picture = (
-                    f'<img src="data:image/jpeg;base64,{b64encode(self.thumbnail(entry))}" '
-                    f'style="max-width:{THUMBNAIL_EDGE}px;max-height:{THUMBNAIL_EDGE}px"/>'
-                )
-            except HistoryError as exc:  # its file is gone or damaged: the others still show
-                what = ("not shown: its file is a symbolic link" if isinstance(exc, LinkInHistoryError)
-                        else "image file gone" if " is gone " in str(exc) else "no picture: its file is damaged")
-                picture = (
-                    '<div style="padding:8px;border:1px dashed #999;font-size:smaller" '
-                    f'title="{html.escape(str(exc))}">{what}</div>'
-                )
-            figure = (
-                f'<figure style="margin:0;width:{THUMBNAIL_EDGE}px" title="{html.escape(entry.prompt)}">'
-                f"{picture}"
-                f'<figcaption style="font-size:smaller">[{entry.index}] {html.escape(prompt)}{parent}</figcaption>'
-                "</figure>"
-            )
-            if used + len(figure) > GALLERY_BUDGET:
-                rest = len(entries) - len(figures)
-                older = counted(rest, "older entry", "older entries")
-                figures.append(f"<div>... and {older}: history[i] shows one.</div>")
-                break
-            figures.append(figure)
-            used += len(figure)
-        row = '<div style="display:flex;flex-wrap:wrap;gap:8px">' + "".join(figures) + "</div>"
-        return f'<div class="aigate-history">{head}{row}</div>'
-
-    def _attempts_note(self) -> str:
-        """``; 2 requests made no picture but were charged (~$0.002): %aigate usage counts them``, or nothing."""
-        try:
-            attempts = self.attempts()
-        except HistoryError:
-            return ""
-        if not attempts:
-            return ""
-        spent = summarize(attempts, [self.name]).total
-        requests = counted(len(attempts), "request")
-        verb = "was" if len(attempts) == 1 else "were"
-        return (f"; {requests} made no picture but {verb} charged ({html.escape(spent.cost_text())}): "
-                "%aigate usage counts them")
+        return gallery_html(self)
 
     def __repr__(self) -> str:
         with self._lock:
