@@ -40,18 +40,13 @@ from ..core.errors import HistoryError
 from ..core.images import ReplyImage, extension_for
 from ..core.results import Attempt, ImageResult
 from ..core.text import clip, counted
-from . import browse, thumbnails
+from . import browse, journal, thumbnails
 from .browse import PAGE_SIZE, LineageTree, Page
 from .entry import HistoryEntry
 from .gallery import gallery_html
 from .layout import ATTEMPTS_FILE, ENTRY_FOLDERS, INDEX_FILE, LAYOUT, THUMBNAIL_EDGE
 from .names import notebook_name, notebook_stem, safe_folder_name
 from .spending import Spending, summarize
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: threads are still serialised, processes are not
-    fcntl = None
 
 #: How much of the index's start is kept to notice that it was cleared and written anew.
 HEAD_BYTES = 64
@@ -302,15 +297,11 @@ class History:
         counted in what this history spent, never shown or replayed as a picture. Returns it
         as kept (with the time it was made)."""
         kept = replace(attempt, created=datetime.now().astimezone().isoformat(timespec="seconds"))
-        line = json.dumps(kept.to_record(), ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
         with self._lock, self._locked_index():  # a clear, by any kernel, waits for it
             try:
                 fd = history_files.open_file(self.folder, ATTEMPTS_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT)
                 try:
-                    if self._ends_mid_line(fd):
-                        line = b"\n" + line  # close a line cut off by a killed writer
-                    _write_all(fd, line)
-                    os.fsync(fd)
+                    journal.append_record(fd, kept.to_record())
                 finally:
                     os.close(fd)
             except OSError as exc:
@@ -373,12 +364,8 @@ class History:
             record["index"] = self._next_index
             parent_entry = self._by_id.get(parent_id) if parent_id else None
             record["parent_index"] = parent_entry.index if parent_entry else None
-            line = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
-            if self._ends_mid_line(fd):
-                line = b"\n" + line  # close a line cut off by a killed writer, so ours stays whole
             try:
-                _write_all(fd, line)
-                os.fsync(fd)
+                journal.append_record(fd, record)
             except OSError as exc:
                 raise HistoryError(
                     f"Cannot write the history index {self.index_path} ({exc.strerror or exc}); "
@@ -432,19 +419,10 @@ class History:
                 "set AIGATE_HISTORY_DIR to a folder you can write to."
             ) from None
         try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+            journal.lock(fd)
             yield fd
         finally:
             os.close(fd)  # closing releases the lock
-
-    @staticmethod
-    def _ends_mid_line(fd: int) -> bool:
-        size = os.fstat(fd).st_size
-        if size == 0:
-            return False
-        os.lseek(fd, size - 1, os.SEEK_SET)
-        return os.read(fd, 1) != b"\n"
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -459,8 +437,7 @@ class History:
             except OSError as exc:
                 raise self._unreadable(exc) from None
             try:
-                if fcntl is not None:
-                    fcntl.flock(fd, fcntl.LOCK_SH)  # no half-written line from a writer mid-append
+                journal.lock(fd, shared=True)  # no half-written line from a writer mid-append
                 self._read_new_lines(fd)
             except OSError as exc:  # opened but not readable: a folder where the index should be
                 raise self._unreadable(exc) from None
@@ -502,7 +479,7 @@ class History:
         """Before a lookup: take in what another kernel on this notebook appended or cleared
         since the last read. One ``stat`` when nothing changed."""
         try:
-            stamp = _stamp(os.lstat(self.index_path))
+            stamp = journal.stamp(os.lstat(self.index_path))
         except FileNotFoundError:
             stamp = None
         except OSError:
@@ -536,7 +513,7 @@ class History:
             try:
                 os.ftruncate(fd, 0)
                 os.fsync(fd)
-                _truncate(self.folder, ATTEMPTS_FILE)
+                journal.truncate(self.folder, ATTEMPTS_FILE)
             except OSError as exc:
                 raise HistoryError(
                     f"Cannot clear the history index {self.index_path} ({exc.strerror or exc}); "
@@ -561,11 +538,7 @@ class History:
         """
         if self._offset and self._index_replaced(fd):
             self._forget()  # cleared (here or by another kernel) since the last read: start over
-        os.lseek(fd, self._offset, os.SEEK_SET)
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        data = b"".join(chunks)
+        data = journal.read_from(fd, self._offset)
         pos = 0
         while pos < len(data):
             end = data.find(b"\n", pos)
@@ -579,14 +552,14 @@ class History:
             pos = end + 1
             self._line += 1
         if not self._offset and pos:
-            self._head = _read_at(fd, 0, HEAD_BYTES)
+            self._head = journal.read_at(fd, 0, HEAD_BYTES)
         self._offset += pos
-        self._stamp = _stamp(os.fstat(fd))
+        self._stamp = journal.stamp(os.fstat(fd))
 
     def _index_replaced(self, fd: int) -> bool:
         """True when the index is no longer the one read so far: shorter than what was read,
         or starting otherwise (its first line holds the first entry's random id)."""
-        return os.fstat(fd).st_size < self._offset or _read_at(fd, 0, len(self._head)) != self._head
+        return os.fstat(fd).st_size < self._offset or journal.read_at(fd, 0, len(self._head)) != self._head
 
     def _take_line(self, raw: bytes, offset: int, number: int) -> None:
         try:
@@ -657,8 +630,7 @@ class History:
             except (OSError, HistoryError):
                 return False  # the index is gone (so is the entry), or a link: nothing is written
             try:
-                if fcntl is not None:
-                    fcntl.flock(fd, fcntl.LOCK_SH)  # a clear takes it exclusively: none runs until this is done
+                journal.lock(fd, shared=True)  # a clear takes it exclusively: none runs until this is done
                 # No lines are read here: a damaged one is for the kernel's own thread to report.
                 if entry_id not in self._by_id or self._index_replaced(fd):
                     return False
@@ -696,27 +668,3 @@ class History:
             prompt = clip(newest.prompt, 40)
             tail = f", newest [{newest.index}] {prompt!r}"
         return f"<History {self.name!r}: {counted(len(self))}{tail}>"
-
-
-def _truncate(folder: Path, relative: str) -> None:
-    """Empty the file ``relative`` in ``folder``, if it is there."""
-    try:
-        os.close(history_files.open_file(folder, relative, os.O_WRONLY | os.O_TRUNC))
-    except FileNotFoundError:
-        pass
-
-
-def _stamp(status: os.stat_result) -> tuple[int, int, int]:
-    return status.st_ino, status.st_size, status.st_mtime_ns
-
-
-def _read_at(fd: int, offset: int, size: int) -> bytes:
-    os.lseek(fd, offset, os.SEEK_SET)
-    return os.read(fd, size) if size else b""
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """One ``write`` in practice; the loop only matters if the OS takes part of it."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
