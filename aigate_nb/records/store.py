@@ -28,16 +28,16 @@ import secrets
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from ..core import history_files
 from ..core.errors import HistoryError
-from ..core.images import ReplyImage, extension_for
+from ..core.images import ReplyImage, StoredImage, extension_for
 from ..core.results import Attempt, ImageResult
 from ..core.text import clip, counted
 from . import browse, journal, thumbnails
@@ -130,6 +130,11 @@ class History:
         with self._lock:
             return iter(list(self._entries))
 
+    @overload
+    def __getitem__(self, i: int) -> HistoryEntry: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[HistoryEntry]: ...
+
     def __getitem__(self, i: int | slice) -> HistoryEntry | list[HistoryEntry]:
         """Entry ``i`` as numbered in captions (``[3]``); negative counts back from the newest.
         A slice gives a list of entries, by position (``h[-3:]``: the newest three)."""
@@ -137,6 +142,10 @@ class History:
         if isinstance(i, slice):
             with self._lock:
                 return self._entries[i]
+        return self._numbered(i)
+
+    def _numbered(self, i: object) -> HistoryEntry:
+        """Entry ``i`` as numbered in captions, or negative from the newest (``__getitem__``)."""
         if not isinstance(i, int) or isinstance(i, bool):
             raise HistoryError(
                 f"history[...] takes an index (0, 3, -1) or a slice, not a {type(i).__name__}; "
@@ -166,9 +175,9 @@ class History:
                 if text in self._by_id:  # first: an id may be all digits (secrets.token_hex)
                     return self._by_id[text]
             if re.fullmatch(r"[+-]?\d+", text):
-                return self[int(text)]
+                return self._numbered(int(text))
             raise HistoryError(f"No history entry with id {text!r}; {self._what_exists()}")
-        return self[ref]
+        return self._numbered(ref)
 
     def lineage(self, ref: int | str | HistoryEntry) -> list[HistoryEntry]:
         """The chain of edits that led to ``ref``: its first ancestor first, ``ref`` last."""
@@ -400,7 +409,7 @@ class History:
             return parent.id
         return self.get(parent).id
 
-    def _write_images(self, entry_id: str, originals: list[ReplyImage]) -> list[str]:
+    def _write_images(self, entry_id: str, originals: Sequence[ReplyImage | StoredImage]) -> list[str]:
         names = []
         for k, item in enumerate(originals, start=1):
             name = f"images/{entry_id}-{k}{extension_for(item.mime)}"
