@@ -28,8 +28,10 @@ from aigate_nb.core.costs import Usage
 from aigate_nb.core.errors import HistoryError
 from aigate_nb.core.images import ReplyImage, StoredImage
 from aigate_nb.core.results import ImageResult
-from aigate_nb.records import store
-from aigate_nb.records.store import PREVIEW_EDGE, History, HistoryEntry, notebook_name
+from aigate_nb.records import thumbnails
+from aigate_nb.records.layout import PREVIEW_EDGE
+from aigate_nb.records.names import notebook_name
+from aigate_nb.records.store import History, HistoryEntry
 from support import wait_for
 
 FLASH = "google/gemini-3.1-flash-image-preview"
@@ -402,7 +404,7 @@ def test_gallery_shows_small_thumbnails_newest_first(history, monkeypatch):
     def no_more_thumbnails(*args, **kwargs):
         raise AssertionError("thumbnails should come from the cache")
 
-    monkeypatch.setattr("aigate_nb.records.store.make_thumbnails", no_more_thumbnails)
+    monkeypatch.setattr("aigate_nb.records.thumbnails.make_thumbnails", no_more_thumbnails)
     assert history._repr_html_() == page
 
 
@@ -669,7 +671,7 @@ def held_thumbnails(history, monkeypatch):
     """Holds the thumbnail thread inside its next decode until ``go`` is set (set at the end anyway)."""
     assert history.wait_for_thumbnails(timeout=30)  # another test's work is done first
     started, go, timed_out = threading.Event(), threading.Event(), []
-    real = store.make_thumbnails
+    real = thumbnails.make_thumbnails
 
     def held(data, edges):
         started.set()
@@ -677,7 +679,7 @@ def held_thumbnails(history, monkeypatch):
             timed_out.append(threading.current_thread().name)
         return real(data, edges)
 
-    monkeypatch.setattr(store, "make_thumbnails", held)
+    monkeypatch.setattr(thumbnails, "make_thumbnails", held)
     yield started, go, timed_out
     go.set()
     assert history.wait_for_thumbnails(timeout=30)
@@ -724,8 +726,8 @@ def test_an_entry_written_before_gets_every_kept_size_of_an_image_from_one_decod
     made_on_append = [path.read_bytes() for path in kept_sizes(history, entry.id)]
     shutil.rmtree(history.folder / "thumbs")  # as a history written by an earlier version has none
     decodes = []
-    real = store.make_thumbnails
-    monkeypatch.setattr(store, "make_thumbnails", lambda data, edges: decodes.append(edges) or real(data, edges))
+    real = thumbnails.make_thumbnails
+    monkeypatch.setattr(thumbnails, "make_thumbnails", lambda data, edges: decodes.append(edges) or real(data, edges))
     preview = history.thumbnail(entry, PREVIEW_EDGE)  # what the report asks for
     assert history.thumbnail(entry) == made_on_append[0]  # the gallery's, kept from the same decode
     assert decodes == [[PREVIEW_EDGE, 160]]

@@ -1,15 +1,11 @@
 """The per-notebook history: every result, its prompt and settings, and what it
 was edited from, kept on disk so that a kernel restart loses nothing.
 
-Layout, one folder per notebook under the history dir::
-
-    <history dir>/<notebook>/index.jsonl           one JSON object per line, appended to (emptied by clear())
-    <history dir>/<notebook>/attempts.jsonl        requests charged that made no picture (``Attempt``), likewise
-    <history dir>/<notebook>/images/<id>-<k>.<ext>  each image, original bytes, k from 1
-    <history dir>/<notebook>/thumbs/<id>.jpg        gallery thumbnails
-    <history dir>/<notebook>/thumbs/<id>-<k>-<edge>.jpg  larger previews (the HTML report's)
-    <history dir>/<notebook>/batches/batch-<key>.jsonl    each batch's manifest (batches.py)
-    <history dir>/<notebook>/notebook.json                the notebook it belongs to (notebook.py)
+One folder per notebook under the history dir, laid out as layout.py says: the index
+(``index.jsonl``, one JSON object per line, appended to), the requests charged without a
+picture (``attempts.jsonl``, likewise), each image's original bytes under ``images/``, and
+the folders a clear empties with them. This module keeps the index, its locks and the entries
+read from it; the previews are thumbnails.py's, the gallery gallery.py's.
 
 Nothing in it is followed through a symbolic link (``history_files.py``): a folder that
 holds one where its own files should be is refused, naming the link.
@@ -18,181 +14,44 @@ Images are written first (temporary name, then ``os.replace``), then the
 index line with one ``write`` on an ``O_APPEND`` descriptor and an ``fsync``:
 a kernel killed mid-write loses at most the entry being written. An appended
 entry's thumbnail and previews are made just after, on a background thread
-(``ThumbnailMaker``); an entry written before is given them on first use.
+(``thumbnails.ThumbnailMaker``); an entry written before is given them on first use.
 """
 
 from __future__ import annotations
 
 import bisect
 import errno
-import html
 import json
 import os
-import queue
 import re
 import secrets
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from ..core import history_files
-from ..core.errors import HistoryError, LinkInHistoryError
-from ..core.images import ReplyImage, b64encode, extension_for, make_thumbnails, open_image
-from ..core.region import region_label
+from ..core.errors import HistoryError
+from ..core.images import ReplyImage, StoredImage, extension_for
 from ..core.results import Attempt, ImageResult
-from ..core.text import clip, counted, one_line
-from . import browse
+from ..core.text import clip, counted
+from . import browse, journal, thumbnails
 from .browse import PAGE_SIZE, LineageTree, Page
-from .layout import ATTEMPTS_FILE, INDEX_FILE, LAYOUT, PREVIEW_EDGE, THUMBNAIL_EDGE
+from .entry import HistoryEntry
+from .gallery import gallery_html
+from .layout import ATTEMPTS_FILE, ENTRY_FOLDERS, INDEX_FILE, LAYOUT, THUMBNAIL_EDGE
+from .names import notebook_name, notebook_stem, safe_folder_name
 from .spending import Spending, summarize
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: threads are still serialised, processes are not
-    fcntl = None
 
 #: How much of the index's start is kept to notice that it was cleared and written anew.
 HEAD_BYTES = 64
 #: A temporary file this old is what a killed writer left behind.
 STALE_TEMPORARY_SECONDS = 3600
-DEFAULT_NAME = "default"
-GALLERY_BUDGET = 250_000
-
-_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
-
-
-def safe_folder_name(text: str) -> str | None:
-    """``text`` as a folder name any file system takes (letters, digits, ``_ . -``), or None if nothing is left."""
-    name = re.sub(r"[^\w.-]+", "_", text.strip()).strip("._")[:80].rstrip("._")
-    if not name:
-        return None
-    return name + "_" if name.lower() in _WINDOWS_RESERVED else name
-
-
-def notebook_name(
-    user_ns: Mapping[str, Any] | None = None,
-    environ: Mapping[str, str] | None = None,
-    fallback: str | None = None,
-) -> str:
-    """Which notebook this kernel serves, as a safe folder name.
-
-    In order: ``JPY_SESSION_NAME`` (Jupyter Server gives kernels the
-    notebook's path), VS Code's ``__vsc_ipynb_file__`` or ipykernel's
-    ``__session__`` in the user namespace (the notebook's stem is used), then
-    ``fallback`` (a name the user chose), then ``"default"``.
-    """
-    env = os.environ if environ is None else environ
-    ns = user_ns or {}
-    for path in (env.get("JPY_SESSION_NAME"), ns.get("__vsc_ipynb_file__"), ns.get("__session__")):
-        if isinstance(path, str) and path.strip():
-            name = safe_folder_name(notebook_stem(path))
-            if name:
-                return name
-    if fallback:
-        return safe_folder_name(fallback) or DEFAULT_NAME
-    return DEFAULT_NAME
-
-
-def notebook_stem(path: str) -> str:
-    """``/work/My Notebook.ipynb`` (or a Windows path) -> ``My Notebook``."""
-    base = re.split(r"[\\/]", path.strip())[-1]
-    return base.rsplit(".", 1)[0] if "." in base[1:] else base
-
-
-class HistoryEntry:
-    """One result as the history keeps it: metadata in memory, pixels on disk.
-
-    Every field of the result it wraps reads through (``entry.prompt``,
-    ``entry.model``, ``entry.usage``, ...; see ``ImageResult``), read-only;
-    ``parent`` is ``parent_id``, the id of the entry this one was edited from.
-    ``files`` are the full-size images in their original format;
-    ``model_parts`` are the reply's model parts (with any ``thoughtSignature``)
-    for continuing a conversation. Pixels are decoded on each access: an entry
-    holds no image in memory.
-    """
-
-    __slots__ = ("_kept",)
-
-    def __init__(self, result: ImageResult) -> None:
-        object.__setattr__(self, "_kept", result)
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return getattr(self._kept, name)
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"A history entry is read-only; {name!r} cannot be set.")
-
-    @property
-    def parent(self) -> str | None:
-        """The id of the entry this one was edited from (``parent_id``)."""
-        return self._kept.parent_id
-
-    @property
-    def path(self) -> Path:
-        """The first image's full-size file."""
-        return self._kept.files[0]
-
-    @property
-    def image(self):
-        """The first image, decoded from its file on each access (nothing is kept in memory)."""
-        return open_image(self.data)
-
-    @property
-    def images(self) -> list:
-        return [open_image(item.data) for item in self._kept.originals]
-
-    def _aigate_image_bytes(self) -> tuple[str, bytes]:
-        """The first image's original full-size bytes, as stored."""
-        return self._kept.mime, self._kept.data
-
-    def result(self) -> ImageResult:
-        """An ``ImageResult`` of its own, read from the files, displayed as the original was."""
-        kept = self._kept
-        return replace(
-            kept, originals=list(kept.originals), files=list(kept.files), _pixels=None, _previews=None,
-        )
-
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        problem = self._problem()
-        if problem:
-            return {"text/plain": problem}, {}
-        return self.result()._repr_mimebundle_(include, exclude)
-
-    def _ipython_display_(self) -> None:
-        problem = self._problem()
-        if problem:
-            print(problem)
-            return
-        self.result()._ipython_display_()
-
-    def _problem(self) -> str | None:
-        """Why the entry cannot be shown (its file gone, or a link in its place), or None."""
-        try:
-            if self._kept.originals[0].exists():
-                return None
-        except HistoryError as exc:
-            return f"[{self.index}] {clip(self.prompt, 60)}: {exc}"
-        return f"[{self.index}] {clip(self.prompt, 60)}: its image file {self.path} is gone (deleted or moved)."
-
-    def __repr__(self) -> str:
-        width, height = self.size
-        more = f" +{len(self.files) - 1} more" if len(self.files) > 1 else ""
-        parent = f" from [{self.parent_index}]" if self.parent_index is not None else ""
-        if self.region:
-            parent += f" {region_label(self.region)}"
-        prompt = clip(self.prompt, 40)
-        return (
-            f"<HistoryEntry [{self.index}] {width}x{height} {self.mimes[0]} sha256={self.sha256s[0][:12]}{more}"
-            f"{parent} model={self.model} prompt={prompt!r}>"
-        )
 
 
 class History:
@@ -271,6 +130,11 @@ class History:
         with self._lock:
             return iter(list(self._entries))
 
+    @overload
+    def __getitem__(self, i: int) -> HistoryEntry: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[HistoryEntry]: ...
+
     def __getitem__(self, i: int | slice) -> HistoryEntry | list[HistoryEntry]:
         """Entry ``i`` as numbered in captions (``[3]``); negative counts back from the newest.
         A slice gives a list of entries, by position (``h[-3:]``: the newest three)."""
@@ -278,6 +142,10 @@ class History:
         if isinstance(i, slice):
             with self._lock:
                 return self._entries[i]
+        return self._numbered(i)
+
+    def _numbered(self, i: object) -> HistoryEntry:
+        """Entry ``i`` as numbered in captions, or negative from the newest (``__getitem__``)."""
         if not isinstance(i, int) or isinstance(i, bool):
             raise HistoryError(
                 f"history[...] takes an index (0, 3, -1) or a slice, not a {type(i).__name__}; "
@@ -307,9 +175,9 @@ class History:
                 if text in self._by_id:  # first: an id may be all digits (secrets.token_hex)
                     return self._by_id[text]
             if re.fullmatch(r"[+-]?\d{1,18}", text):  # longer is no index (nor readable as one)
-                return self[int(text)]
+                return self._numbered(int(text))
             raise HistoryError(f"No history entry with id {text!r}; {self._what_exists()}")
-        return self[ref]
+        return self._numbered(ref)
 
     def lineage(self, ref: int | str | HistoryEntry) -> list[HistoryEntry]:
         """The chain of edits that led to ``ref``: its first ancestor first, ``ref`` last."""
@@ -438,15 +306,11 @@ class History:
         counted in what this history spent, never shown or replayed as a picture. Returns it
         as kept (with the time it was made)."""
         kept = replace(attempt, created=datetime.now().astimezone().isoformat(timespec="seconds"))
-        line = json.dumps(kept.to_record(), ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
         with self._lock, self._locked_index():  # a clear, by any kernel, waits for it
             try:
                 fd = history_files.open_file(self.folder, ATTEMPTS_FILE, os.O_RDWR | os.O_APPEND | os.O_CREAT)
                 try:
-                    if self._ends_mid_line(fd):
-                        line = b"\n" + line  # close a line cut off by a killed writer
-                    _write_all(fd, line)
-                    os.fsync(fd)
+                    journal.append_record(fd, kept.to_record())
                 finally:
                     os.close(fd)
             except OSError as exc:
@@ -509,12 +373,8 @@ class History:
             record["index"] = self._next_index
             parent_entry = self._by_id.get(parent_id) if parent_id else None
             record["parent_index"] = parent_entry.index if parent_entry else None
-            line = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n"
-            if self._ends_mid_line(fd):
-                line = b"\n" + line  # close a line cut off by a killed writer, so ours stays whole
             try:
-                _write_all(fd, line)
-                os.fsync(fd)
+                journal.append_record(fd, record)
             except OSError as exc:
                 raise HistoryError(
                     f"Cannot write the history index {self.index_path} ({exc.strerror or exc}); "
@@ -526,7 +386,7 @@ class History:
             raise HistoryError(
                 f"The entry just written to {self.index_path} cannot be read back; its image files are gone."
             )
-        _thumbnail_maker.add(self, entry.id)
+        thumbnails.MAKER.add(self, entry.id)
         stored = entry._kept
         result.id, result.index, result.parent_id = entry.id, entry.index, entry.parent_id
         result.created = entry.created
@@ -549,7 +409,7 @@ class History:
             return parent.id
         return self.get(parent).id
 
-    def _write_images(self, entry_id: str, originals: list[ReplyImage]) -> list[str]:
+    def _write_images(self, entry_id: str, originals: Sequence[ReplyImage | StoredImage]) -> list[str]:
         names = []
         for k, item in enumerate(originals, start=1):
             name = f"images/{entry_id}-{k}{extension_for(item.mime)}"
@@ -568,19 +428,10 @@ class History:
                 "set AIGATE_HISTORY_DIR to a folder you can write to."
             ) from None
         try:
-            if fcntl is not None:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+            journal.lock(fd)
             yield fd
         finally:
             os.close(fd)  # closing releases the lock
-
-    @staticmethod
-    def _ends_mid_line(fd: int) -> bool:
-        size = os.fstat(fd).st_size
-        if size == 0:
-            return False
-        os.lseek(fd, size - 1, os.SEEK_SET)
-        return os.read(fd, 1) != b"\n"
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -595,8 +446,7 @@ class History:
             except OSError as exc:
                 raise self._unreadable(exc) from None
             try:
-                if fcntl is not None:
-                    fcntl.flock(fd, fcntl.LOCK_SH)  # no half-written line from a writer mid-append
+                journal.lock(fd, shared=True)  # no half-written line from a writer mid-append
                 self._read_new_lines(fd)
             except OSError as exc:  # opened but not readable: a folder where the index should be
                 raise self._unreadable(exc) from None
@@ -638,7 +488,7 @@ class History:
         """Before a lookup: take in what another kernel on this notebook appended or cleared
         since the last read. One ``stat`` when nothing changed."""
         try:
-            stamp = _stamp(os.lstat(self.index_path))
+            stamp = journal.stamp(os.lstat(self.index_path))
         except FileNotFoundError:
             stamp = None
         except OSError:
@@ -656,11 +506,11 @@ class History:
             pass  # unreadable just now: the entries read before stay, and append says why
 
     def clear(self) -> int:
-        """Remove every entry of this history, its image files and its batches' manifests (which
-        name those entries); returns how many entries there were. Numbering starts again at 0.
-        Other histories are left alone, and so are files saved elsewhere with ``.save(path)``,
-        ``-o`` or a batch's ``manifest=``; results still held in variables
-        lose their full-size images (their ``.data`` then says so)."""
+        """Remove every entry of this history and the folders of what they made (``ENTRY_FOLDERS``
+        in layout.py: their images, previews and batch manifests); returns how many entries there
+        were. Numbering starts again at 0. Other histories are left alone, and so are files saved
+        elsewhere (``.save(path)``, ``-o``, a manifest named by hand); results still held in
+        variables lose their full-size images (their ``.data`` then says so)."""
         if not self.folder.exists():
             with self._lock:
                 self._forget()
@@ -672,14 +522,14 @@ class History:
             try:
                 os.ftruncate(fd, 0)
                 os.fsync(fd)
-                _truncate(self.folder, ATTEMPTS_FILE)
+                journal.truncate(self.folder, ATTEMPTS_FILE)
             except OSError as exc:
                 raise HistoryError(
                     f"Cannot clear the history index {self.index_path} ({exc.strerror or exc}); "
                     "nothing was removed. Check that you may write there."
                 ) from None
             self._forget()
-            for folder in ("images", "thumbs", "batches"):
+            for folder in ENTRY_FOLDERS:
                 try:
                     history_files.remove_files(self.folder, folder)
                 except OSError as exc:
@@ -697,11 +547,7 @@ class History:
         """
         if self._offset and self._index_replaced(fd):
             self._forget()  # cleared (here or by another kernel) since the last read: start over
-        os.lseek(fd, self._offset, os.SEEK_SET)
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        data = b"".join(chunks)
+        data = journal.read_from(fd, self._offset)
         pos = 0
         while pos < len(data):
             end = data.find(b"\n", pos)
@@ -715,14 +561,14 @@ class History:
             pos = end + 1
             self._line += 1
         if not self._offset and pos:
-            self._head = _read_at(fd, 0, HEAD_BYTES)
+            self._head = journal.read_at(fd, 0, HEAD_BYTES)
         self._offset += pos
-        self._stamp = _stamp(os.fstat(fd))
+        self._stamp = journal.stamp(os.fstat(fd))
 
     def _index_replaced(self, fd: int) -> bool:
         """True when the index is no longer the one read so far: shorter than what was read,
         or starting otherwise (its first line holds the first entry's random id)."""
-        return os.fstat(fd).st_size < self._offset or _read_at(fd, 0, len(self._head)) != self._head
+        return os.fstat(fd).st_size < self._offset or journal.read_at(fd, 0, len(self._head)) != self._head
 
     def _take_line(self, raw: bytes, offset: int, number: int) -> None:
         try:
@@ -777,132 +623,51 @@ class History:
     def _entry_from(self, record: Any) -> HistoryEntry:
         return HistoryEntry(ImageResult.from_record(record, self.folder))
 
-    # -- display ----------------------------------------------------------------------------
-
-    def thumbnail(self, entry: HistoryEntry, long_edge: int = THUMBNAIL_EDGE, image: int = 0) -> bytes:
-        """A small JPEG of the entry's image ``image`` (from 0), ``long_edge`` pixels on its
-        long side at most, kept in ``thumbs/``: the gallery's, and the report's larger
-        previews. Made when the entry is appended (see ``wait_for_thumbnails``), or here on
-        first use, with the image's other kept sizes from the same decode."""
-        try:
-            return history_files.read_file(self.folder, self._thumbnail_path(entry.id, long_edge, image))
-        except FileNotFoundError:
-            pass
-        edges = [long_edge] + [edge for edge in _kept_edges(image) if edge != long_edge
-                               and not self._has_thumbnail(entry.id, edge, image)]
-        original = entry.originals[image]
-        try:
-            made = dict(zip(edges, make_thumbnails(original.data, edges)))
-        except HistoryError:
-            raise
-        except Exception as exc:  # Pillow raises OSError, ValueError, SyntaxError, DecompressionBombError...
-            raise HistoryError(
-                f"The image file {original.path} cannot be decoded ({one_line(str(exc), 120) or type(exc).__name__}); "
-                "it is cut off or not an image: run the request again to make it anew."
-            ) from None
-        self._keep_thumbnails(entry.id, image, made)
-        return made[long_edge]
-
-    def wait_for_thumbnails(self, timeout: float | None = None) -> bool:
-        """Wait until the thumbnails and previews of every entry appended in this process are
-        made (they are made on a background thread); False if ``timeout`` seconds passed first."""
-        return _thumbnail_maker.wait(timeout)
-
-    def _thumbnail_path(self, entry_id: str, long_edge: int, image: int) -> str:
-        """Where the thumbnail is, inside the history folder."""
-        gallery = (long_edge, image) == (THUMBNAIL_EDGE, 0)
-        return "thumbs/" + (f"{entry_id}.jpg" if gallery else f"{entry_id}-{image + 1}-{long_edge}.jpg")
-
-    def _has_thumbnail(self, entry_id: str, long_edge: int, image: int) -> bool:
-        return history_files.is_file(self.folder, self._thumbnail_path(entry_id, long_edge, image))
-
-    def _make_kept_thumbnails(self, entry_id: str) -> None:
-        """Make the sizes ``thumbs/`` keeps of each image of entry ``entry_id`` that are not there
-        yet, one decode an image (the thumbnail thread's work)."""
+    def _entry_with_id(self, entry_id: str) -> HistoryEntry | None:
+        """The entry ``entry_id`` as held now, without reading the index again (for the
+        thumbnail thread: a damaged line is for the kernel's own thread to report)."""
         with self._lock:
-            entry = self._by_id.get(entry_id)
-        if entry is None:
-            return  # cleared meanwhile
-        for k, original in enumerate(entry.originals):
-            edges = [edge for edge in _kept_edges(k) if not self._has_thumbnail(entry_id, edge, k)]
-            if not edges:
-                continue
-            made = dict(zip(edges, make_thumbnails(original.data, edges)))
-            if not self._keep_thumbnails(entry_id, k, made):
-                return
+            return self._by_id.get(entry_id)
 
-    def _keep_thumbnails(self, entry_id: str, image: int, made: dict[int, bytes]) -> bool:
-        """Write ``made`` (long edge -> JPEG) to ``thumbs/`` if the entry is still in the history;
-        False if it is not (a clear, by any kernel, ran while they were made), or the folder
-        is read-only (the gallery still shows, just without the cache)."""
+    def _write_for_entry(self, entry_id: str, files: Mapping[str, bytes]) -> bool:
+        """Write ``files`` (path in the folder -> bytes) if entry ``entry_id`` is still in the
+        history, with the index locked shared so that no clear, by any kernel, runs meanwhile;
+        False if it is not (cleared while they were made) or they cannot be written."""
         with self._lock:
             try:
                 fd = history_files.open_file(self.folder, INDEX_FILE, os.O_RDONLY)
             except (OSError, HistoryError):
                 return False  # the index is gone (so is the entry), or a link: nothing is written
             try:
-                if fcntl is not None:
-                    fcntl.flock(fd, fcntl.LOCK_SH)  # a clear takes it exclusively: none runs until this is done
+                journal.lock(fd, shared=True)  # a clear takes it exclusively: none runs until this is done
                 # No lines are read here: a damaged one is for the kernel's own thread to report.
                 if entry_id not in self._by_id or self._index_replaced(fd):
                     return False
-                for edge, data in made.items():
-                    history_files.write_atomically(self.folder, self._thumbnail_path(entry_id, edge, image), data)
+                for relative, data in files.items():
+                    history_files.write_atomically(self.folder, relative, data)
             except (OSError, HistoryError):
                 return False
             finally:
                 os.close(fd)
         return True
 
+    # -- display ----------------------------------------------------------------------------
+
+    def thumbnail(self, entry: HistoryEntry, long_edge: int = THUMBNAIL_EDGE, image: int = 0) -> bytes:
+        """A small JPEG of the entry's image ``image`` (from 0), ``long_edge`` pixels on its
+        long side at most, kept in ``thumbs/``: the gallery's, and the report's larger
+        previews. Made when the entry is appended (see ``wait_for_thumbnails``), or here on
+        first use, with the image's other kept sizes from the same decode (thumbnails.py)."""
+        return thumbnails.thumbnail(self, entry, long_edge, image)
+
+    def wait_for_thumbnails(self, timeout: float | None = None) -> bool:
+        """Wait until the thumbnails and previews of every entry appended in this process are
+        made (they are made on a background thread); False if ``timeout`` seconds passed first."""
+        return thumbnails.MAKER.wait(timeout)
+
     def _repr_html_(self) -> str:
         """A gallery of small thumbnails, newest first, each with its index, prompt and parent."""
-        entries = list(self)[::-1]
-        head = f"<div><b>History '{html.escape(self.name)}'</b>: {counted(len(entries))}{self._attempts_note()}</div>"
-        figures, used = [], len(head)
-        for entry in entries:
-            parent = f"<br/>from [{entry.parent_index}]" if entry.parent_index is not None else ""
-            prompt = clip(entry.prompt, 60)
-            try:
-                picture = (
-                    f'<img src="data:image/jpeg;base64,{b64encode(self.thumbnail(entry))}" '
-                    f'style="max-width:{THUMBNAIL_EDGE}px;max-height:{THUMBNAIL_EDGE}px"/>'
-                )
-            except HistoryError as exc:  # its file is gone or damaged: the others still show
-                what = ("not shown: its file is a symbolic link" if isinstance(exc, LinkInHistoryError)
-                        else "image file gone" if " is gone " in str(exc) else "no picture: its file is damaged")
-                picture = (
-                    '<div style="padding:8px;border:1px dashed #999;font-size:smaller" '
-                    f'title="{html.escape(str(exc))}">{what}</div>'
-                )
-            figure = (
-                f'<figure style="margin:0;width:{THUMBNAIL_EDGE}px" title="{html.escape(entry.prompt)}">'
-                f"{picture}"
-                f'<figcaption style="font-size:smaller">[{entry.index}] {html.escape(prompt)}{parent}</figcaption>'
-                "</figure>"
-            )
-            if used + len(figure) > GALLERY_BUDGET:
-                rest = len(entries) - len(figures)
-                older = counted(rest, "older entry", "older entries")
-                figures.append(f"<div>... and {older}: history[i] shows one.</div>")
-                break
-            figures.append(figure)
-            used += len(figure)
-        row = '<div style="display:flex;flex-wrap:wrap;gap:8px">' + "".join(figures) + "</div>"
-        return f'<div class="aigate-history">{head}{row}</div>'
-
-    def _attempts_note(self) -> str:
-        """``; 2 requests made no picture but were charged (~$0.002): %aigate usage counts them``, or nothing."""
-        try:
-            attempts = self.attempts()
-        except HistoryError:
-            return ""
-        if not attempts:
-            return ""
-        spent = summarize(attempts, [self.name]).total
-        requests = counted(len(attempts), "request")
-        verb = "was" if len(attempts) == 1 else "were"
-        return (f"; {requests} made no picture but {verb} charged ({html.escape(spent.cost_text())}): "
-                "%aigate usage counts them")
+        return gallery_html(self)
 
     def __repr__(self) -> str:
         with self._lock:
@@ -912,80 +677,3 @@ class History:
             prompt = clip(newest.prompt, 40)
             tail = f", newest [{newest.index}] {prompt!r}"
         return f"<History {self.name!r}: {counted(len(self))}{tail}>"
-
-
-def _kept_edges(image: int) -> tuple[int, ...]:
-    """The long edges ``thumbs/`` keeps of an entry's image ``image``: the report's preview of
-    each, and the gallery's thumbnail of the first."""
-    return (PREVIEW_EDGE, THUMBNAIL_EDGE) if image == 0 else (PREVIEW_EDGE,)
-
-
-class ThumbnailMaker:
-    """One daemon thread a process that makes each appended entry's thumbnail and previews
-    once, so that neither the gallery nor the report decodes the original again. ``add``
-    returns at once; the thread starts on the first entry and works one entry at a time.
-
-    It keeps the kernel's CPU priority on purpose: its work is Pillow's, done without the
-    interpreter's lock, but it takes that lock between steps, and a thread with a lower
-    ``nice`` value that the OS sets aside while holding it stalls the kernel's own thread
-    (appends on a loaded machine waited up to 0.4 s with ``nice`` +5, 0.04 s without)."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.Queue[tuple[History, str]] = queue.Queue()
-        self._start = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def add(self, history: History, entry_id: str) -> None:
-        self._jobs.put((history, entry_id))
-        with self._start:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="aigate-thumbnails", daemon=True)
-                self._thread.start()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """True once every entry added so far has been worked on; False after ``timeout`` seconds."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._jobs.all_tasks_done:
-            while self._jobs.unfinished_tasks:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._jobs.all_tasks_done.wait(left)
-        return True
-
-    def _run(self) -> None:
-        while True:
-            history, entry_id = self._jobs.get()
-            try:
-                history._make_kept_thumbnails(entry_id)
-            except Exception:  # a cache: whatever fails here is made again on first use
-                pass
-            finally:
-                self._jobs.task_done()
-
-
-_thumbnail_maker = ThumbnailMaker()
-
-
-def _truncate(folder: Path, relative: str) -> None:
-    """Empty the file ``relative`` in ``folder``, if it is there."""
-    try:
-        os.close(history_files.open_file(folder, relative, os.O_WRONLY | os.O_TRUNC))
-    except FileNotFoundError:
-        pass
-
-
-def _stamp(status: os.stat_result) -> tuple[int, int, int]:
-    return status.st_ino, status.st_size, status.st_mtime_ns
-
-
-def _read_at(fd: int, offset: int, size: int) -> bytes:
-    os.lseek(fd, offset, os.SEEK_SET)
-    return os.read(fd, size) if size else b""
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    """One ``write`` in practice; the loop only matters if the OS takes part of it."""
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]

@@ -5,7 +5,7 @@ Jupyter server that runs the kernel knows where it is now. So the server is aske
 loopback only: this kernel's id is in its connection file's name, the running servers are
 described by ``jpserver-*.json`` files in Jupyter's runtime dir, and ``GET api/sessions``
 pairs each kernel with its notebook's path. With no server to ask, the kernel's own hints
-decide, as ``store.notebook_name`` reads them.
+decide, as ``records.names.notebook_name`` reads them.
 
 Each history folder records the notebook it belongs to in ``notebook.json``: its path, its
 Jupyter session (which stays through renames and kernel restarts) and the file's identity
@@ -37,7 +37,8 @@ from ..core.errors import HistoryError
 from ..core.files import parse_json, read_regular_file
 from ..core.text import display_path, one_line
 from ..gateway.config import is_loopback, load_settings
-from ..records.store import DEFAULT_NAME, History, notebook_name, notebook_stem, safe_folder_name
+from ..records.names import DEFAULT_NAME, notebook_name, notebook_stem, safe_folder_name
+from ..records.store import History
 
 #: The server is asked again at most this often (seconds): a rename shows within that time.
 CHECK_INTERVAL = 3.0
