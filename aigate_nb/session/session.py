@@ -126,12 +126,21 @@ class Session:
     def use_gateway(self) -> str:
         """Send requests to the gateway of ``AIGATE_BASE_URL``/``AIGATE_API_KEY`` from now on."""
         settings = load_settings()
+        if settings.api_key is None and settings.host_chosen_by is not None:
+            raise InputError(
+                f"AIGATE_BASE_URL in {settings.host_chosen_by} chooses {settings.base_url}, and a host a folder's "
+                ".env chose gets only that file's key, which it does not hold; put AIGATE_API_KEY in that file or "
+                "remove the line, then run %aigate use gateway again."
+            )
         if settings.api_key is None:
             raise InputError(
                 "No AIGATE_API_KEY is set; put it in the environment or a .env file before starting "
                 "Jupyter (not in a cell), then run %aigate use gateway again."
             )
-        self._swap_client(Client(model=self.defaults.model, base_url=settings.base_url or DEFAULT_BASE_URL))
+        # A host a .env chose is the client's to resolve, so that a 401 from it names the file.
+        chosen = settings.host_chosen_by is not None
+        self._swap_client(Client(model=self.defaults.model,
+                                 base_url=None if chosen else settings.base_url or DEFAULT_BASE_URL))
         return self.client.base_url
 
     def _swap_client(self, client: Client) -> None:

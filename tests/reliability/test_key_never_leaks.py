@@ -260,6 +260,12 @@ def test_a_host_that_a_folders_env_chose_never_gets_the_environments_key(fronten
         frontends.unload()
         set_current_session(None)
 
+        # Switching to the gateway there says why the environment's key is not sent.
+        frontends.load(frontends.session("switching"))
+        _, line, _ = frontends.cell("%aigate use gateway")
+        assert line is not None and line.startswith("AIGATE_BASE_URL in .env chooses ") and "\n" not in line
+        assert len(elsewhere.received) == 1
+
         # The same host gets the folder's own key once the .env brings one.
         folder_key = "sk-the-folders-own-" + secrets.token_hex(8)
         (folder / ".env").write_text(f"AIGATE_BASE_URL={url}\nAIGATE_API_KEY={folder_key}\n")
