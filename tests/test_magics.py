@@ -21,7 +21,7 @@ from aigate_nb.emulator import Emulator
 from aigate_nb.frontends.command import interpolate
 from aigate_nb.frontends.magics import GeminiImageMagics
 from aigate_nb.gateway.client import Client
-from aigate_nb.gateway.config import is_shared_emulator
+from aigate_nb.gateway.emulated import is_shared_emulator
 from aigate_nb.records.store import History
 from aigate_nb.runs.variants import Variants
 from aigate_nb.session.session import Session, current_session, set_current_session

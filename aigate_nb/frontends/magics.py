@@ -27,7 +27,7 @@ from traitlets import Unicode, observe
 from ..core.errors import AigateError, StoppedWaiting
 from ..core.results import ImageResult, names_a_folder
 from ..core.text import one_line
-from ..gateway.config import is_shared_emulator
+from ..gateway.emulated import is_shared_emulator
 from ..records.store import History
 from ..runs.variants import Variants
 from ..runs.waiting import StatusLine, status_label, wait_for

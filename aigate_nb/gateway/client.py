@@ -42,8 +42,8 @@ from .config import (
     check_api_key,
     is_loopback,
     load_settings,
-    shared_emulator_url,
 )
+from .emulated import shared_emulator_url
 from .pacing import Pacer
 from .prepared import PreparedRequest, endpoint_of, image_hash, input_record, request_hash
 from .replay import ResultCache, kept_for, replayed

@@ -1,14 +1,12 @@
 """Where requests go and with which key: the environment, a ``.env`` file, or the
-built-in emulator when neither a key nor a base URL is set.
+built-in emulator when neither a key nor a base URL is set (``emulated.py`` starts it).
 """
 
 from __future__ import annotations
 
-import atexit
 import ipaddress
 import os
 import re
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -328,25 +326,3 @@ def is_default_gateway(url: str) -> bool:
         return False
     default = parse_base_url(DEFAULT_BASE_URL)
     return (parts.scheme, parts.host, parts.port or 443) == (default.scheme, default.host, 443)
-
-
-_emulator_lock = threading.Lock()
-_emulator = None
-
-
-def shared_emulator_url() -> str:
-    """Start the in-process emulator once per process (on a free loopback port) and return its URL."""
-    global _emulator
-    with _emulator_lock:
-        if _emulator is None:
-            from ..emulator import Emulator
-
-            _emulator = Emulator()
-            _emulator.start()
-            atexit.register(_emulator.stop)
-        return _emulator.url
-
-
-def is_shared_emulator(url: str) -> bool:
-    """True for the URL of the emulator this process started."""
-    return _emulator is not None and _emulator.url == url

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from ..core.costs import Estimate, PriceTable, estimate_usage
 from ..core.images import ImageInput
 from ..core.models import bare_model_id, normalise_ratio, normalise_size
-from .config import is_loopback, is_shared_emulator
+from .config import is_loopback
+from .emulated import is_shared_emulator
 from .wire import with_seed
 
 if TYPE_CHECKING:

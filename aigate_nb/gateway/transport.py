@@ -33,7 +33,8 @@ from ..core.errors import (
     RequestTimeoutError,
 )
 from ..version import __version__
-from .config import check_api_key, is_loopback, is_shared_emulator, mask_key, mask_secret, normalise_base_url
+from .config import check_api_key, is_loopback, mask_key, mask_secret, normalise_base_url
+from .emulated import is_shared_emulator
 from .pacing import Pacer
 from .wire import error_from_body, retry_delay
 

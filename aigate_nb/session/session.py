@@ -118,7 +118,7 @@ class Session:
 
     def use_emulator(self) -> str:
         """Send requests to the built-in emulator from now on; returns its URL."""
-        from ..gateway.config import shared_emulator_url
+        from ..gateway.emulated import shared_emulator_url
 
         self._swap_client(Client(api_key="", base_url=shared_emulator_url(), model=self.defaults.model))
         return self.client.base_url
