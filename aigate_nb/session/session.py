@@ -16,7 +16,8 @@ from typing import Any
 from ..core.costs import Estimate, Estimates, format_cost, load_prices
 from ..core.errors import BudgetWarning, HistoryError, InputError, NoImageError, NotKeptError
 from ..core.images import ImageLike, b64_size, source_shape, to_image_input
-from ..core.models import keep_shape, normalise_options, same_model
+from ..core.models import keep_shape, normalise_options
+from ..core.request import Defaults, Request, resolve
 from ..core.results import ImageResult
 from ..core.text import display_path, one_line
 from ..gateway.client import Client
@@ -32,46 +33,6 @@ from .notebook import NotebookTracker
 #: The most copies of one request sent at once: a typo such as ``-n 100`` must not send
 #: a hundred paid requests.
 MAX_VARIANTS = 16
-
-
-@dataclass(frozen=True)
-class Defaults:
-    """What a request uses where it says nothing; changed by ``%aigate config``."""
-
-    model: str
-    aspect_ratio: str | None = None
-    image_size: str | None = None
-    route: str = "chat"
-    #: Answer a request already made from the history, with no call (``%aigate config replay=off``).
-    replay: bool = True
-    #: The most this notebook's history may cost, in USD (``AIGATE_BUDGET``); None: no limit.
-    budget: float | None = None
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request as the front ends describe it, before defaults are applied."""
-
-    prompt: str
-    model: str | None = None
-    aspect_ratio: str | None = None
-    image_size: str | None = None
-    route: str | None = None
-    images: tuple[Any, ...] = ()
-    #: Continue the conversation of ``images[0]`` (an earlier Google-route result): its
-    #: lineage's prompts and the model's replies go before this prompt.
-    multi_turn: bool = False
-    #: The model the ratio and size were chosen for (a panel's lists), when that may not be
-    #: the model that is sent: each then goes only where the sent model takes it.
-    options_for: str | None = None
-    #: Always send, even if the history already holds this request's picture (``--new``, a click).
-    new: bool = False
-    #: Edit only this box of ``images[0]``: ``(x, y, w, h)`` in its pixels, or as fractions of its
-    #: width and height, or ``"X,Y,W,H"`` (``--region``); every pixel outside the box and its
-    #: padding stays as it was (see ``region.py``).
-    region: Any = None
-    #: ``"crop"`` (the default: only the padded box is sent) or ``"guide"`` (``--region-mode``).
-    region_mode: str | None = None
 
 
 class Session:
@@ -269,42 +230,16 @@ class Session:
     # -- requests ---------------------------------------------------------------------------
 
     def with_defaults(self, request: Request) -> Request:
-        """``request`` with this notebook's defaults where it says nothing.
-
-        An edit keeps its source's shape: with no ratio or size of its own, it takes those of
-        the image it edits (``images[0]``) where the model takes them, the nearest otherwise.
-        A region edit takes no ratio or size: it keeps its source's, and the crop's are chosen
-        for it. A multi-turn edit with no model goes on with the model that made the result it
-        continues. The default ratio and size were chosen for the default model, and a
-        request's own for ``request.options_for`` when it names a model: for another model
-        each is used only where that model takes it, and otherwise the model decides.
-        """
-        d = self.defaults
-        model = request.model
-        if not model and request.multi_turn and request.images:
-            model = continued_model(self.history, request.images[0])
-        model = model or d.model
-        ratio, size = request.aspect_ratio, request.image_size
-        if request.region is not None:  # the client refuses a ratio or size given with a region
-            route = request.route or ("google" if request.multi_turn else d.route)
-            return replace(request, model=model, route=route, options_for=None)
-        if request.options_for and not same_model(model, request.options_for):
-            ratio, size = _taken_or_none(model, ratio=ratio), _taken_or_none(model, size=size)
-        if request.images and not (ratio and size):
-            kept_ratio, kept_size = self.kept_shape(request.images[0], model)
-            ratio, size = ratio or kept_ratio, size or kept_size
-        default_ratio, default_size = d.aspect_ratio, d.image_size
-        if not same_model(model, d.model):
-            default_ratio = _taken_or_none(model, ratio=default_ratio)
-            default_size = _taken_or_none(model, size=default_size)
-        return replace(
-            request,
-            model=model,
-            aspect_ratio=ratio or default_ratio,
-            image_size=size or default_size,
-            route=request.route or ("google" if request.multi_turn else d.route),
-            options_for=None,
-        )
+        """``request`` with this notebook's defaults where it says nothing (see
+        ``core.request.resolve``, which decides it from what is looked up here: the model a
+        multi-turn edit continues, and the shape of the image an edit starts from)."""
+        continued = None
+        if not request.model and request.multi_turn and request.images:
+            continued = continued_model(self.history, request.images[0])
+        shape = None
+        if request.images and request.region is None and not (request.aspect_ratio and request.image_size):
+            shape = source_shape(self._image_of(request.images[0]))
+        return resolve(request, self.defaults, continued_model=continued, source=shape)
 
     def kept_shape(self, source: Any, model: str) -> tuple[str | None, str | None]:
         """The ratio and size with which ``model`` edits ``source`` (a history index or id, or
@@ -584,15 +519,6 @@ def _switch(name: str, value: Any) -> bool:
     if text in ("off", "false", "no", "0"):
         return False
     raise InputError(f"{name} is on or off, not {value!r}; e.g. %aigate config {name}=off.")
-
-
-def _taken_or_none(model: str, ratio: str | None = None, size: str | None = None) -> str | None:
-    """``ratio`` or ``size`` if ``model`` takes it, else None."""
-    try:
-        normalise_options(model, ratio, size, 0)
-    except InputError:
-        return None
-    return ratio or size
 
 
 def _is_int(text: str) -> bool:
