@@ -20,7 +20,6 @@ import concurrent.futures
 import datetime as _dt
 import hashlib
 import os
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,9 +37,8 @@ from ..session.session import Outcome, Request, Session, current_session, outcom
 from . import runner
 from .manifest import Manifest, read_manifest
 from .runner import MADE, Status
-from .sheet import contact_sheet, live_sheet, redraws_in_place
+from .sheet import Progress, contact_sheet
 from .templates import fill_template, given, missing, plain, read_rows, reference, template_fields, text_or_none
-from .waiting import progress_bar
 
 #: Columns of a row that set a request's option instead of filling the template.
 OPTION_COLUMNS = ("model", "aspect_ratio", "image_size", "route", "image", "images", "edit")
@@ -55,8 +53,6 @@ MAX_REQUEUES = 3
 MAX_UNREACHABLE = 3
 #: Seconds between two looks at rows another run of the same batch has in hand.
 CLAIM_POLL = 0.2
-#: Seconds between two redraws of the growing contact sheet.
-SHEET_INTERVAL = 1.0
 #: The long edge of a contact-sheet thumbnail, in pixels.
 SHEET_EDGE = 160
 
@@ -222,6 +218,11 @@ class BatchResult:
         if all(row.label is not None for row in self.rows):  # a DataFrame's rows: its own index, to join on
             return frame.set_index(pandas.Index([row.label for row in self.rows]))
         return frame.set_index("row")
+
+    @classmethod
+    def summary_of(cls, rows: list[BatchRow], stopped: str | None) -> str:
+        """The summary line of ``rows`` so far (the growing sheet's caption)."""
+        return cls(rows, stopped=stopped).summary()
 
     def __repr__(self) -> str:
         return f"<BatchResult {self.summary()}>"
@@ -404,7 +405,7 @@ def run_batch(
     ledger = Manifest(path, plan.key, inside=session.history.folder if manifest is None else None)
     hold = session.reserve(plan.costs) if plan.costs is not None else None
     try:
-        view = _Progress(plan, session, path, progress=progress, display=display)
+        view = Progress(plan.rows, _headline(plan, session, path), BatchResult.summary_of, progress, display)
         result = _send_rows(plan, session, ledger, hold, view, concurrency, rate)
     finally:
         if hold is not None:
@@ -416,8 +417,24 @@ def run_batch(
     return result
 
 
+def _headline(plan: BatchPlan, session: Session, manifest: Path) -> str:
+    """The line a batch starts with: what it sends, what it replays, its estimate, its manifest."""
+    to_send = len(plan.rows) - plan.replays
+    line = f"Batch of {counted(len(plan.rows), 'row')}: {to_send} to send"
+    if plan.replays:
+        line += f", {plan.replays} replayed from the history"
+    if to_send:
+        if plan.estimate is not None:
+            approx = "~" if plan.unknown_costs == 0 else "at least ~"
+            line += f", estimated {approx}${plan.estimate:.3f}"
+        else:
+            line += ", cost unknown"
+    line += " (emulator)" if session.emulated else ""
+    return f"{line}. Manifest: {display_path(manifest)}"
+
+
 def _send_rows(
-    plan: BatchPlan, session: Session, ledger: Manifest, hold: Hold | None, view: _Progress,
+    plan: BatchPlan, session: Session, ledger: Manifest, hold: Hold | None, view: Progress,
     concurrency: int, rate: str | None,
 ) -> BatchResult:
     """``run_batch``'s loop: rows claimed and submitted while the window has room, outcomes
@@ -588,7 +605,7 @@ def manifest_path(session: Session, plan: BatchPlan, manifest: str | os.PathLike
     return session.history.folder / "batches" / f"batch-{plan.key}.jsonl"
 
 
-def _finish(row: BatchRow, result: Outcome, ledger: Manifest, view: _Progress | None) -> None:
+def _finish(row: BatchRow, result: Outcome, ledger: Manifest, view: Progress | None) -> None:
     ended = runner.ended(result)
     row.status, row.result, row.error = ended.status, ended.result, ended.error
     ledger.finished(row.number, row.manifest_line())
@@ -604,81 +621,6 @@ def _skip(queue: list[BatchRow]) -> None:
     queue.clear()
 
 
-
-
-
-class _Progress:
-    """The batch's progress: a ``tqdm`` bar (a widget in Jupyter, text on stderr in a terminal:
-    ``waiting.progress_bar``) with done, failed, replayed and spent so far and the time left,
-    and where the front end can redraw an output in place, a contact sheet that grows as
-    images arrive.
-
-    The rows the history answers are counted from the start (the bar's ``initial``), so
-    that the time left is reckoned from the rows actually sent."""
-
-    def __init__(self, plan: BatchPlan, session: Session, manifest: Path, progress: bool, display: bool) -> None:
-        self.rows = plan.rows
-        self.lock = threading.Lock()
-        self.counts = {"done": 0, "replayed": 0, "failed": 0}
-        self.spent: float | None = None
-        self.stopped: str | None = None
-        self.bar = None
-        self.sheet = None
-        self.drawn = 0.0
-        self.dirty = False
-        to_send = len(self.rows) - plan.replays
-        line = f"Batch of {counted(len(self.rows), 'row')}: {to_send} to send"
-        if plan.replays:
-            line += f", {plan.replays} replayed from the history"
-        if to_send:
-            if plan.estimate is not None:
-                approx = "~" if plan.unknown_costs == 0 else "at least ~"
-                line += f", estimated {approx}${plan.estimate:.3f}"
-            else:
-                line += ", cost unknown"
-        line += " (emulator)" if session.emulated else ""
-        if progress or display:
-            print(f"{line}. Manifest: {display_path(manifest)}")
-        if progress:
-            precounted = sum(1 for row in self.rows if row.planned_replay)
-            self.bar = progress_bar(len(self.rows), initial=precounted, desc="images", unit="row", smoothing=0.1)
-        if display and redraws_in_place():
-            from IPython.display import HTML
-            from IPython.display import display as show
-
-            self.sheet = show(HTML(live_sheet([], "waiting for the first image")), display_id=True)
-
-    def finished(self, row: BatchRow) -> None:
-        with self.lock:
-            self.counts[row.status.value if row.status.value in self.counts else Status.FAILED.value] += 1
-            if row.cost is not None and not row.planned_replay:
-                self.spent = (self.spent or 0.0) + row.cost
-            if self.bar is not None:
-                shown = {"done": self.counts["done"], "failed": self.counts["failed"],
-                         "replayed": self.counts["replayed"]}
-                if self.spent is not None:
-                    shown["spent"] = f"${self.spent:.3f}"
-                self.bar.set_postfix(shown, refresh=False)
-                self.bar.update(0 if row.planned_replay else 1)  # a planned replay is in the bar's start
-            self.dirty = True
-
-    def tick(self, force: bool = False) -> None:
-        if self.sheet is None or not self.dirty:
-            return
-        now = time.monotonic()
-        if force or now - self.drawn >= SHEET_INTERVAL:
-            from IPython.display import HTML
-
-            finished = [row for row in self.rows if row.status is not Status.PENDING]
-            summary = BatchResult(self.rows, stopped=self.stopped).summary()
-            self.sheet.update(HTML(live_sheet(finished, summary)))
-            self.drawn, self.dirty = now, False
-
-    def close(self) -> None:
-        self.dirty = True
-        self.tick(force=True)
-        if self.bar is not None:
-            self.bar.close()
 
 
 

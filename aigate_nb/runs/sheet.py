@@ -1,18 +1,24 @@
-"""A batch's contact sheet: its rows as small captioned thumbnails, within a byte budget,
-and the sheet that grows in place while the batch runs."""
+"""A batch's contact sheet: its rows as small captioned thumbnails, within a byte budget;
+and its progress: a bar, and the sheet that grows in place while the batch runs."""
 
 from __future__ import annotations
 
 import html
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from ..core.costs import format_cost
 from ..core.text import clip
+from .runner import Status
+from .waiting import progress_bar
 
 #: Bytes of thumbnails one contact sheet may add to the notebook (base64 included): a sheet of
 #: a long batch shows as many rows as fit (the newest, while it grows) and says how many more.
 SHEET_BUDGET = 250_000
+#: Seconds between two redraws of the growing contact sheet.
+SHEET_INTERVAL = 1.0
 
 
 class SheetRow(Protocol):
@@ -21,6 +27,8 @@ class SheetRow(Protocol):
     number: int
     prompt: str
     error: str | None
+    #: The history held its picture when the run was planned: counted from the start.
+    planned_replay: bool
 
     @property
     def status(self) -> str: ...
@@ -99,3 +107,71 @@ def redraws_in_place() -> bool:
         return False
     shell = get_ipython()
     return shell is not None and type(shell.display_pub) is not DisplayPublisher
+
+
+class Progress:
+    """The batch's progress: a ``tqdm`` bar (a widget in Jupyter, text on stderr in a terminal:
+    ``waiting.progress_bar``) with done, failed, replayed and spent so far and the time left,
+    and where the front end can redraw an output in place, a contact sheet that grows as
+    images arrive.
+
+    The rows the history answers are counted from the start (the bar's ``initial``), so
+    that the time left is reckoned from the rows actually sent."""
+
+    def __init__(
+        self, rows: Sequence[SheetRow], headline: str, summary: Callable[[Any, str | None], str],
+        progress: bool, display: bool,
+    ) -> None:
+        self.rows = rows
+        self.summary = summary
+        self.lock = threading.Lock()
+        self.counts = {"done": 0, "replayed": 0, "failed": 0}
+        self.spent: float | None = None
+        self.stopped: str | None = None
+        self.bar: Any = None
+        self.sheet: Any = None
+        self.drawn = 0.0
+        self.dirty = False
+        if progress or display:
+            print(headline)
+        if progress:
+            precounted = sum(1 for row in self.rows if row.planned_replay)
+            self.bar = progress_bar(len(self.rows), initial=precounted, desc="images", unit="row", smoothing=0.1)
+        if display and redraws_in_place():
+            from IPython.display import HTML
+            from IPython.display import display as show
+
+            self.sheet = show(HTML(live_sheet([], "waiting for the first image")), display_id=True)
+
+    def finished(self, row: SheetRow) -> None:
+        with self.lock:
+            self.counts[str(row.status) if str(row.status) in self.counts else str(Status.FAILED)] += 1
+            if row.cost is not None and not row.planned_replay:
+                self.spent = (self.spent or 0.0) + row.cost
+            if self.bar is not None:
+                shown = {"done": self.counts["done"], "failed": self.counts["failed"],
+                         "replayed": self.counts["replayed"]}
+                if self.spent is not None:
+                    shown["spent"] = f"${self.spent:.3f}"
+                self.bar.set_postfix(shown, refresh=False)
+                self.bar.update(0 if row.planned_replay else 1)  # a planned replay is in the bar's start
+            self.dirty = True
+
+    def tick(self, force: bool = False) -> None:
+        """Redraw the growing sheet, at most every ``SHEET_INTERVAL`` seconds unless ``force``."""
+        if self.sheet is None or not self.dirty:
+            return
+        now = time.monotonic()
+        if force or now - self.drawn >= SHEET_INTERVAL:
+            from IPython.display import HTML
+
+            finished = [row for row in self.rows if row.status != Status.PENDING]
+            summary = self.summary(self.rows, self.stopped)
+            self.sheet.update(HTML(live_sheet(finished, summary)))
+            self.drawn, self.dirty = now, False
+
+    def close(self) -> None:
+        self.dirty = True
+        self.tick(force=True)
+        if self.bar is not None:
+            self.bar.close()
