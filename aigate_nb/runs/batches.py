@@ -21,7 +21,7 @@ import datetime as _dt
 import hashlib
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,17 +194,17 @@ class BatchResult:
         known = [row for row in self.rows if row.cost is not None]
         if known:
             estimated = any(row.cost_source == TABLE for row in known)
-            line += f" | {format_cost(sum(row.cost for row in known), TABLE if estimated else None)}"
+            line += f" | {format_cost(sum(row.cost or 0.0 for row in known), TABLE if estimated else None)}"
         if self.stopped:
             line += f" | stopped: {self.stopped}"
         return line
 
-    def to_pandas(self):
+    def to_pandas(self) -> Any:
         """The rows as a pandas DataFrame: one per row, with status, entry, file, cost and error;
         indexed like the DataFrame given (so ``df.join(result.to_pandas()[["status", "entry"]])``
         works), else by row number."""
         try:
-            import pandas
+            import pandas  # type: ignore[import-untyped]
         except ModuleNotFoundError:
             raise InputError("to_pandas() needs pandas: pip install pandas, or use .rows.") from None
         records = []
@@ -233,7 +233,7 @@ class BatchResult:
             lines.append(f"  row {row.number}: {row.error}")
         printer.text("\n".join(lines))
 
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         """A contact sheet; just the summary line when the batch's own growing sheet is already
         on screen above it (the same cell), so the images are not shown twice."""
         if self._in_its_cell:
@@ -446,9 +446,10 @@ def _send_rows(
     stopped: str | None = None
     unreachable = 0  # rows in a row that could not reach the gateway
     client = session.client
-    own_pacer = client.pacer is None or rate is not None
-    pacer = Pacer(concurrency, rate=rate) if own_pacer else client.pacer
-    if own_pacer:
+    pacer = client.pacer
+    own_pacer = pacer is None or rate is not None
+    if pacer is None or rate is not None:
+        pacer = Pacer(concurrency, rate=rate)
         client.pacer = pacer  # single requests sent meanwhile keep to it too
     try:
         while queue or in_flight or waiting:
@@ -458,6 +459,7 @@ def _send_rows(
                 if not row.planned_replay and not ledger.claim(row.number):
                     waiting.append(row)
                     continue
+                assert row.request is not None  # every planned row has its request
                 submitted = runner.submit(session, row.request, within=hold)
                 if isinstance(submitted, Outcome):  # refused before it was sent
                     _finish(row, submitted, ledger, view)
@@ -502,7 +504,7 @@ def _send_rows(
         _skip(queue)
         _skip(waiting)
         for future, row in in_flight.items():  # their lines follow as they finish, from the pool's threads
-            future.add_done_callback(lambda done, row=row: _finish(row, outcome(done), ledger, None))
+            future.add_done_callback(_finish_later(row, ledger))
         ledger.forget(row.number for row in not_sent)
         if not isinstance(exc, KeyboardInterrupt):
             raise
@@ -603,6 +605,11 @@ def manifest_path(session: Session, plan: BatchPlan, manifest: str | os.PathLike
             raise InputError(f"manifest={str(manifest)!r}: the manifest is a JSONL file; name it e.g. shots.jsonl.")
         return path if path.suffix else path.with_suffix(".jsonl")
     return session.history.folder / "batches" / f"batch-{plan.key}.jsonl"
+
+
+def _finish_later(row: BatchRow, ledger: Manifest) -> Callable[[concurrent.futures.Future], None]:
+    """What writes ``row``'s outcome when its request, left in flight, finishes."""
+    return lambda done: _finish(row, outcome(done), ledger, None)
 
 
 def _finish(row: BatchRow, result: Outcome, ledger: Manifest, view: Progress | None) -> None:

@@ -15,7 +15,7 @@ import concurrent.futures
 import html
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,7 +105,7 @@ class Grid:
     def refused(self) -> list[GridCell]:
         return [cell for row in self.cells for cell in row if cell.status is Status.REFUSED]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[GridCell]:
         return (cell for row in self.cells for cell in row)
 
     def __len__(self) -> int:
@@ -139,7 +139,7 @@ class Grid:
         line = f"{len(self)} combinations: " + ", ".join(parts)
         if known:
             estimated = any(result.cost_source == TABLE for result in known)
-            line += f" | {format_cost(sum(result.cost for result in known), TABLE if estimated else None)}"
+            line += f" | {format_cost(sum(result.cost or 0.0 for result in known), TABLE if estimated else None)}"
         return f"{line} | prompt: {one_line(self.prompt)[:120]}"
 
     # -- display ------------------------------------------------------------------------------
@@ -258,7 +258,7 @@ def _tile_html(cell: GridCell, budget: int) -> str:
             f'font-size:smaller;overflow-wrap:anywhere;{style}">{caption}</div>')
 
 
-def _font(size: int):
+def _font(size: int) -> Any:
     from PIL import ImageFont
 
     try:

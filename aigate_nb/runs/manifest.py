@@ -123,7 +123,7 @@ def _held(claim: dict[str, Any]) -> bool:
     """Whether the run that wrote ``claim`` still has the row in hand."""
     if claim.get("host") != socket.gethostname():
         return time.time() - float(claim.get("claimed") or 0) < CLAIM_TIMEOUT
-    pid = claim.get("pid")
+    pid: Any = claim.get("pid")
     if pid == os.getpid():
         with _CLAIMS_LOCK:
             return claim.get("token") in _CLAIMS

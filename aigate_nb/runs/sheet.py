@@ -149,7 +149,7 @@ class Progress:
             if row.cost is not None and not row.planned_replay:
                 self.spent = (self.spent or 0.0) + row.cost
             if self.bar is not None:
-                shown = {"done": self.counts["done"], "failed": self.counts["failed"],
+                shown: dict[str, Any] = {"done": self.counts["done"], "failed": self.counts["failed"],
                          "replayed": self.counts["replayed"]}
                 if self.spent is not None:
                     shown["spent"] = f"${self.spent:.3f}"
