@@ -25,7 +25,8 @@ import aigate_nb
 from aigate_nb.core.errors import InputError
 from aigate_nb.emulator import Emulator
 from aigate_nb.runs import batches
-from aigate_nb.runs.batches import SHEET_BUDGET, BatchResult, contact_sheet, read_manifest
+from aigate_nb.runs.batches import BatchResult, read_manifest
+from aigate_nb.runs.sheet import SHEET_BUDGET, contact_sheet
 from aigate_nb.runs.waiting import progress_bar
 from aigate_nb.session.session import Request
 from support import REPO, TEST_KEY, max_in_flight, wait_for

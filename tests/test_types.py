@@ -24,8 +24,6 @@ STILL_UNCHECKED = {
     "aigate_nb/frontends/panel_state.py",
     "aigate_nb/records/report.py",
     "aigate_nb/records/spending.py",
-    "aigate_nb/runs/batches.py",
-    "aigate_nb/runs/grids.py",
     "aigate_nb/session/notebook.py",
     "aigate_nb/session/session.py",
 }

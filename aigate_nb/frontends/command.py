@@ -19,6 +19,7 @@ from ..core.images import mime_for_suffix
 from ..core.models import ROUTES
 from ..core.results import names_a_folder
 from ..gateway.pacing import parse_rate
+from ..runs.runner import MAX_CONCURRENCY
 from ..session.session import MAX_VARIANTS, Request
 
 NAME = "%%gemini_image"
@@ -142,8 +143,8 @@ def _each_command(args: argparse.Namespace, cell: str) -> ImageCommand:
     if not args.each.isidentifier():
         raise InputError(f"--each {args.each!r}: name a variable holding the rows, e.g. --each shots.")
     _refuse_single_image_options(args, "--each (one image per row)")
-    if args.concurrency is not None and not 1 <= args.concurrency <= 16:
-        raise InputError(f"--concurrency {args.concurrency}: send 1 to 16 requests at once.")
+    if args.concurrency is not None and not 1 <= args.concurrency <= MAX_CONCURRENCY:
+        raise InputError(f"--concurrency {args.concurrency}: send 1 to {MAX_CONCURRENCY} requests at once.")
     if args.as_name is not None and not args.as_name.isidentifier():
         raise InputError(f"--as {args.as_name!r} is not a variable name; use letters, digits and _.")
     for flag, value in (("-m", args.model), ("-a", args.aspect_ratio), ("-s", args.image_size)):

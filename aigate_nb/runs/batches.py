@@ -19,34 +19,26 @@ from __future__ import annotations
 import concurrent.futures
 import datetime as _dt
 import hashlib
-import html
-import json
 import os
-import socket
-import string
-import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core import history_files
 from ..core.costs import REPLAY, TABLE, Estimates, format_cost
-from ..core.errors import AigateError, BudgetError, GatewayConnectionError, InputError, QuotaExhausted, RateLimitError
+from ..core.errors import AigateError, BudgetError, GatewayConnectionError, InputError
 from ..core.images import b64encode, make_thumbnail
 from ..core.results import ImageResult
-from ..core.text import clip, counted, display_path, one_line
+from ..core.text import counted, display_path, one_line
 from ..gateway.pacing import Pacer, parse_rate
-from ..gateway.prepared import estimate
 from ..session.budget import Hold
 from ..session.session import Outcome, Request, Session, current_session, outcome
-from .waiting import progress_bar
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: claims then keep threads apart, not processes
-    fcntl = None
+from . import runner
+from .manifest import Manifest, read_manifest
+from .runner import MADE, Status
+from .sheet import Progress, contact_sheet
+from .templates import fill_template, given, missing, plain, read_rows, reference, template_fields, text_or_none
 
 #: Columns of a row that set a request's option instead of filling the template.
 OPTION_COLUMNS = ("model", "aspect_ratio", "image_size", "route", "image", "images", "edit")
@@ -54,8 +46,6 @@ OPTION_COLUMNS = ("model", "aspect_ratio", "image_size", "route", "image", "imag
 ROW_OPTIONS = ("model", "aspect_ratio", "image_size", "route", "images", "edit")
 #: Requests in flight at once, unless ``concurrency`` says otherwise.
 DEFAULT_CONCURRENCY = 4
-#: The most rows one call takes: a typo must not queue a million paid requests.
-MAX_ROWS = 10_000
 #: How many times one row goes back in the queue after a rate limit outlasted its retries.
 MAX_REQUEUES = 3
 #: Rows in a row that fail to reach the gateway (each after its retries) before the batch stops:
@@ -63,34 +53,24 @@ MAX_REQUEUES = 3
 MAX_UNREACHABLE = 3
 #: Seconds between two looks at rows another run of the same batch has in hand.
 CLAIM_POLL = 0.2
-#: A claim from another machine (a shared folder), whose process cannot be asked whether it
-#: lives, is taken for abandoned after this many seconds.
-CLAIM_TIMEOUT = 900
-#: Seconds between two redraws of the growing contact sheet.
-SHEET_INTERVAL = 1.0
 #: The long edge of a contact-sheet thumbnail, in pixels.
 SHEET_EDGE = 160
-#: Bytes of thumbnails one contact sheet may add to the notebook (base64 included): a sheet of
-#: a long batch shows as many rows as fit (the newest, while it grows) and says how many more.
-SHEET_BUDGET = 250_000
-
-_FORMATTER = string.Formatter()
 
 
 @dataclass
 class BatchRow:
     """One row of a batch and how it ended.
 
-    ``status`` is ``"done"`` (sent now), ``"replayed"`` (answered from the history),
-    ``"failed"`` (``error`` says why), ``"skipped"`` (not sent: the batch stopped first)
-    or ``"pending"`` (not finished yet).
+    ``status`` is a ``runner.Status``: done (sent now), replayed (answered from the history),
+    failed (``error`` says why), skipped (not sent: the batch stopped first) or pending
+    (not finished yet); its value is what the manifest and ``to_pandas()`` hold.
     """
 
     number: int
     prompt: str
     inputs: dict[str, Any]
     request: Request | None = None
-    status: str = "pending"
+    status: Status = Status.PENDING
     result: ImageResult | None = None
     error: str | None = None
     #: The row's label in the rows given (a DataFrame's index), when it is not its position.
@@ -137,10 +117,10 @@ class BatchRow:
         """What the manifest keeps of this row: enough to find its image and to tell what to retry."""
         return {
             "row": self.number,
-            "label": _plain(self.label),
+            "label": plain(self.label),
             "prompt": self.prompt,
-            "inputs": {key: _plain(value) for key, value in self.inputs.items()},
-            "status": self.status,
+            "inputs": {key: plain(value) for key, value in self.inputs.items()},
+            "status": self.status.value,
             "entry": self.entry_id,
             "file": self.file,
             "cost": self.cost,
@@ -168,27 +148,27 @@ class BatchResult:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[BatchRow]:
         return iter(self.rows)
 
     def __getitem__(self, k: int) -> BatchRow:
         return self.rows[k]
 
-    def _with(self, *statuses: str) -> list[BatchRow]:
+    def _with(self, *statuses: Status) -> list[BatchRow]:
         return [row for row in self.rows if row.status in statuses]
 
     @property
     def done(self) -> list[BatchRow]:
         """The rows that have their image (sent now or replayed)."""
-        return self._with("done", "replayed")
+        return self._with(*MADE)
 
     @property
     def failed(self) -> list[BatchRow]:
-        return self._with("failed")
+        return self._with(Status.FAILED)
 
     @property
     def skipped(self) -> list[BatchRow]:
-        return self._with("skipped", "pending")
+        return self._with(Status.SKIPPED, Status.PENDING)
 
     @property
     def results(self) -> list[ImageResult]:
@@ -202,7 +182,7 @@ class BatchResult:
 
     def summary(self) -> str:
         """``40 rows: 38 done (12 replayed), 2 failed | $1.234 | manifest: ...``"""
-        counts = {status: len(self._with(status)) for status in ("done", "replayed", "failed")}
+        counts = {status.value: len(self._with(status)) for status in (*MADE, Status.FAILED)}
         made = counts["done"] + counts["replayed"]
         parts = [f"{made} done" + (f" ({counts['replayed']} replayed)" if counts["replayed"] else "")]
         if counts["failed"]:
@@ -214,23 +194,23 @@ class BatchResult:
         known = [row for row in self.rows if row.cost is not None]
         if known:
             estimated = any(row.cost_source == TABLE for row in known)
-            line += f" | {format_cost(sum(row.cost for row in known), TABLE if estimated else None)}"
+            line += f" | {format_cost(sum(row.cost or 0.0 for row in known), TABLE if estimated else None)}"
         if self.stopped:
             line += f" | stopped: {self.stopped}"
         return line
 
-    def to_pandas(self):
+    def to_pandas(self) -> Any:
         """The rows as a pandas DataFrame: one per row, with status, entry, file, cost and error;
         indexed like the DataFrame given (so ``df.join(result.to_pandas()[["status", "entry"]])``
         works), else by row number."""
         try:
-            import pandas
+            import pandas  # type: ignore[import-untyped]
         except ModuleNotFoundError:
             raise InputError("to_pandas() needs pandas: pip install pandas, or use .rows.") from None
         records = []
         for row in self.rows:
             record = {"row": row.number, "prompt": row.prompt, **row.inputs}
-            record.update(status=row.status, entry=row.entry_id, file=row.file, cost=row.cost, error=row.error)
+            record.update(status=row.status.value, entry=row.entry_id, file=row.file, cost=row.cost, error=row.error)
             records.append(record)
         frame = pandas.DataFrame.from_records(records)
         if not len(frame):
@@ -238,6 +218,11 @@ class BatchResult:
         if all(row.label is not None for row in self.rows):  # a DataFrame's rows: its own index, to join on
             return frame.set_index(pandas.Index([row.label for row in self.rows]))
         return frame.set_index("row")
+
+    @classmethod
+    def summary_of(cls, rows: list[BatchRow], stopped: str | None) -> str:
+        """The summary line of ``rows`` so far (the growing sheet's caption)."""
+        return cls(rows, stopped=stopped).summary()
 
     def __repr__(self) -> str:
         return f"<BatchResult {self.summary()}>"
@@ -248,106 +233,12 @@ class BatchResult:
             lines.append(f"  row {row.number}: {row.error}")
         printer.text("\n".join(lines))
 
-    def _repr_mimebundle_(self, include=None, exclude=None) -> dict[str, str]:
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, str]:
         """A contact sheet; just the summary line when the batch's own growing sheet is already
         on screen above it (the same cell), so the images are not shown twice."""
         if self._in_its_cell:
             return {"text/plain": self.summary()}
         return {"text/html": contact_sheet(self.rows, self.summary()), "text/plain": self.summary()}
-
-
-# -- rows -------------------------------------------------------------------------------------
-
-
-def read_rows(rows: Any) -> list[tuple[Any, dict[str, Any]]]:
-    """``rows`` as ``(label, columns)`` pairs: a list of prompts, of dicts, or a pandas DataFrame
-    (its index gives the labels). pandas is never imported here: a DataFrame is known by its
-    ``to_dict``."""
-    if isinstance(rows, (str, bytes)) or rows is None:
-        raise InputError(
-            "batch() takes a list of prompts, a list of dicts or a DataFrame, not a single "
-            f"{type(rows).__name__}; e.g. batch(['a red door', 'a blue door'])."
-        )
-    if hasattr(rows, "to_dict") and hasattr(rows, "columns") and hasattr(rows, "index"):
-        records = rows.to_dict(orient="records")
-        pairs = [(label, dict(record)) for label, record in zip(list(rows.index), records)]
-        return [(_plain(label), {str(key): value for key, value in record.items()}) for label, record in pairs]
-    if not isinstance(rows, Iterable) or isinstance(rows, Mapping):
-        raise InputError(
-            f"batch() takes a list of prompts, a list of dicts or a DataFrame, not {type(rows).__name__}."
-        )
-    pairs = []
-    for number, row in enumerate(rows):
-        if isinstance(row, str):
-            pairs.append((None, {"prompt": row}))
-        elif isinstance(row, Mapping):
-            pairs.append((None, {str(key): value for key, value in row.items()}))
-        else:
-            raise InputError(
-                f"Row {number} is a {type(row).__name__}; each row is a prompt (str) or a dict of columns."
-            )
-        if len(pairs) > MAX_ROWS:
-            raise InputError(f"A batch takes at most {MAX_ROWS} rows; split it into several.")
-    return pairs
-
-
-def template_fields(template: str) -> list[str]:
-    """The names of the ``{column}`` fields of a prompt template (``{{`` is a brace)."""
-    names = []
-    try:
-        for _, name, _, _ in _FORMATTER.parse(template):
-            if name:
-                root = name.split(".", 1)[0].split("[", 1)[0]
-                if root and root not in names:
-                    names.append(root)
-    except ValueError as exc:
-        raise InputError(f"The prompt template cannot be read: {exc}; write {{{{ and }}}} for braces.") from None
-    return names
-
-
-def fill_template(template: str, values: Mapping[str, Any], number: int) -> str:
-    """``template`` with its fields from ``values``, or one line naming the field that cannot be
-    filled: a column that is missing, or one whose value the field cannot index, format or convert."""
-    try:
-        return template.format_map(_Strict(values))
-    except _NoColumn as exc:
-        missing = exc.args[0]
-        columns = ", ".join(sorted(k for k in values if not k.startswith("_"))) or "none"
-        raise InputError(
-            f"Row {number}: the template's {{{missing}}} is not a column of the rows (columns: {columns})."
-        ) from None
-    except Exception as exc:  # noqa: BLE001 - a field may index, format or call into any value a row holds
-        field = _failing_field(template, values)
-        reason = one_line(str(exc)) or type(exc).__name__
-        raise InputError(
-            f"Row {number}: the template's {field or 'field'} cannot be filled ({reason}); "
-            "check what that column holds in this row."
-        ) from None
-
-
-def _failing_field(template: str, values: Mapping[str, Any]) -> str | None:
-    """The first ``{field}`` of ``template`` (as written) that cannot be filled from ``values``."""
-    try:
-        for _, name, spec, conversion in _FORMATTER.parse(template):
-            if name is None:
-                continue
-            field = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "") + "}"
-            try:
-                field.format_map(_Strict(values))
-            except Exception:  # noqa: BLE001 - this is the one
-                return field
-    except ValueError:
-        pass
-    return None
-
-
-class _NoColumn(KeyError):
-    """A field names no column: told apart from a ``KeyError`` of indexing a column's value."""
-
-
-class _Strict(dict):
-    def __missing__(self, key: str) -> Any:
-        raise _NoColumn(key)
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -399,7 +290,7 @@ def plan_batch(
     planned: list[BatchRow] = []
     for number, (label, columns) in enumerate(pairs):
         values = {**{k: v for k, v in namespace.items() if k in fields and k not in columns}, **columns}
-        empty = [name for name in fields if name in values and _missing(values[name])]
+        empty = [name for name in fields if name in values and missing(values[name])]
         if empty:
             raise InputError(
                 f"Row {number}: the column {empty[0]!r} is empty there (None or NaN), and the template needs it; "
@@ -416,7 +307,7 @@ def plan_batch(
             )
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"Row {number}: the prompt is empty; every row needs words to send.")
-        settings = {**options, **{k: v for k, v in columns.items() if k in OPTION_COLUMNS and _given(v)}}
+        settings = {**options, **{k: v for k, v in columns.items() if k in OPTION_COLUMNS and given(v)}}
         request = _request_for(session, text.strip(), settings, namespace, number, new)
         inputs = {key: value for key, value in columns.items() if key != "prompt"}
         planned.append(BatchRow(number=number, prompt=text.strip(), inputs=inputs, request=request, label=label))
@@ -430,20 +321,20 @@ def _request_for(
 ) -> Request:
     images: list[Any] = []
     try:
-        if _given(settings.get("edit")):
-            images.append(session.resolve_image(_reference(settings["edit"]), namespace))
+        if given(settings.get("edit")):
+            images.append(session.resolve_image(reference(settings["edit"]), namespace))
         for key in ("image", "images"):
             value = settings.get(key)
-            if not _given(value):
+            if not given(value):
                 continue
             items = value if isinstance(value, (list, tuple)) else [value]
-            images += [session.resolve_image(_reference(item), namespace) for item in items if _given(item)]
+            images += [session.resolve_image(reference(item), namespace) for item in items if given(item)]
         return Request(
             prompt=text,
-            model=_text_or_none(settings.get("model")),
-            aspect_ratio=_text_or_none(settings.get("aspect_ratio")),
-            image_size=_text_or_none(settings.get("image_size")),
-            route=_text_or_none(settings.get("route")),
+            model=text_or_none(settings.get("model")),
+            aspect_ratio=text_or_none(settings.get("aspect_ratio")),
+            image_size=text_or_none(settings.get("image_size")),
+            route=text_or_none(settings.get("route")),
             images=tuple(images),
             new=new,
         )
@@ -458,24 +349,25 @@ def _check_and_estimate(session: Session, plan: BatchPlan) -> None:
     replays, to_send = 0, []
     digest = hashlib.sha256()
     for row in plan.rows:
+        assert row.request is not None  # every planned row has its request
         try:
-            prepared, _ = session.prepare(row.request)
+            prepared, replayed = runner.prepare(session, row.request)
         except AigateError as exc:
             raise InputError(f"Row {row.number}: {one_line(str(exc))}") from None
         digest.update(prepared.request_hash.encode("ascii"))
-        if session.replays(row.request, prepared, 1):
+        if replayed:
             row.planned_replay = True
             replays += 1
-            continue
-        to_send.append(prepared)
+        else:
+            to_send.append(prepared)
     plan.key = digest.hexdigest()[:12]
-    planned = Estimates(tuple(estimate(prepared, session.client.prices, 1) for prepared in to_send), "this batch")
-    if to_send:
+    planned = runner.estimate_all(session, to_send, "this batch")
+    if planned is not None:
         session.check_budget(planned)  # refused here, before the first request, if it would pass the budget
     plan.replays = replays
-    plan.estimate = planned.cost if to_send else 0.0
-    plan.unknown_costs = planned.unknown
-    plan.costs = planned if to_send else None
+    plan.estimate = planned.cost if planned is not None else 0.0
+    plan.unknown_costs = planned.unknown if planned is not None else 0
+    plan.costs = planned
 
 
 def run_batch(
@@ -505,15 +397,15 @@ def run_batch(
     the manifest, as each finishes), and ``KeyboardInterrupt`` is raised again with one line
     saying which rows were not sent and how to send them."""
     session = session or current_session()
-    concurrency = _check_concurrency(concurrency)
+    concurrency = runner.check_concurrency(concurrency)
     if rate is not None:
         parse_rate(rate)  # a bad rate is refused before anything is sent
     path = manifest_path(session, plan, manifest)
     # The default manifest lies in the history folder: opened there as every file is, through no link.
-    ledger = _Manifest(path, plan.key, inside=session.history.folder if manifest is None else None)
+    ledger = Manifest(path, plan.key, inside=session.history.folder if manifest is None else None)
     hold = session.reserve(plan.costs) if plan.costs is not None else None
     try:
-        view = _Progress(plan, session, path, progress=progress, display=display)
+        view = Progress(plan.rows, _headline(plan, session, path), BatchResult.summary_of, progress, display)
         result = _send_rows(plan, session, ledger, hold, view, concurrency, rate)
     finally:
         if hold is not None:
@@ -525,8 +417,24 @@ def run_batch(
     return result
 
 
+def _headline(plan: BatchPlan, session: Session, manifest: Path) -> str:
+    """The line a batch starts with: what it sends, what it replays, its estimate, its manifest."""
+    to_send = len(plan.rows) - plan.replays
+    line = f"Batch of {counted(len(plan.rows), 'row')}: {to_send} to send"
+    if plan.replays:
+        line += f", {plan.replays} replayed from the history"
+    if to_send:
+        if plan.estimate is not None:
+            approx = "~" if plan.unknown_costs == 0 else "at least ~"
+            line += f", estimated {approx}${plan.estimate:.3f}"
+        else:
+            line += ", cost unknown"
+    line += " (emulator)" if session.emulated else ""
+    return f"{line}. Manifest: {display_path(manifest)}"
+
+
 def _send_rows(
-    plan: BatchPlan, session: Session, ledger: _Manifest, hold: Hold | None, view: _Progress,
+    plan: BatchPlan, session: Session, ledger: Manifest, hold: Hold | None, view: Progress,
     concurrency: int, rate: str | None,
 ) -> BatchResult:
     """``run_batch``'s loop: rows claimed and submitted while the window has room, outcomes
@@ -538,27 +446,27 @@ def _send_rows(
     stopped: str | None = None
     unreachable = 0  # rows in a row that could not reach the gateway
     client = session.client
-    own_pacer = client.pacer is None or rate is not None
-    pacer = Pacer(concurrency, rate=rate) if own_pacer else client.pacer
-    if own_pacer:
+    pacer = client.pacer
+    own_pacer = pacer is None or rate is not None
+    if pacer is None or rate is not None:
+        pacer = Pacer(concurrency, rate=rate)
         client.pacer = pacer  # single requests sent meanwhile keep to it too
     try:
         while queue or in_flight or waiting:
-            limit = _limit(pacer, concurrency)
+            limit = runner.window(pacer, concurrency)
             while queue and len(in_flight) < limit and stopped is None:
                 row = queue.pop(0)
                 if not row.planned_replay and not ledger.claim(row.number):
                     waiting.append(row)
                     continue
-                try:
-                    # The batch was held against the budget as a whole: the rows' own warnings are not repeated.
-                    [future], _ = session.submit_noting(row.request, within=hold)
-                except AigateError as exc:
-                    _finish(row, Outcome(error=exc), ledger, view)
-                    if isinstance(exc, BudgetError):
-                        stopped = one_line(str(exc)).rstrip(".")
+                assert row.request is not None  # every planned row has its request
+                submitted = runner.submit(session, row.request, within=hold)
+                if isinstance(submitted, Outcome):  # refused before it was sent
+                    _finish(row, submitted, ledger, view)
+                    if isinstance(submitted.error, BudgetError):
+                        stopped = one_line(str(submitted.error)).rstrip(".")
                     continue
-                in_flight[future] = row
+                in_flight[submitted] = row
             if stopped is not None:
                 _skip(queue)
                 _skip(waiting)
@@ -575,7 +483,7 @@ def _send_rows(
             for future in finished:
                 row = in_flight.pop(future)
                 result = outcome(future)
-                if _rate_limited(result.error) and row.requeued < MAX_REQUEUES:
+                if runner.rate_limited(result.error) and row.requeued < MAX_REQUEUES:
                     # The gateway's limit outlasted the retries: the Pacer has slowed down meanwhile,
                     # so the row goes to the back of the queue (still claimed) instead of failing.
                     row.requeued += 1
@@ -583,7 +491,7 @@ def _send_rows(
                     continue
                 _finish(row, result, ledger, view)
                 unreachable = unreachable + 1 if isinstance(result.error, GatewayConnectionError) else 0
-                if stopped is None and result.error is not None and _ends_batch(result.error):
+                if stopped is None and result.error is not None and runner.ends_run(result.error):
                     stopped = one_line(str(result.error)).rstrip(".")
                 elif stopped is None and unreachable >= MAX_UNREACHABLE:
                     stopped = _unreachable(session, unreachable, result.error)
@@ -596,7 +504,7 @@ def _send_rows(
         _skip(queue)
         _skip(waiting)
         for future, row in in_flight.items():  # their lines follow as they finish, from the pool's threads
-            future.add_done_callback(lambda done, row=row: _finish(row, outcome(done), ledger, None))
+            future.add_done_callback(_finish_later(row, ledger))
         ledger.forget(row.number for row in not_sent)
         if not isinstance(exc, KeyboardInterrupt):
             raise
@@ -621,7 +529,7 @@ def _unreachable(session: Session, failures: int, error: BaseException | None) -
 
 def _interrupted(rows: list[BatchRow], not_sent: list[BatchRow], in_flight: int) -> str:
     """The line an interrupted batch ends with: what finished, what goes on, what is left."""
-    finished = [row for row in rows if row.status in ("done", "replayed", "failed")]
+    finished = [row for row in rows if row.status in (*MADE, Status.FAILED)]
     line = f"Batch interrupted: {len(finished)} of {counted(len(rows), 'row')} finished"
     if in_flight:
         line += f", {in_flight} in flight still join the history"
@@ -674,7 +582,7 @@ def batch(
     were not sent; what finished, and what was in flight, is kept.
     """
     session = session or current_session()
-    _check_concurrency(concurrency)
+    runner.check_concurrency(concurrency)
     if rate is not None:
         parse_rate(rate)
     plan = plan_batch(rows, prompt, session=session, namespace=namespace, new=new, **options)
@@ -699,359 +607,28 @@ def manifest_path(session: Session, plan: BatchPlan, manifest: str | os.PathLike
     return session.history.folder / "batches" / f"batch-{plan.key}.jsonl"
 
 
-def _finish(row: BatchRow, result: Outcome, ledger: _Manifest, view: _Progress | None) -> None:
-    if result.result is not None:
-        row.result = result.result
-        row.status = "replayed" if result.result.replayed else "done"
-        if result.not_kept is not None:
-            row.error = one_line(str(result.not_kept))
-    else:
-        row.status = "failed"
-        row.error = one_line(str(result.error)) if result.error is not None else "cancelled"
+def _finish_later(row: BatchRow, ledger: Manifest) -> Callable[[concurrent.futures.Future], None]:
+    """What writes ``row``'s outcome when its request, left in flight, finishes."""
+    return lambda done: _finish(row, outcome(done), ledger, None)
+
+
+def _finish(row: BatchRow, result: Outcome, ledger: Manifest, view: Progress | None) -> None:
+    ended = runner.ended(result)
+    row.status, row.result, row.error = ended.status, ended.result, ended.error
     ledger.finished(row.number, row.manifest_line())
     if view is not None:
         view.finished(row)
 
 
-class _Manifest:
-    """The batch's JSONL manifest: a line per finished row and, before a row is sent, a claim
-    line (``"status": "claimed"``, with the batch's key, the process and a token), each
-    appended whole under an OS file lock.
-
-    A row is in another run's hand while its newest line is a claim from a process that still
-    lives (this process: a claim it has not finished; another on this machine: its pid answers;
-    another machine: for ``CLAIM_TIMEOUT`` seconds). A claim by a killed process is taken over.
-    Opened when the batch starts, so that a manifest that cannot be written is refused before
-    anything is sent."""
-
-    def __init__(self, path: Path, key: str, inside: Path | None = None) -> None:
-        self.path, self.key, self.inside = path, key, inside
-        self.claims: dict[int, str] = {}  # row -> this run's token, until its outcome is written
-        # The newest line of each row read so far, and how far: each claim reads only what was added.
-        self.newest: dict[int, dict[str, Any]] = {}
-        self.read_up_to = 0
-        shown = display_path(path)
-        if path.is_dir():
-            raise InputError(f"manifest={shown!r} is a folder; name a file in it, e.g. {shown}/shots.jsonl.")
-        if inside is None and not path.parent.is_dir():
-            raise InputError(
-                f"manifest={shown!r}: the folder {display_path(path.parent)} does not exist; create it or name "
-                "a file in a folder that exists. Nothing was sent."
-            )
-        try:
-            with _locked(path, inside):
-                pass
-        except OSError as exc:
-            raise InputError(
-                f"manifest={shown!r} cannot be written ({exc.strerror or exc}); name a file you can write to. "
-                "Nothing was sent."
-            ) from None
-
-    def claim(self, row: int) -> bool:
-        """Claim ``row`` for this run, unless another run has it in hand (then False)."""
-        if row in self.claims:
-            return True  # a row back in the queue after a rate limit: still ours
-        with _locked(self.path, self.inside) as fd:
-            self._read_new_lines(fd)
-            newest = self.newest.get(row)
-            if newest is not None and newest.get("status") == "claimed" and _held(newest):
-                return False
-            token = os.urandom(8).hex()
-            os.write(fd, _encoded({
-                "row": row, "status": "claimed", "batch": self.key, "pid": os.getpid(),
-                "host": socket.gethostname(), "token": token, "claimed": time.time(),
-            }))
-        self.claims[row] = token
-        with _CLAIMS_LOCK:
-            _CLAIMS.add(token)
-        return True
-
-    def _read_new_lines(self, fd: int) -> None:
-        size = os.fstat(fd).st_size
-        if size < self.read_up_to:  # written anew (its history was cleared): read from the start
-            self.newest, self.read_up_to = {}, 0
-        os.lseek(fd, self.read_up_to, os.SEEK_SET)
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        added = b"".join(chunks)
-        whole = added[: added.rfind(b"\n") + 1]  # a line still being written is read next time
-        self.read_up_to += len(whole)
-        for line in _lines(whole):
-            # Another batch's claims in a manifest named by hand are not this batch's rows.
-            if isinstance(line.get("row"), int) and (line.get("status") != "claimed" or line.get("batch") == self.key):
-                self.newest[line["row"]] = line
-
-    def finished(self, row: int, record: dict[str, Any]) -> None:
-        """Write ``row``'s outcome, which ends this run's claim of it."""
-        with _locked(self.path, self.inside) as fd:
-            os.write(fd, _encoded(record))
-        self.forget([row])
-
-    def forget(self, rows: Iterable[int]) -> None:
-        """Let go of the claims of ``rows``, not sent after all."""
-        for row in list(rows):
-            token = self.claims.pop(row, None)
-            with _CLAIMS_LOCK:
-                _CLAIMS.discard(token)
-
-
-#: The tokens of the claims this process holds: its own claims are known without asking the OS.
-_CLAIMS: set[str] = set()
-_CLAIMS_LOCK = threading.Lock()
-
-
-def _held(claim: dict[str, Any]) -> bool:
-    """Whether the run that wrote ``claim`` still has the row in hand."""
-    if claim.get("host") != socket.gethostname():
-        return time.time() - float(claim.get("claimed") or 0) < CLAIM_TIMEOUT
-    pid = claim.get("pid")
-    if pid == os.getpid():
-        with _CLAIMS_LOCK:
-            return claim.get("token") in _CLAIMS
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False  # killed before it wrote the row's outcome: the row is free again
-    except (PermissionError, TypeError, ValueError, OverflowError):
-        return isinstance(pid, int)  # another user's process lives; a claim with no pid holds nothing
-    return True
-
-
-class _locked:
-    """The manifest open for appending, locked against other processes until closed."""
-
-    def __init__(self, path: Path, inside: Path | None = None) -> None:
-        self.path, self.inside = path, inside
-
-    def __enter__(self) -> int:
-        flags = os.O_RDWR | os.O_CREAT | os.O_APPEND
-        if self.inside is None:
-            self.fd = os.open(self.path, flags, 0o644)
-        else:  # its folders are made as needed, and no link is followed
-            self.fd = history_files.open_file(self.inside, history_files.relative_to(self.inside, self.path), flags)
-        if fcntl is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return self.fd
-
-    def __exit__(self, *exc_info: object) -> None:
-        os.close(self.fd)  # closing releases the lock
-
-
-def _encoded(record: dict[str, Any]) -> bytes:
-    """One JSON line, written whole by one append, so that a killed kernel leaves every finished row."""
-    return (json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8")
-
-
-def _lines(raw: bytes) -> list[dict[str, Any]]:
-    """The manifest's lines that can be read; a torn last line is skipped."""
-    lines = []
-    for text in raw.decode("utf-8", errors="replace").splitlines():
-        try:
-            line = json.loads(text)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(line, dict):
-            lines.append(line)
-    return lines
-
-
-def read_manifest(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The manifest's outcome lines, newest outcome of each row last (claims left out); a torn
-    last line is skipped."""
-    return [line for line in _lines(Path(path).read_bytes()) if line.get("status") != "claimed"]
-
-
-def _rate_limited(error: BaseException | None) -> bool:
-    """A 429 the request layer's retries could not outwait (a daily quota is not one: it ends the batch)."""
-    return isinstance(error, RateLimitError) and not isinstance(error, QuotaExhausted)
-
-
-def _ends_batch(error: BaseException) -> bool:
-    """A used-up daily quota, or the budget reached: every further row would fail the same way."""
-    return isinstance(error, (QuotaExhausted, BudgetError))
 
 
 def _skip(queue: list[BatchRow]) -> None:
     for row in queue:
-        row.status = "skipped"
+        row.status = Status.SKIPPED
     queue.clear()
 
 
-def _limit(pacer: Pacer, concurrency: int) -> int:
-    """How many rows may be in flight now: the pacer's limit, which halves on 429s and grows back."""
-    return max(1, min(concurrency, pacer.limit))
 
-
-def _check_concurrency(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 16:
-        raise InputError(f"concurrency={value!r}: send 1 to 16 requests at once.")
-    return value
-
-
-def _given(value: Any) -> bool:
-    """A cell that says something: not None, not NaN, not an empty string."""
-    return not _missing(value) and not (isinstance(value, str) and not value.strip())
-
-
-def _missing(value: Any) -> bool:
-    """None, NaN, or pandas' NA and NaT (known by name: pandas is never imported here)."""
-    if value is None or type(value).__name__ in ("NAType", "NaTType"):
-        return True
-    return isinstance(value, float) and value != value
-
-
-def _reference(value: Any) -> Any:
-    """A history index read from a DataFrame column that also holds gaps (NaN makes ``0`` a
-    ``0.0``) as the whole number it is; anything else as it is."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    item = getattr(value, "item", None)  # a numpy integer
-    if callable(item) and type(value).__name__.startswith(("int", "uint")):
-        return item()
-    return value
-
-
-def _text_or_none(value: Any) -> str | None:
-    return str(value).strip() if _given(value) else None
-
-
-def _plain(value: Any) -> Any:
-    """A value as JSON can hold it (an image or a numpy number as text)."""
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    item = getattr(value, "item", None)
-    if callable(item):
-        try:
-            return item()
-        except (TypeError, ValueError):
-            pass
-    return str(value) if not hasattr(value, "_aigate_image_bytes") else repr(value)
-
-
-def contact_sheet(rows: list[BatchRow], summary: str, newest: bool = False) -> str:
-    """The rows as a grid of small thumbnails, each with its row number and status; a failed
-    row as a blank tile with its reason. As many rows as ``SHEET_BUDGET`` holds are shown (the
-    first ones, or with ``newest`` the last ones) and a line says how many more there are."""
-    tiles: list[tuple[int, str]] = []
-    spent = 0
-    for row in reversed(rows) if newest else rows:
-        tile = _tile(row)
-        spent += len(tile)
-        if spent > SHEET_BUDGET and tiles:
-            break
-        tiles.append((row.number, tile))
-    tiles.sort()
-    more = len(rows) - len(tiles)
-    note = ""
-    if more:
-        which = "newest" if newest else "first"
-        note = (f"<div style=\"font-size:smaller\">The {which} {len(tiles)} of {len(rows)} rows; the others are in "
-                ".rows, .to_pandas() and %aigate history.</div>")
-    return ('<div class="aigate-batch"><div style="display:grid;grid-template-columns:repeat(auto-fill,'
-            'minmax(110px,1fr));gap:6px;align-items:start">' + "".join(tile for _, tile in tiles) + '</div>'
-            f'{note}<pre style="white-space:pre-wrap;font-size:smaller;margin:4px 0 0 0">{html.escape(summary)}'
-            '</pre></div>')
-
-
-def _tile(row: BatchRow) -> str:
-    """One row: its thumbnail fitted into a square box (a 1:4 beside a 16:9 stays a tile), or
-    a blank box with its reason (in full on hover); its number and status below."""
-    title = html.escape(f"{row.number}: {row.prompt}", quote=True)
-    box = "aspect-ratio:1;display:flex;align-items:center;justify-content:center;overflow:hidden"
-    thumbnail = row.thumbnail()
-    if thumbnail is not None:
-        body = (f'<div style="{box}"><img src="data:image/jpeg;base64,{thumbnail}" alt="{title}" title="{title}" '
-                'style="max-width:100%;max-height:100%;display:block"/></div>')
-    else:
-        reason = "(image unreadable)" if row.result is not None else (row.error or row.status)
-        body = (f'<div title="{html.escape(reason, quote=True)}" style="aspect-ratio:1;overflow:hidden;'
-                'border:1px dashed #999;padding:6px;box-sizing:border-box;font-size:smaller;overflow-wrap:anywhere">'
-                f'{html.escape(clip(reason, 100))}</div>')
-    label = f"{row.number} · {row.status}"
-    if row.cost:
-        label += f" · {format_cost(row.cost, row.cost_source)}"
-    return (f'<figure style="margin:0;min-width:0">{body}'
-            f'<figcaption style="font-size:smaller">{html.escape(label)}</figcaption></figure>')
-
-
-class _Progress:
-    """The batch's progress: a ``tqdm`` bar (a widget in Jupyter, text on stderr in a terminal:
-    ``waiting.progress_bar``) with done, failed, replayed and spent so far and the time left,
-    and where the front end can redraw an output in place, a contact sheet that grows as
-    images arrive.
-
-    The rows the history answers are counted from the start (the bar's ``initial``), so
-    that the time left is reckoned from the rows actually sent."""
-
-    def __init__(self, plan: BatchPlan, session: Session, manifest: Path, progress: bool, display: bool) -> None:
-        self.rows = plan.rows
-        self.lock = threading.Lock()
-        self.counts = {"done": 0, "replayed": 0, "failed": 0}
-        self.spent: float | None = None
-        self.stopped: str | None = None
-        self.bar = None
-        self.sheet = None
-        self.drawn = 0.0
-        self.dirty = False
-        to_send = len(self.rows) - plan.replays
-        line = f"Batch of {counted(len(self.rows), 'row')}: {to_send} to send"
-        if plan.replays:
-            line += f", {plan.replays} replayed from the history"
-        if to_send:
-            if plan.estimate is not None:
-                approx = "~" if plan.unknown_costs == 0 else "at least ~"
-                line += f", estimated {approx}${plan.estimate:.3f}"
-            else:
-                line += ", cost unknown"
-        line += " (emulator)" if session.emulated else ""
-        if progress or display:
-            print(f"{line}. Manifest: {display_path(manifest)}")
-        if progress:
-            precounted = sum(1 for row in self.rows if row.planned_replay)
-            self.bar = progress_bar(len(self.rows), initial=precounted, desc="images", unit="row", smoothing=0.1)
-        if display and _redraws_in_place():
-            from IPython.display import HTML
-            from IPython.display import display as show
-
-            self.sheet = show(HTML(_live_sheet([], "waiting for the first image")), display_id=True)
-
-    def finished(self, row: BatchRow) -> None:
-        with self.lock:
-            self.counts[row.status if row.status in self.counts else "failed"] += 1
-            if row.cost is not None and not row.planned_replay:
-                self.spent = (self.spent or 0.0) + row.cost
-            if self.bar is not None:
-                shown = {"done": self.counts["done"], "failed": self.counts["failed"],
-                         "replayed": self.counts["replayed"]}
-                if self.spent is not None:
-                    shown["spent"] = f"${self.spent:.3f}"
-                self.bar.set_postfix(shown, refresh=False)
-                self.bar.update(0 if row.planned_replay else 1)  # a planned replay is in the bar's start
-            self.dirty = True
-
-    def tick(self, force: bool = False) -> None:
-        if self.sheet is None or not self.dirty:
-            return
-        now = time.monotonic()
-        if force or now - self.drawn >= SHEET_INTERVAL:
-            from IPython.display import HTML
-
-            finished = [row for row in self.rows if row.status != "pending"]
-            summary = BatchResult(self.rows, stopped=self.stopped).summary()
-            self.sheet.update(HTML(_live_sheet(finished, summary)))
-            self.drawn, self.dirty = now, False
-
-    def close(self) -> None:
-        self.dirty = True
-        self.tick(force=True)
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _live_sheet(rows: list[BatchRow], summary: str) -> str:
-    """The contact sheet that grows while the batch runs: its newest rows."""
-    return f'<div class="aigate-batch-live">{contact_sheet(rows, summary, newest=True)}</div>'
 
 
 def _for_the_rest_of_the_cell(result: BatchResult) -> None:
@@ -1072,16 +649,5 @@ def _for_the_rest_of_the_cell(result: BatchResult) -> None:
     shell.events.register("post_run_cell", ended)
 
 
-def _redraws_in_place() -> bool:
-    """Whether the front end can redraw an output in place (a Jupyter kernel): a terminal
-    would print a new sheet at every redraw, so it gets none (as ``waiting.StatusLine``)."""
-    try:
-        from IPython import get_ipython
-        from IPython.core.displaypub import DisplayPublisher
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and type(shell.display_pub) is not DisplayPublisher
 
-
-__all__ = ["BatchResult", "BatchRow", "batch", "plan_batch", "read_manifest", "run_batch"]
+__all__ = ["BatchResult", "BatchRow", "batch", "contact_sheet", "plan_batch", "read_manifest", "run_batch"]

@@ -15,18 +15,20 @@ import concurrent.futures
 import html
 import itertools
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.costs import TABLE, Estimates, format_cost
+from ..core.costs import TABLE, format_cost
 from ..core.errors import AigateError, InputError
 from ..core.images import b64encode, make_preview, open_image
 from ..core.results import ImageResult
 from ..core.text import one_line
-from ..gateway.prepared import PreparedRequest, estimate
-from ..session.session import Request, Session, current_session, outcome
+from ..gateway.prepared import PreparedRequest
+from ..session.session import Outcome, Request, Session, current_session, outcome
+from . import runner
+from .runner import Status
 from .waiting import progress_bar
 
 #: The options a grid can vary, as ``compare()`` names them, and the request field each sets.
@@ -58,10 +60,10 @@ class GridCell:
     refused: str | None = None
 
     @property
-    def status(self) -> str:
+    def status(self) -> Status:
         if self.result is not None:
-            return "replayed" if self.result.replayed else "done"
-        return "refused" if self.refused else ("failed" if self.error else "pending")
+            return Status.REPLAYED if self.result.replayed else Status.DONE
+        return Status.REFUSED if self.refused else (Status.FAILED if self.error else Status.PENDING)
 
     def short_caption(self) -> str:
         if self.result is not None:
@@ -97,13 +99,13 @@ class Grid:
 
     @property
     def failed(self) -> list[GridCell]:
-        return [cell for row in self.cells for cell in row if cell.status == "failed"]
+        return [cell for row in self.cells for cell in row if cell.status is Status.FAILED]
 
     @property
     def refused(self) -> list[GridCell]:
-        return [cell for row in self.cells for cell in row if cell.status == "refused"]
+        return [cell for row in self.cells for cell in row if cell.status is Status.REFUSED]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[GridCell]:
         return (cell for row in self.cells for cell in row)
 
     def __len__(self) -> int:
@@ -126,7 +128,8 @@ class Grid:
         return axes
 
     def summary(self) -> str:
-        counts = {s: sum(1 for cell in self if cell.status == s) for s in ("done", "replayed", "failed", "refused")}
+        counts = {s.value: sum(1 for cell in self if cell.status is s)
+                  for s in (Status.DONE, Status.REPLAYED, Status.FAILED, Status.REFUSED)}
         parts = [f"{counts['done'] + counts['replayed']} images"]
         if counts["replayed"]:
             parts[0] += f" ({counts['replayed']} replayed)"
@@ -136,7 +139,7 @@ class Grid:
         line = f"{len(self)} combinations: " + ", ".join(parts)
         if known:
             estimated = any(result.cost_source == TABLE for result in known)
-            line += f" | {format_cost(sum(result.cost for result in known), TABLE if estimated else None)}"
+            line += f" | {format_cost(sum(result.cost or 0.0 for result in known), TABLE if estimated else None)}"
         return f"{line} | prompt: {one_line(self.prompt)[:120]}"
 
     # -- display ------------------------------------------------------------------------------
@@ -228,7 +231,7 @@ class Grid:
         info.add_itxt("aigate_nb:prompt", self.prompt)
         info.add_itxt("aigate_nb:axes", json.dumps(self.axes(), ensure_ascii=False))
         info.add_itxt("aigate_nb:cells", json.dumps([
-            {**cell.values, "status": cell.status, "history_id": cell.result.id if cell.result else None,
+            {**cell.values, "status": cell.status.value, "history_id": cell.result.id if cell.result else None,
              "reason": cell.refused or cell.error}
             for cell in self
         ], ensure_ascii=False))
@@ -255,7 +258,7 @@ def _tile_html(cell: GridCell, budget: int) -> str:
             f'font-size:smaller;overflow-wrap:anywhere;{style}">{caption}</div>')
 
 
-def _font(size: int):
+def _font(size: int) -> Any:
     from PIL import ImageFont
 
     try:
@@ -382,11 +385,11 @@ def plan_grid(
             cell = GridCell(values={k: v for k, v in values.items() if k != "prompt" or prompts is not None},
                             request=request)
             try:
-                prepared, _ = session.prepare(request)
+                prepared, replayed = runner.prepare(session, request)
             except AigateError as exc:
                 cell.refused = one_line(str(exc)).rstrip(".")
             else:
-                if not session.replays(request, prepared, 1):
+                if not replayed:
                     to_send.append(prepared)
             line.append(cell)
         grid.cells.append(line)
@@ -400,8 +403,9 @@ def plan_grid(
 def _hold_to_budget(session: Session, to_send: list[PreparedRequest]) -> None:
     """The combinations the history does not replay, estimated together and held against the
     budget, so that a grid over it is refused before anything is sent."""
-    if to_send:
-        session.check_budget(Estimates(tuple(estimate(p, session.client.prices, 1) for p in to_send), "this grid"))
+    planned = runner.estimate_all(session, to_send, "this grid")
+    if planned is not None:
+        session.check_budget(planned)
 
 
 def run_grid(grid: Grid, session: Session | None = None, progress: bool = True) -> Grid:
@@ -415,23 +419,22 @@ def run_grid(grid: Grid, session: Session | None = None, progress: bool = True) 
     for cell in grid:
         if cell.refused or cell.request is None:
             continue
-        try:
-            [future], _ = session.submit_noting(cell.request)  # held against the budget as a whole already
-        except AigateError as exc:
-            cell.error = one_line(str(exc))
+        submitted = runner.submit(session, cell.request)  # held against the budget as a whole already
+        if isinstance(submitted, Outcome):
+            cell.error = runner.ended(submitted).error
             continue
-        pending[future] = cell
+        pending[submitted] = cell
     bar = None
     if progress and pending:
         bar = progress_bar(len(pending), desc="combinations", unit="image", leave=False)
     try:
         for future in concurrent.futures.as_completed(pending):
-            result = outcome(future)
+            ended = runner.ended(outcome(future))
             cell = pending[future]
-            if result.result is not None:
-                cell.result = result.result
+            if ended.result is not None:
+                cell.result = ended.result
             else:
-                cell.error = one_line(str(result.error)) if result.error is not None else "cancelled"
+                cell.error = ended.error
             if bar is not None:
                 bar.update(1)
     except KeyboardInterrupt:
