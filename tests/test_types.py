@@ -19,8 +19,6 @@ STILL_UNCHECKED = {
     "aigate_nb/frontends/panel_detail.py",
     "aigate_nb/frontends/panel_prompt.py",
     "aigate_nb/frontends/panel_state.py",
-    "aigate_nb/records/report.py",
-    "aigate_nb/records/spending.py",
     "aigate_nb/records/store.py",
     "aigate_nb/runs/batches.py",
     "aigate_nb/runs/grids.py",
