@@ -22,8 +22,6 @@ STILL_UNCHECKED = {
     "aigate_nb/records/store.py",
     "aigate_nb/runs/batches.py",
     "aigate_nb/runs/grids.py",
-    "aigate_nb/session/notebook.py",
-    "aigate_nb/session/session.py",
 }
 
 
