@@ -190,7 +190,7 @@ class Panel:
         (drawn on the picture, or typed) of the selected entry, in the chosen mode."""
         self.detail.edit_region()
 
-    def save_selected(self) -> Path:
+    def save_selected(self) -> Path | list[Path]:
         """Save the selected entry's full-size image to the path in the box."""
         return self.detail.save_selected()
 

@@ -127,7 +127,7 @@ class Detail:
     def edit_region(self) -> None:
         self.state.edit_region(self.form(), self.region_text.value, self.region_mode.value)
 
-    def save_selected(self) -> Path:
+    def save_selected(self) -> Path | list[Path]:
         return self.state.save_selected(self.save_path.value)
 
     def new_cell(self) -> str:
