@@ -16,12 +16,18 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from .errors import HistoryError, InputError, ResponseError
 from .files import FileRefused, read_regular_file
 from .history_files import is_file, read_file, relative_to
 from .text import clip
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+
+_b64: ModuleType | None
 
 try:  # SIMD base64: tens of times faster on multi-megabyte 4K replies.
     import pybase64 as _b64
@@ -194,7 +200,7 @@ def encode_data_url(mime: str, data: bytes) -> str:
     return f"data:{mime};base64,{b64encode(data)}"
 
 
-def open_image(data: bytes):
+def open_image(data: bytes) -> PILImage:
     """Decode bytes with Pillow (loaded on first use)."""
     from PIL import Image
 
@@ -254,11 +260,12 @@ def source_shape(source: Any) -> tuple[int, int, str | None, str | None] | None:
         source = source.data  # None for a URL: cannot be told
     try:
         if isinstance(source, (bytes, bytearray, memoryview)):
-            data = io.BytesIO(bytes(source))
+            data: io.BytesIO | Path = io.BytesIO(bytes(source))
         elif isinstance(source, (str, os.PathLike)) and not str(source).startswith(("http://", "https://", "data:")):
-            data = Path(source).expanduser()
-            if not data.is_file():  # a FIFO would hold the open for ever; read_image_file says why
+            path = Path(source).expanduser()
+            if not path.is_file():  # a FIFO would hold the open for ever; read_image_file says why
                 return None
+            data = path
         else:
             return None
         from PIL import Image
@@ -325,7 +332,7 @@ def _too_large(what: str, size: str) -> InputError:
     )
 
 
-def _encode_pil(image) -> tuple[str, bytes]:
+def _encode_pil(image: PILImage) -> tuple[str, bytes]:
     """A PIL image goes as lossless PNG; modes PNG cannot hold become RGB(A)."""
     if image.mode not in ("1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
@@ -334,9 +341,10 @@ def _encode_pil(image) -> tuple[str, bytes]:
     return "image/png", buf.getvalue()
 
 
-def _has_alpha(image) -> bool:
+def _has_alpha(image: PILImage) -> bool:
     if image.mode in ("RGBA", "LA", "PA"):
-        return image.getextrema()[-1][0] < 255
+        bands = cast("tuple[tuple[int, int], ...]", image.getextrema())  # several bands: one (min, max) each
+        return bands[-1][0] < 255
     return image.mode == "P" and "transparency" in image.info
 
 
@@ -354,10 +362,10 @@ def fit_inline_budget(inputs: list[ImageInput], budget: int = DEFAULT_INLINE_BUD
     share = budget // len(inline)
     out = []
     for item in inputs:
-        if item.is_url or (b64_size(item.data) <= share and item.mime in ACCEPTED_INPUT_MIME):
+        if item.is_url or (b64_size(item.payload) <= share and item.mime in ACCEPTED_INPUT_MIME):
             out.append(item)
             continue
-        mime, data = _shrink(item.data, share)
+        mime, data = _shrink(item.payload, share)
         out.append(ImageInput(mime, data, parent_id=item.parent_id))
     return out
 
@@ -403,7 +411,7 @@ def make_preview(
     """
     from PIL import Image
 
-    image = Image.open(io.BytesIO(data))
+    image: PILImage = Image.open(io.BytesIO(data))
     image.draft("RGB", _scaled_size(image.size, long_edge))  # JPEG: decode at a reduced scale, before loading
     image.load()
     alpha = _has_alpha(image)
@@ -437,7 +445,7 @@ def _scaled_size(size: tuple[int, int], edge: int) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
-def _scaled_to(image, edge: int, resample: int = 3):
+def _scaled_to(image: PILImage, edge: int, resample: int = 3) -> PILImage:
     size = _scaled_size(image.size, edge)
     if size == image.size:
         return image
@@ -446,7 +454,7 @@ def _scaled_to(image, edge: int, resample: int = 3):
     return image.resize(size, resample=resample, reducing_gap=1.0)
 
 
-def _encode_preview(image, alpha: bool, quality: int) -> tuple[str, bytes]:
+def _encode_preview(image: PILImage, alpha: bool, quality: int) -> tuple[str, bytes]:
     buf = io.BytesIO()
     if alpha:
         image.save(buf, format="PNG")
@@ -465,7 +473,7 @@ def make_thumbnails(data: bytes, long_edges: Sequence[int]) -> list[bytes]:
     decode: each is shrunk from the next larger one, transparency flattened onto white."""
     from PIL import Image
 
-    image = Image.open(io.BytesIO(data))
+    image: PILImage = Image.open(io.BytesIO(data))
     image.draft("RGB", _scaled_size(image.size, max(long_edges)))
     image.load()
     image = _flatten(image)
@@ -480,7 +488,7 @@ def make_thumbnails(data: bytes, long_edges: Sequence[int]) -> list[bytes]:
     return [made[edge] for edge in long_edges]
 
 
-def _flatten(image):
+def _flatten(image: PILImage) -> PILImage:
     """RGB, with any transparency composited onto white (JPEG has no alpha)."""
     from PIL import Image
 

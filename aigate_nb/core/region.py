@@ -17,11 +17,14 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import InputError
 from .images import MAX_INPUT_SIDE, ImageInput, ReplyImage, open_image
 from .models import SQUARE_SIDES, keep_shape, size_for_pixels, spec_for
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 MODES = ("crop", "guide")
 #: The shortest side of a box worth sending: a smaller one comes back as mush.
@@ -135,7 +138,7 @@ class RegionEdit:
         across a seam inside the padding ring; every pixel outside ``padded`` is the source's.
         In the source's format where that is lossless (PNG, WebP); a JPEG's composite is a PNG,
         since writing JPEG again would change every pixel."""
-        source = _working_copy(upright(open_image(self.source.data)))
+        source = _working_copy(upright(open_image(self.source.payload)))
         edited = open_image(answer.data).convert(source.mode)
         cx, cy, cw, ch = self.crop
         if edited.size != (cw, ch):
@@ -161,7 +164,7 @@ def plan_region_edit(source: ImageInput, region: Region, model: str, prompt: str
             "download the image and pass the file instead."
         )
     try:
-        picture = upright(open_image(source.data))
+        picture = upright(open_image(source.payload))
     except Exception as exc:  # noqa: BLE001 - Pillow raises many kinds; one line says what to do
         raise InputError(f"The image to edit cannot be decoded ({exc}); use PNG, JPEG or WebP.") from None
     width, height = picture.size
@@ -215,7 +218,7 @@ def worded_prompt(prompt: str, mode: str) -> str:
     )
 
 
-def seam_mask(box: Box, padded: Box, padding: int):
+def seam_mask(box: Box, padded: Box, padding: int) -> PILImage:
     """An ``L`` mask the size of ``padded``: 255 over the whole box, falling to 0 across a band
     of about half the ``padding`` around it, well inside the padding ring."""
     from PIL import Image, ImageChops, ImageDraw, ImageFilter
@@ -242,7 +245,7 @@ def region_label(record: dict[str, Any] | None) -> str | None:
     return f"region {box} {record.get('mode', 'crop')}"
 
 
-def upright(picture: Any) -> Any:
+def upright(picture: PILImage) -> PILImage:
     """``picture`` as a viewer shows it, in 8 bits a channel: its EXIF orientation applied (a
     box is drawn on what is shown, and the composite, saved without the tag, must show the same
     way), and 16-bit greys scaled down, which Pillow's ``convert`` would clip to white."""
@@ -254,13 +257,13 @@ def upright(picture: Any) -> Any:
     return picture
 
 
-def _working_copy(picture):
+def _working_copy(picture: PILImage) -> PILImage:
     """The picture in RGB, or RGBA where it has transparency."""
     mode = "RGBA" if "A" in picture.getbands() or "transparency" in picture.info else "RGB"
     return picture.convert(mode) if picture.mode != mode else picture.copy()
 
 
-def _outlined(picture, padded: Box):
+def _outlined(picture: PILImage, padded: Box) -> PILImage:
     """``picture`` with the padded box's border drawn in the outline colour, inside the ring:
     the seam never reaches it, so the outline is never pasted back."""
     from PIL import ImageDraw

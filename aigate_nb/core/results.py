@@ -10,10 +10,10 @@ import html
 import io
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import MISSING, Field, dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .costs import REPLAY, Usage, format_cost
 from .errors import InputError
@@ -50,6 +50,9 @@ from .record_checks import (
 )
 from .region import region_label
 from .text import clip, display_path
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 #: Longest model text shown under a result, and longest prompt kept in the output's metadata;
 #: both keep a displayed result within its budget whatever was typed or answered.
@@ -146,7 +149,7 @@ class ImageResult:
     files: list[Path] = field(default_factory=list)
     #: Answered from the history, with no request sent (see ``replay.py``); not kept: the entry is the original.
     replayed: bool = False
-    _pixels: list | None = field(default=None, repr=False)
+    _pixels: list[PILImage] | None = field(default=None, repr=False)
     _sizes: list[tuple[int, int]] | None = field(default=None, repr=False)
     _sha256s: list[str] | None = field(default=None, repr=False)
     _previews: tuple[int, list[Preview]] | None = field(default=None, repr=False)
@@ -196,14 +199,14 @@ class ImageResult:
     # -- pixels and bytes -------------------------------------------------------------------
 
     @property
-    def images(self) -> list:
+    def images(self) -> list[PILImage]:
         """Every image of the reply as a ``PIL.Image.Image``, in order."""
         if self._pixels is None:
             self._pixels = [open_image(item.data) for item in self.originals]
         return self._pixels
 
     @property
-    def image(self):
+    def image(self) -> PILImage:
         """The first image of the reply as a ``PIL.Image.Image``."""
         return self.images[0]
 
@@ -339,8 +342,9 @@ class ImageResult:
         source = self.edited_from()
         if source:
             parts.append(f"edited from {source}")
-        if self.region:
-            parts.append(region_label(self.region))
+        label = region_label(self.region)
+        if label:
+            parts.append(label)
         line = " | ".join(parts)
         if self.index is not None:
             line = f"[{self.index}] {line}"
@@ -382,7 +386,7 @@ class ImageResult:
             }
             for k, item in enumerate(self.originals)
         ]
-        provenance = {
+        provenance: dict[str, dict[str, Any]] = {
             "aigate_nb": {
                 "history_id": self.id,
                 "index": self.index,
@@ -405,7 +409,9 @@ class ImageResult:
             provenance["aigate_nb"]["region"] = self.region
         return provenance
 
-    def _repr_mimebundle_(self, include=None, exclude=None) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _repr_mimebundle_(
+        self, include: Container[str] | None = None, exclude: Container[str] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """One image: a JPEG (PNG with transparency) preview and the caption.
         Several: an HTML row of previews and the caption. Never more than
         ``display_budget`` bytes in the notebook, base64 included.

@@ -9,9 +9,9 @@ run by anywidget (``boxwidget.js``, styled by ``boxwidget.css``), so it needs no
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import anywidget
 import traitlets
@@ -24,6 +24,16 @@ _HERE = Path(__file__).parent
 
 #: Long edge in pixels of the picture drawn on (the original may be 4K).
 PREVIEW_EDGE = 512
+
+
+_New = TypeVar("_New", covariant=True)
+
+
+class _Change(Protocol[_New]):
+    """What traitlets passes an observer: the trait's new value."""
+
+    @property
+    def new(self) -> _New: ...
 
 
 def preview_to_source(box: Sequence[float], scale: float, size: tuple[int, int]) -> Box | None:
@@ -88,15 +98,15 @@ class BoxWidget(anywidget.AnyWidget):
         self.box = []
 
     @traitlets.validate("box")
-    def _clamped(self, proposal) -> list[int]:
+    def _clamped(self, proposal: Mapping[str, Any]) -> list[int]:
         value = proposal["value"]
         if len(value) != 4:
             return []
-        box = _non_empty(clamp_box(tuple(value), *self.source_size))  # type: ignore[arg-type]
+        box = _non_empty(clamp_box(tuple(value), *self.source_size))
         return list(box) if box else []
 
     @traitlets.observe("preview_box")
-    def _from_pointer(self, change) -> None:
+    def _from_pointer(self, change: _Change[list[float]]) -> None:
         if self._mapping:
             return
         box = preview_to_source(change.new, self.scale, self.source_size)
@@ -109,7 +119,7 @@ class BoxWidget(anywidget.AnyWidget):
             self._mapping = False
 
     @traitlets.observe("box")
-    def _to_pointer(self, change) -> None:
+    def _to_pointer(self, change: _Change[list[int]]) -> None:
         if self._mapping:
             return
         self._mapping = True

@@ -266,6 +266,8 @@ def _fill(field: str, namespace: Mapping[str, Any]) -> str | None:
     """One ``{...}`` field's value, or None if it has none."""
     try:
         [(_, name, spec, conversion)] = list(_FORMATTER.parse(field))
+        if name is None:
+            return None  # literal text only: no field to fill
         value, _ = _FORMATTER.get_field(name, (), namespace)
         value = _FORMATTER.convert_field(value, conversion)
         return _FORMATTER.format_field(value, interpolate(spec, namespace) if spec else "")

@@ -138,6 +138,7 @@ class GeminiImageMagics(Magics):
         comma lists in ``-m``, ``-a`` or ``-s`` (``-m a,b -a 1:1,16:9``) make one image per
         combination, shown as one labelled ``Grid``.
         """
+        assert self.shell is not None  # IPython registers the magic with its shell
         namespace = self.shell.user_ns
         session = self.session
         _tell(session.notices())
@@ -188,7 +189,8 @@ class GeminiImageMagics(Magics):
             raise UsageError(f"--each {command.each}: no variable {command.each!r} in this notebook; "
                              "make it first, e.g. shots = ['a red door', 'a blue door'].")
         request = command.request
-        options = {key: value for key, value in (
+        # The settings given, and the images: strings, and a list of the images after the first.
+        options: dict[str, Any] = {key: value for key, value in (
             ("model", request.model), ("aspect_ratio", request.aspect_ratio), ("image_size", request.image_size),
             ("route", request.route)) if value is not None}
         if command.sources:
@@ -213,7 +215,8 @@ class GeminiImageMagics(Magics):
         axes = {name: grid.get(name) or ([value] if value else None) for name, value in single.items()}
         try:
             result = compare(request.prompt, route=request.route, images=list(command.sources), new=request.new,
-                             session=self.session, namespace=namespace, **axes)
+                             session=self.session, namespace=namespace, models=axes["models"],
+                             aspect_ratios=axes["aspect_ratios"], image_sizes=axes["image_sizes"])
         except KeyboardInterrupt as exc:
             raise UsageError(str(exc)) from None
         if command.as_name:
@@ -334,7 +337,7 @@ class GeminiImageMagics(Magics):
                     "This installation of aigate_nb has no panel yet (aigate_nb.frontends.panel is missing); "
                     "use %%gemini_image and %aigate history meanwhile."
                 ) from None
-            wanted = {"ipywidgets": "'ipywidgets>=8'", "anywidget": "'anywidget>=0.9'"}.get(exc.name, exc.name)
+            wanted = {"ipywidgets": "'ipywidgets>=8'", "anywidget": "'anywidget>=0.9'"}.get(exc.name or "", exc.name)
             raise UsageError(
                 f"The panel needs {exc.name}: pip install {wanted}, then restart the kernel."
             ) from None
@@ -386,7 +389,7 @@ def _save(results: list[ImageResult], out: str) -> None:
     """``-o PATH``: each result's full-size file, numbered when there are several."""
     path = Path(out).expanduser()
     if names_a_folder(out):  # each result names its own file in it
-        targets = [os.path.join(path, "")] * len(results)  # the trailing separator says: a folder
+        targets: list[str | Path] = [os.path.join(path, "")] * len(results)  # the trailing separator says: a folder
     else:
         targets = [path] if len(results) == 1 else [
             path.with_name(f"{path.stem}-{k}{path.suffix}") for k in range(1, len(results) + 1)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import ipywidgets as w
 
@@ -38,6 +38,22 @@ from .panel_state import (
     PanelState,
     edit_cell_text,
 )
+
+if TYPE_CHECKING:
+    from IPython.core.display_functions import DisplayHandle
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from ..core.results import ImageResult
+
+
+
+class _KernelShell(Protocol):
+    """What ipykernel's shell adds to IPython's: the message a cell runs under, kept for a thread."""
+
+    def get_parent(self) -> dict[str, Any]: ...
+    def set_thread_parent(self, parent: dict[str, Any]) -> object: ...
+    def reset_thread_parent(self, tokens: object) -> None: ...
+
 
 __all__ = [
     "GALLERY_SLOTS", "LINEAGE_SLOTS", "MODEL_DEFAULT", "NO_SOURCE", "REGION_MODES", "ROUTES", "SNAPSHOT_EDGE",
@@ -62,8 +78,8 @@ class Panel:
     def __init__(self, session: Session | None = None) -> None:
         self.session = session if session is not None else current_session()
         self.state = PanelState(self.session)
-        self._cell_parent: dict | None = None
-        self._snapshot_handle = None
+        self._cell_parent: dict[str, Any] | None = None
+        self._snapshot_handle: DisplayHandle | None = None
         self.prompt_area = PromptArea(self.state)
         self.gallery = Gallery(self.state)
         self.detail = Detail(self.state, self.prompt_area.form)
@@ -174,7 +190,7 @@ class Panel:
         (drawn on the picture, or typed) of the selected entry, in the chosen mode."""
         self.detail.edit_region()
 
-    def save_selected(self) -> Path:
+    def save_selected(self) -> Path | list[Path]:
         """Save the selected entry's full-size image to the path in the box."""
         return self.detail.save_selected()
 
@@ -215,14 +231,14 @@ class Panel:
             return
         if hasattr(shell, "set_thread_parent"):
             # The cell showing the panel: its snapshot is updated there when a result comes.
-            self._cell_parent = shell.get_parent()
+            self._cell_parent = cast("_KernelShell", shell).get_parent()
         data, metadata = self.snapshot()
         self._snapshot_handle = display(data, metadata=metadata, raw=True, display_id=True)
 
-    def _repr_mimebundle_(self, **kwargs: Any):
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
         return self.widget._repr_mimebundle_(**kwargs)
 
-    def _show_result(self, result) -> None:
+    def _show_result(self, result: ImageResult) -> None:
         """A result made here: the cell's snapshot (see ``snapshot``) is updated in place in the
         panel's cell; the gallery and the larger view show the result itself."""
         handle = self._snapshot_handle
@@ -231,7 +247,8 @@ class Panel:
         from IPython.display import display
 
         data, metadata = self.snapshot()
-        shell = _shell()
+        # A cell's parent is kept only under a kernel's shell (see ``_ipython_display_``).
+        shell = cast("_KernelShell | None", _shell())
         tokens = None
         if self._cell_parent is not None and shell is not None:
             tokens = shell.set_thread_parent(self._cell_parent)
@@ -240,10 +257,10 @@ class Panel:
             if result.index is None:
                 display(result)  # not in the history: shown whole, to be seen and saved from the page
         finally:
-            if tokens is not None:
+            if tokens is not None and shell is not None:
                 shell.reset_thread_parent(tokens)
 
-    def _after_cell(self, *_result) -> None:
+    def _after_cell(self, *_result: object) -> None:
         """After every cell the kernel runs: if the history changed, show it. A cell's run must
         never end in the panel's traceback, so any failure is the status line."""
         self.state.guarded(self.state.refresh_if_changed)
@@ -265,7 +282,7 @@ class Panel:
             widget.close()
 
 
-def _shell():
+def _shell() -> InteractiveShell | None:
     """The running IPython shell, or None."""
     from IPython import get_ipython
 

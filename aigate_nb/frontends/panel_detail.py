@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import ipywidgets as w
 
@@ -19,6 +20,9 @@ from ..records.store import HistoryEntry
 from .boxwidget import BoxWidget
 from .panel_layout import auto_width, row
 from .panel_state import LINEAGE_SLOTS, REGION_MODES, Form, PanelState, Selection, excerpt
+
+if TYPE_CHECKING:
+    from IPython.core.interactiveshell import InteractiveShell
 
 
 class Detail:
@@ -123,7 +127,7 @@ class Detail:
     def edit_region(self) -> None:
         self.state.edit_region(self.form(), self.region_text.value, self.region_mode.value)
 
-    def save_selected(self) -> Path:
+    def save_selected(self) -> Path | list[Path]:
         return self.state.save_selected(self.save_path.value)
 
     def new_cell(self) -> str:
@@ -225,7 +229,7 @@ class Detail:
             self._region_typed = False
 
 
-def _shell():
+def _shell() -> InteractiveShell | None:
     """The running IPython shell, or None."""
     from IPython import get_ipython
 

@@ -8,6 +8,7 @@ decided there. ``PromptBox`` is the prompt's text box, an anywidget (``prompt_bo
 from __future__ import annotations
 
 import html
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +40,14 @@ class PromptBox(anywidget.AnyWidget):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._submit_callbacks: list = []
+        self._submit_callbacks: list[Callable[[], object]] = []
         self.on_msg(self._on_message)
 
-    def on_submit(self, callback) -> None:
+    def on_submit(self, callback: Callable[[], object]) -> None:
         """Call ``callback()`` when the user presses Ctrl+Enter (or Shift+Enter) in the box."""
         self._submit_callbacks.append(callback)
 
-    def _on_message(self, _widget, content, _buffers) -> None:
+    def _on_message(self, _widget: object, content: object, _buffers: object) -> None:
         if isinstance(content, dict) and content.get("event") == "submit":
             for callback in list(self._submit_callbacks):
                 callback()
@@ -212,7 +213,7 @@ class PromptArea:
                 if value != old or defaults.model != before.model:
                     choose(dropdown, value, otherwise=MODEL_DEFAULT)
 
-    def _follow_source(self, value) -> None:
+    def _follow_source(self, value: int | str | None) -> None:
         """A source chosen by hand: the ratio and size lists take its shape, as its edit would."""
         if self._filling_sources:
             return
@@ -220,7 +221,7 @@ class PromptArea:
         if image is not None:
             self.preset_shape(image)
 
-    def _on_upload(self, files) -> None:
+    def _on_upload(self, files: Sequence[Mapping[str, Any]]) -> None:
         if not files:
             return
         item = files[-1]

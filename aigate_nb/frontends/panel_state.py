@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
 
 from ..core.errors import AigateError, HistoryError, InputError
@@ -29,6 +29,9 @@ from ..core.region import region_label
 from ..core.text import clip
 from ..records.store import HistoryEntry
 from ..session.session import Request, Session, outcome
+
+if TYPE_CHECKING:
+    from ..core.results import ImageResult
 
 #: Thumbnails shown per gallery page; the widgets are made once and reused.
 GALLERY_SLOTS = 12
@@ -317,8 +320,8 @@ class PanelState:
         self.selection = None
         self._changed("selection")
 
-    def save_selected(self, target: str) -> Path:
-        """Save the selected entry's full-size image to ``target``."""
+    def save_selected(self, target: str) -> Path | list[Path]:
+        """Save the selected entry's full-size image to ``target`` (each of its images, if several)."""
         entry = self.selected_entry()
         target = target.strip()
         if not target:
@@ -358,7 +361,9 @@ class PanelState:
             self.source = NO_SOURCE if value is None else value
             if value in (None, NO_SOURCE):
                 return None
-            return self.upload if value == UPLOADED else self._source_ids.get(value)
+            if value == UPLOADED:
+                return self.upload
+            return self._source_ids.get(value) if isinstance(value, int) else None
 
     def upload_file(self, name: str, data: bytes) -> ImageInput | None:
         """A file chosen with Upload becomes the source; one that is not an image is refused in the status."""
@@ -379,6 +384,8 @@ class PanelState:
         if self.source == UPLOADED:
             return (self.upload,)
         try:
+            if not isinstance(self.source, int):
+                raise LookupError(self.source)  # neither none, the upload nor a number of the list
             # By id: numbers are reused after a clear.
             return (self.session.history.get(self._source_ids[self.source]),)
         except HistoryError:
@@ -436,7 +443,7 @@ class PanelState:
             self.show_status(f"{what}{f' {count} variants' if count > 1 else ''}…{click.note()}")
         threading.Thread(target=self._tick, args=(click,), name="aigate-panel-clock", daemon=True).start()
         for future in futures:
-            future.add_done_callback(lambda f, click=click: self._on_done(click, f))
+            future.add_done_callback(self._when_done(click))
 
     def _tick(self, click: _Click) -> None:
         while not click.stop.wait(TICK):
@@ -445,6 +452,9 @@ class PanelState:
                     return  # finished meanwhile: no time is shown once the buttons are back
                 self.elapsed = time.monotonic() - click.started
                 self._changed("elapsed")
+
+    def _when_done(self, click: _Click) -> Callable[[Future], None]:
+        return lambda future: self._on_done(click, future)
 
     def _on_done(self, click: _Click, future: Future) -> None:
         """Runs on the worker thread that finished ``future``."""
@@ -512,7 +522,7 @@ class PanelState:
 
     # -- what the panel's cell keeps -----------------------------------------------------------
 
-    def _add_made(self, result) -> None:
+    def _add_made(self, result: ImageResult) -> None:
         try:
             thumb = b64encode(make_thumbnail(result.data, SNAPSHOT_EDGE))
         except (AigateError, OSError, ValueError):
@@ -548,7 +558,17 @@ def shape_choices(model: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(ratios), tuple(sizes)
 
 
-def edit_cell_text(entry, multi_turn: bool = False) -> str:
+class _Numbered(Protocol):
+    """A result or history entry, as a cell or the snapshot names it: its number (None when not
+    kept) and its prompt."""
+
+    @property
+    def index(self) -> int | None: ...
+    @property
+    def prompt(self) -> str: ...
+
+
+def edit_cell_text(entry: _Numbered, multi_turn: bool = False) -> str:
     """A ``%%gemini_image`` cell that edits ``entry`` with its own prompt (braces kept literal)."""
     prompt = entry.prompt.replace("{", "{{").replace("}", "}}")
     return f"%%gemini_image --edit {entry.index}{' --multi-turn' if multi_turn else ''}\n{prompt}"
@@ -605,11 +625,11 @@ def _selection(entry: HistoryEntry, chain: list, children: list, continues: bool
     return Selection(entry, lineage, facts, origin, continues, why_not)
 
 
-def _number(result) -> str:
+def _number(result: _Numbered) -> str:
     return f"[{result.index}]" if result.index is not None else "(not kept)"
 
 
-def _snapshot_figure(result, thumb: str | None) -> str:
+def _snapshot_figure(result: _Numbered, thumb: str | None) -> str:
     """One result in the cell's snapshot: its thumbnail, its number, its prompt as the tooltip."""
     picture = (
         f'<img src="data:image/jpeg;base64,{thumb}" alt="{html.escape(_number(result))}" '

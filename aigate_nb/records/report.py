@@ -459,7 +459,7 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
-def _cost(entry: HistoryEntry) -> str:
+def _cost(entry: HistoryEntry | Attempt) -> str:
     cost = _number(getattr(entry, "cost", None))
     if cost is None:
         return ""
@@ -480,7 +480,7 @@ def _region(region: Any) -> str:
         text = f"{width}×{height} at ({x}, {y}), {region.get('mode', 'crop')} mode"
         padding = region.get("padding")
         return text + (f", padding {padding} px" if padding is not None else "")
-    return region_label(region) if isinstance(region, dict) else str(region)
+    return (region_label(region) or "") if isinstance(region, dict) else str(region)  # a region shown is never empty
 
 
 def _input(item: dict[str, Any]) -> str:

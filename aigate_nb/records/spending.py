@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -94,7 +94,9 @@ class Spending:
 
 def summarize(results: Iterable[Any], histories: Iterable[str]) -> Spending:
     """The ``Spending`` of ``results`` (history entries), from the histories named ``histories``."""
-    total, by_model, by_day = Spent(), {}, {}
+    total = Spent()
+    by_model: dict[str, Spent] = {}
+    by_day: dict[str, Spent] = {}
     for result in results:
         total = total.add(result)
         by_model[result.model] = by_model.get(result.model, Spent()).add(result)
@@ -109,7 +111,7 @@ def summarize(results: Iterable[Any], histories: Iterable[str]) -> Spending:
 _COLUMNS = ("requests", "images", "input", "image out", "text out", "thinking", "cost")
 
 
-def _table(rows: list[tuple[str, Spent | None]]) -> list[str]:
+def _table(rows: Sequence[tuple[str, Spent | None]]) -> list[str]:
     """Aligned text rows: a heading where the sum is None."""
     cells = [
         (name, None) if spent is None else (name, [

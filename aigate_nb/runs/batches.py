@@ -204,7 +204,7 @@ class BatchResult:
         indexed like the DataFrame given (so ``df.join(result.to_pandas()[["status", "entry"]])``
         works), else by row number."""
         try:
-            import pandas  # type: ignore[import-untyped]
+            import pandas
         except ModuleNotFoundError:
             raise InputError("to_pandas() needs pandas: pip install pandas, or use .rows.") from None
         records = []

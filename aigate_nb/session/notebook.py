@@ -285,7 +285,7 @@ def belongs(
     is now, when it was found under another name (renamed while no kernel ran for it)."""
     if owner.session and owner.session == notebook.session:
         return True  # the same open notebook, whatever it is called now
-    if owner.session in open_notebooks and open_notebooks[owner.session] != notebook.path:
+    if owner.session is not None and owner.session in open_notebooks and open_notebooks[owner.session] != notebook.path:
         return False  # another open notebook's, renamed since it wrote here
     if file_now is not None and file_now != notebook.path:
         return False  # its notebook is another file, called otherwise now
@@ -353,6 +353,8 @@ class NotebookTracker:
 
     def _ask(self, servers: Iterable[JupyterServer]) -> Notebook | None:
         """The notebook of this kernel according to the first of ``servers`` that knows it."""
+        if self._kernel_id is None:
+            return None  # asked only with a kernel id: a server is known only from an answer to one
         for server in itertools.islice(servers, MAX_SERVERS):
             sessions = ask_sessions(server)
             found, where = notebook_from_sessions(sessions or [], self._kernel_id, server.root_dir)
@@ -460,6 +462,7 @@ class NotebookTracker:
 
     def _moved_in(self, current: History | None, folder: Path) -> History:
         """A history for the free ``folder``: this notebook's own from elsewhere, moved there."""
+        source: History | None
         if current is not None and current.folder.exists() and self._owns(current.folder):
             source = current
         else:

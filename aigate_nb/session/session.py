@@ -139,18 +139,19 @@ class Session:
                 f"Unknown setting {sorted(unknown)[0]!r}; the settings are model, aspect_ratio, image_size, "
                 "route, replay, budget and prices."
             )
+        values: dict[str, Any] = dict(changes)  # the strings given, then what each setting holds
         prices = None
-        if "prices" in changes:  # read first: a file that cannot be used changes nothing
-            prices = load_prices(changes.pop("prices") or load_settings().prices)
-        if "model" in changes and not changes["model"]:
-            changes["model"] = load_settings().model  # "default": AIGATE_MODEL, else the built-in default
-        if "route" in changes and not changes["route"]:
-            changes["route"] = "chat"
-        if "replay" in changes:
-            changes["replay"] = _switch("replay", changes["replay"])
-        if "budget" in changes:
-            changes["budget"] = parse_budget(changes["budget"])
-        merged = replace(self.defaults, **changes)
+        if "prices" in values:  # read first: a file that cannot be used changes nothing
+            prices = load_prices(values.pop("prices") or load_settings().prices)
+        if "model" in values and not values["model"]:
+            values["model"] = load_settings().model  # "default": AIGATE_MODEL, else the built-in default
+        if "route" in values and not values["route"]:
+            values["route"] = "chat"
+        if "replay" in values:
+            values["replay"] = _switch("replay", values["replay"])
+        if "budget" in values:
+            values["budget"] = parse_budget(values["budget"])
+        merged = replace(self.defaults, **values)
         if merged.route not in ("chat", "google"):
             raise InputError(f"route {merged.route!r} is not one of 'chat' or 'google'.")
         ratio, size = normalise_options(merged.model, merged.aspect_ratio, merged.image_size, 0)
@@ -281,7 +282,8 @@ class Session:
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_VARIANTS:
             raise InputError(f"-n {count}: ask for 1 to {MAX_VARIANTS} variants.")
         request = self.with_defaults(request)
-        images, turns, parent = list(request.images), [], None
+        images, parent = list(request.images), None
+        turns: list[dict[str, Any]] = []
         if request.multi_turn and request.region is not None:
             raise InputError(
                 "A region edit sends a crop of one image and continues no conversation; leave out --multi-turn."
@@ -302,6 +304,7 @@ class Session:
             turns, parent = conversation_turns(
                 self.history, target, model=request.model, budget=self.client.inline_budget, reserve=extra
             )
+        assert request.route is not None  # with_defaults always names one
         prepared = self.client.prepare(
             request.prompt,
             model=request.model,
@@ -344,19 +347,21 @@ class Session:
             self._remember(entry.id)
         try:
             with self._lock:
-                if len(found) < count and self._pool is None:
-                    self._pool = ThreadPoolExecutor(max_workers=MAX_VARIANTS, thread_name_prefix="aigate")
-                # The copies sent are numbered after those replayed, so each draws a picture of its own.
-                sent = [
-                    self._pool.submit(self._send_and_keep, prepared.as_variant(number), parent)
-                    for number in range(len(found), count)
-                ]
+                sent: list[Future] = []
+                if len(found) < count:
+                    if self._pool is None:
+                        self._pool = ThreadPoolExecutor(max_workers=MAX_VARIANTS, thread_name_prefix="aigate")
+                    # The copies sent are numbered after those replayed, so each draws a picture of its own.
+                    sent = [
+                        self._pool.submit(self._send_and_keep, prepared.as_variant(number), parent)
+                        for number in range(len(found), count)
+                    ]
         except BaseException:
             self.settle(*holds)
             raise
         for future, hold in zip(sent, holds):
             # Done also when cancelled, and only after the result joined the history.
-            future.add_done_callback(lambda _, hold=hold: self.settle(hold))
+            future.add_done_callback(self._settling(hold))
         return futures + sent
 
     def submit_noting(
@@ -410,6 +415,10 @@ class Session:
     def settle(self, *holds: Hold) -> None:
         """Let go of ``holds``: their requests ended, and what they cost is in the history."""
         self._money.settle(*holds)
+
+    def _settling(self, hold: Hold) -> Callable[[Future], None]:
+        """A done-callback that lets go of ``hold``."""
+        return lambda _future: self.settle(hold)
 
     def check_budget(self, planned: Estimate | Estimates) -> None:
         """Refuse ``planned`` with ``BudgetError`` if it would pass the budget, counting what
