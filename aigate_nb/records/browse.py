@@ -237,10 +237,12 @@ def _moment(value: object, name: str, now: datetime | None, end_of_day: bool = F
 
 
 def _within(entry: HistoryEntry, start: datetime | None, end: datetime | None) -> bool:
+    if entry.created is None:
+        return False  # no time recorded: it cannot be said to fall within
     try:
         made = datetime.fromisoformat(entry.created)
-    except (TypeError, ValueError):
-        return False  # no time recorded: it cannot be said to fall within
+    except ValueError:
+        return False
     made = made if made.tzinfo else made.astimezone()
     return (start is None or made >= start) and (end is None or made <= end)
 

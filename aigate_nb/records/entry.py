@@ -16,6 +16,9 @@ from ..core.text import clip
 if TYPE_CHECKING:
     from PIL.Image import Image
 
+    from ..core.costs import Usage
+    from ..core.images import StoredImage
+
 
 class HistoryEntry:
     """One result as the history keeps it: metadata in memory, pixels on disk.
@@ -30,6 +33,37 @@ class HistoryEntry:
     """
 
     __slots__ = ("_kept",)
+
+    if TYPE_CHECKING:  # read through __getattr__ from the result; declared so that they are typed
+        # An entry is kept: its pictures are files, and the history gave it its id and number.
+        originals: list[StoredImage]
+        prompt: str
+        model: str
+        aspect_ratio: str | None
+        image_size: str | None
+        text: str | None
+        finish_reason: str | None
+        usage: Usage
+        route: str
+        elapsed: float
+        emulated: bool
+        model_parts: list[dict[str, Any]] | None
+        parent_id: str | None
+        id: str
+        index: int
+        parent_index: int | None
+        created: str | None
+        inputs: list[dict[str, str]]
+        request_hash: str | None
+        cost: float | None
+        cost_source: str | None
+        region: dict[str, Any] | None
+        files: list[Path]
+        mime: str
+        data: bytes
+        sha256: str
+        sizes: list[tuple[int, int]]
+        size: tuple[int, int]
 
     def __init__(self, result: ImageResult) -> None:
         object.__setattr__(self, "_kept", result)
