@@ -107,8 +107,8 @@ def test_the_first_variant_is_the_picture_of_the_request_alone(session, emu):
 
 
 def test_a_variant_carries_its_seed_where_each_route_has_one_and_keeps_the_request_hash(session):
-    chat, _ = session.prepare(Request("a kite", route="chat"))
-    google, _ = session.prepare(Request("a kite", route="google"))
+    chat, _ = session.prepare_with_parent(Request("a kite", route="chat"))
+    google, _ = session.prepare_with_parent(Request("a kite", route="google"))
     assert chat.as_variant(2).body["seed"] == 2 and "seed" not in chat.body
     assert google.as_variant(2).body["generationConfig"]["seed"] == 2 and "seed" not in google.body["generationConfig"]
     assert chat.as_variant(0).body == chat.body

@@ -301,7 +301,7 @@ class Estimate:
 
 
 @dataclass(frozen=True)
-class Estimates:
+class PlanEstimate:
     """Several requests estimated together (a batch, a grid), held against the budget as one:
     ``cost`` is the sum of those the table prices (None if it prices none), ``unknown`` how
     many it cannot price."""

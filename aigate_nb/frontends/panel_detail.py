@@ -16,10 +16,11 @@ import ipywidgets as w
 
 from ..core.errors import InputError
 from ..core.region import Region
+from ..core.text import one_line
 from ..records.store import HistoryEntry
 from .boxwidget import BoxWidget
 from .panel_layout import auto_width, row
-from .panel_state import LINEAGE_SLOTS, REGION_MODES, Form, PanelState, Selection, excerpt
+from .panel_state import LINEAGE_SLOTS, REGION_MODES, Form, PanelState, Selection
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
@@ -251,7 +252,7 @@ def _point_at(button: w.Button, entry: HistoryEntry, current: bool = False) -> w
     """A lineage button, made to select ``entry``."""
     button.entry_id = entry.id
     button.description = f"[{entry.index}]"
-    button.tooltip = f"[{entry.index}] {excerpt(entry.prompt, 200)}"
+    button.tooltip = f"[{entry.index}] {one_line(entry.prompt, 200)}"
     button.button_style = "info" if current else ""
     button.layout.display = ""
     return button

@@ -12,9 +12,10 @@ import io
 import ipywidgets as w
 
 from ..core.errors import HistoryError
+from ..core.text import one_line
 from ..records.store import HistoryEntry
 from .panel_layout import auto_width, row
-from .panel_state import GALLERY_SLOTS, PanelState, excerpt
+from .panel_state import GALLERY_SLOTS, PanelState
 
 
 class Slot:
@@ -115,7 +116,7 @@ class Gallery:
             slot.entry_id = entry.id
         slot.index = entry.index
         slot.button.description = f"[{entry.index}]"
-        slot.button.tooltip = excerpt(entry.prompt, 200)
+        slot.button.tooltip = one_line(entry.prompt, 200)
         selected = self.state.selection
         slot.button.button_style = "info" if selected is not None and entry.id == selected.entry.id else ""
         slot.box.layout.display = ""

@@ -26,7 +26,7 @@ from ..core.errors import AigateError, HistoryError, InputError
 from ..core.images import ImageInput, b64encode, make_thumbnail, sniff_mime
 from ..core.models import ALL_SIZES, BASE_RATIOS, EXTRA_RATIOS, spec_for
 from ..core.region import region_label
-from ..core.text import clip
+from ..core.text import clip, one_line
 from ..records.store import HistoryEntry
 from ..session.session import Request, Session, outcome
 
@@ -176,7 +176,7 @@ class PanelState:
         try:
             action(*args)
         except Exception as exc:  # noqa: BLE001
-            self.show_status(one_line(exc), error=True)
+            self.show_status(error_line(exc), error=True)
 
     @property
     def lock(self) -> threading.RLock:
@@ -200,13 +200,13 @@ class PanelState:
                 self.show_status(f"The gateway lists no image models; using {default}.", error=True)
         except Exception as exc:  # noqa: BLE001 - any failure leaves the default model usable
             models = []
-            self.show_status(f"Could not list the models ({one_line(exc)}); using {default}.", error=True)
+            self.show_status(f"Could not list the models ({error_line(exc)}); using {default}.", error=True)
         try:
             with self._lock:
                 self.models = [default, *(m for m in models if m != default)]
                 self._changed("models")
         except Exception as exc:  # noqa: BLE001 - never a traceback in the kernel's log
-            self.show_status(one_line(exc), error=True)
+            self.show_status(error_line(exc), error=True)
         finally:
             self._models_loaded.set()
 
@@ -344,7 +344,7 @@ class PanelState:
         options: list[tuple[str, int | str]] = [("None: make a new image", NO_SOURCE)]
         if self.upload is not None:
             options.append((f"Uploaded: {self.upload.name}", UPLOADED))
-        return options + [(f"[{e.index}] {excerpt(e.prompt, 48)}", e.index) for e in reversed(self._source_entries)]
+        return options + [(f"[{e.index}] {one_line(e.prompt, 48)}", e.index) for e in reversed(self._source_entries)]
 
     def _refresh_sources(self, entries: list | None = None) -> None:
         entries = list(self.session.history) if entries is None else entries
@@ -480,7 +480,7 @@ class PanelState:
                 if click.done == len(click.futures):
                     self._finish(click)
         except Exception as exc:  # noqa: BLE001 - never a traceback in the kernel's log
-            self.show_status(one_line(exc), error=True)
+            self.show_status(error_line(exc), error=True)
             with self._lock:
                 if click is self._click:
                     self._finish(click)
@@ -498,7 +498,7 @@ class PanelState:
         elif click.errors:
             failed = len(click.errors)
             head = f"{failed} of {len(click.futures)} failed: " if len(click.futures) > 1 else ""
-            self.show_status(head + one_line(click.errors[0]), error=True)
+            self.show_status(head + error_line(click.errors[0]), error=True)
         else:
             made = ", ".join(f"[{r.index}]" for r in click.results)
             self.show_status(f"Made {made} in {took:.1f} s.{click.note()}")
@@ -574,16 +574,10 @@ def edit_cell_text(entry: _Numbered, multi_turn: bool = False) -> str:
     return f"%%gemini_image --edit {entry.index}{' --multi-turn' if multi_turn else ''}\n{prompt}"
 
 
-def one_line(exc: BaseException) -> str:
-    """An error as one line of the status."""
-    text = str(exc) if isinstance(exc, AigateError) else f"{type(exc).__name__}: {exc}"
-    return " ".join(text.split())
-
-
-def excerpt(text: str, limit: int) -> str:
-    """``text`` on one line, cut to ``limit`` characters with an ellipsis."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def error_line(exc: BaseException) -> str:
+    """An error as one line of the status: the package's own as it says it, anything else
+    with its type, since it is a bug."""
+    return one_line(str(exc) if isinstance(exc, AigateError) else f"{type(exc).__name__}: {exc}")
 
 
 def _request(form: Form, images: tuple) -> Request:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.costs import REPLAY, TABLE, Estimates, format_cost
+from ..core.costs import REPLAY, TABLE, PlanEstimate, format_cost
 from ..core.errors import AigateError, BudgetError, GatewayConnectionError, InputError
 from ..core.images import b64encode, make_thumbnail
 from ..core.results import ImageResult
@@ -258,7 +258,7 @@ class BatchPlan:
     unknown_costs: int = 0
     options: dict[str, Any] = field(default_factory=dict)
     #: The estimates of the rows to send: held against the budget while the batch runs.
-    costs: Estimates | None = None
+    costs: PlanEstimate | None = None
 
 
 def plan_batch(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from ..core.costs import Estimates
+from ..core.costs import PlanEstimate
 from ..core.errors import AigateError, BudgetError, InputError, QuotaExhausted, RateLimitError
 from ..core.results import ImageResult
 from ..core.text import one_line
@@ -67,16 +67,16 @@ def check_concurrency(value: Any) -> int:
 def prepare(session: Session, request: Request) -> tuple[PreparedRequest, bool]:
     """``request`` checked and built by the session as any request is, and whether the
     history already answers it (then it is replayed: no call, no cost)."""
-    prepared, _ = session.prepare(request)
+    prepared, _ = session.prepare_with_parent(request)
     return prepared, bool(session.replays(request, prepared, 1))
 
 
-def estimate_all(session: Session, to_send: Sequence[PreparedRequest], what: str) -> Estimates | None:
+def estimate_all(session: Session, to_send: Sequence[PreparedRequest], what: str) -> PlanEstimate | None:
     """The requests to send estimated together (``what`` names them in the budget's lines),
     or None when there are none."""
     if not to_send:
         return None
-    return Estimates(tuple(estimate(prepared, session.client.prices, 1) for prepared in to_send), what)
+    return PlanEstimate(tuple(estimate(prepared, session.client.prices, 1) for prepared in to_send), what)
 
 
 def submit(session: Session, request: Request, within: Hold | None = None) -> concurrent.futures.Future | Outcome:

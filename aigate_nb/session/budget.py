@@ -11,7 +11,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from ..core.costs import Estimate, Estimates, format_cost
+from ..core.costs import Estimate, PlanEstimate, format_cost
 from ..core.errors import BudgetError, BudgetWarning, InputError
 
 #: The share of the budget past which each request is preceded by a warning.
@@ -46,7 +46,7 @@ class Budget:
         with self._lock:
             return sum(hold.amount for hold in self._holds)
 
-    def reserve(self, planned: Estimate | Estimates) -> Hold:
+    def reserve(self, planned: Estimate | PlanEstimate) -> Hold:
         """Check ``planned`` against the budget and hold its estimate, in one step; refused with
         ``BudgetError`` as ``check`` refuses, but with no warnings (a plan's check said them). A
         batch takes one for its rows before sending any, submits each ``within`` it, and settles
@@ -79,7 +79,7 @@ class Budget:
         with self._lock:
             self._holds = [hold for hold in self._holds if all(hold is not done for done in holds)]
 
-    def check(self, planned: Estimate | Estimates) -> None:
+    def check(self, planned: Estimate | PlanEstimate) -> None:
         """Refuse ``planned`` with ``BudgetError`` if it would take the spending, with what
         requests in flight or queued hold, past the budget; warn (``BudgetWarning``) once that
         passes 80 % of the budget, or when its cost cannot be estimated. No budget, or nothing to
@@ -101,7 +101,7 @@ class Budget:
                 f"{format_cost(after)} of its {dollars(budget)} budget ({after / budget:.0%})."
             ), stacklevel=5)
 
-    def _refuse_past(self, cost: float, planned: Estimate | Estimates) -> float:
+    def _refuse_past(self, cost: float, planned: Estimate | PlanEstimate) -> float:
         """``BudgetError`` if ``cost`` more would pass the budget, counting what is spent and
         held; else what would then be spent. Called holding the lock."""
         budget = self._limit()

@@ -13,7 +13,7 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..core.costs import Estimate, Estimates, format_cost, load_prices
+from ..core.costs import Estimate, PlanEstimate, format_cost, load_prices
 from ..core.errors import BudgetWarning, HistoryError, InputError, NoImageError, NotKeptError
 from ..core.images import ImageLike, b64_size, source_shape, to_image_input
 from ..core.models import keep_shape, normalise_options
@@ -275,7 +275,7 @@ class Session:
         Google route, whose replies keep the signed model turns a conversation needs."""
         return bool(getattr(item, "model_parts", None))
 
-    def prepare(self, request: Request, count: int = 1) -> tuple[PreparedRequest, str | None]:
+    def prepare_with_parent(self, request: Request, count: int = 1) -> tuple[PreparedRequest, str | None]:
         """Check ``request`` (with the defaults filled in) and build what is sent, before
         anything is sent; returns it with the id of the entry the result will be edited
         from (for a multi-turn edit, the one it continues)."""
@@ -386,7 +386,7 @@ class Session:
         """Prepare ``request``, find what the history replays of it, check the copies left to
         send against the budget and hold their estimate, one hold per copy (paid from
         ``within`` if given): everything a front end's request goes through."""
-        prepared, parent = self.prepare(request, count)
+        prepared, parent = self.prepare_with_parent(request, count)
         found = self.replays(request, prepared, count)
         planned = estimate(prepared, self.client.prices, count - len(found))
         return prepared, parent, found, self._money.hold_each(planned, within)
@@ -394,7 +394,7 @@ class Session:
     def estimate(self, request: Request, count: int = 1) -> Estimate:
         """What ``request`` (``count`` copies) would cost now, by the price table: only the
         copies that would be sent count, not those the history would replay. Sends nothing."""
-        prepared, _ = self.prepare(request, count)
+        prepared, _ = self.prepare_with_parent(request, count)
         return estimate(prepared, self.client.prices, count - len(self.replays(request, prepared, count)))
 
     def spent(self) -> float:
@@ -407,7 +407,7 @@ class Session:
         budget until each ends (see ``budget.Hold``)."""
         return self._money.reserved()
 
-    def reserve(self, planned: Estimate | Estimates) -> Hold:
+    def reserve(self, planned: Estimate | PlanEstimate) -> Hold:
         """Check ``planned`` against the budget and hold its estimate, in one step (see
         ``Budget.reserve``): a batch takes one for its rows before sending any."""
         return self._money.reserve(planned)
@@ -420,7 +420,7 @@ class Session:
         """A done-callback that lets go of ``hold``."""
         return lambda _future: self.settle(hold)
 
-    def check_budget(self, planned: Estimate | Estimates) -> None:
+    def check_budget(self, planned: Estimate | PlanEstimate) -> None:
         """Refuse ``planned`` with ``BudgetError`` if it would pass the budget, counting what
         requests in flight or queued hold; warn past 80 % (see ``Budget.check``)."""
         self._money.check(planned)
