@@ -86,6 +86,8 @@ def throughput(settings: BatchSettings) -> list[Row]:
                          progress=False, display=False)
             seconds = time.perf_counter() - started
             session.close()
+            # The previews are made on a background thread: done before the folder is removed.
+            session.history.wait_for_thumbnails(timeout=120)
             records = [r for r in emulator.requests if r.prompt is not None]
         rows += _throughput_rows(made, records, seconds, settings, how, per_minute, period)
     return rows

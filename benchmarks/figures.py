@@ -209,6 +209,7 @@ def concurrency(url: str, cases: list[tuple[Payload, Path, str]], variants: int,
         finally:
             session.close()
             floor.close()
+            session.history.wait_for_thumbnails(timeout=120)  # before its folder is removed
         best = {name: min(times) for name, times in samples.items()}
         case = f"-n {variants}, {payload.name}, {latency:g} s latency, history {where}"
         measures = {f"{name} s": round(seconds, 4) for name, seconds in best.items()}

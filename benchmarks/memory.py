@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         after = rss_mb()
         entries = len(session.history)
         session.close()
+        session.history.wait_for_thumbnails(timeout=120)  # made on a background thread: before the folder goes
     growth = None if before is None or after is None else after - before
     print(json.dumps({"before_mb": before, "after_mb": after, "growth_mb": growth, "entries": entries,
                       "seconds": seconds, "kept": len(kept)}))

@@ -602,6 +602,7 @@ def test_a_history_folder_deleted_by_hand_is_seen_as_empty(tmp_path):
 
     history = History("nb", root=tmp_path)
     entry = history.append(result_of(1))
+    assert history.wait_for_thumbnails(timeout=30)  # a person deletes it after, not while, it is written
     shutil.rmtree(history.folder)
     assert len(history) == 0
     with pytest.raises(HistoryError, match="is gone"):
