@@ -19,7 +19,8 @@ from ..core.files import read_regular_file
 from ..core.models import DEFAULT_MODEL
 from ..core.text import display_path
 
-DEFAULT_BASE_URL = "https://api.aigate.shop"
+DEFAULT_HOST = "api.aigate.shop"
+DEFAULT_BASE_URL = f"https://{DEFAULT_HOST}"
 #: A .env file holds a few settings; one larger than this is not one to read.
 MAX_DOTENV_BYTES = 1_000_000
 
@@ -183,6 +184,11 @@ class BaseURL:
         port = f":{self.port}" if self.port is not None else ""
         return f"{self.scheme}://{self.host}{port}{self.path}"
 
+    @property
+    def is_default_gateway(self) -> bool:
+        """True for the gateway's own host, whatever the path: a key sent there goes where it belongs."""
+        return (self.scheme, self.host, self.port or 443) == ("https", DEFAULT_HOST, 443)
+
 
 #: Characters that no base URL needs and that parsers read differently (``\`` is a path to one
 #: and the end of the host to another; ``@`` brings a user:password; ``?`` and ``#`` end the path).
@@ -294,13 +300,17 @@ def _resolve(from_file: Mapping[str, str], from_env: Mapping[str, str], dotenv: 
     """The settings, or why they are refused."""
     env = {**from_file, **from_env}
     base = env.get("AIGATE_BASE_URL") or None
-    where = "the environment" if "AIGATE_BASE_URL" in from_env else display_path(dotenv)
-    try:
-        base_url = normalise_base_url(base, f"AIGATE_BASE_URL in {where}") if base else None
-    except ConfigurationError as exc:
-        return str(exc)
+    from_the_file = "AIGATE_BASE_URL" not in from_env
+    parsed = None
+    if base:
+        where = display_path(dotenv) if from_the_file else "the environment"
+        try:
+            parsed = parse_base_url(base, f"AIGATE_BASE_URL in {where}")  # read once, checked on what was read
+        except ConfigurationError as exc:
+            return str(exc)
+    base_url = parsed.url if parsed else None
     chosen_by = None
-    if base_url and "AIGATE_BASE_URL" not in from_env and not is_default_gateway(base_url):
+    if parsed and from_the_file and not parsed.is_default_gateway:
         chosen_by = display_path(dotenv)
         key_source: Mapping[str, str] = from_file  # the file's own key, or none
     else:
@@ -321,8 +331,6 @@ def _resolve(from_file: Mapping[str, str], from_env: Mapping[str, str], dotenv: 
 def is_default_gateway(url: str) -> bool:
     """True for the gateway's own host, whatever the path: a key sent there goes where it belongs."""
     try:
-        parts = parse_base_url(url)
+        return parse_base_url(url).is_default_gateway
     except ConfigurationError:
         return False
-    default = parse_base_url(DEFAULT_BASE_URL)
-    return (parts.scheme, parts.host, parts.port or 443) == (default.scheme, default.host, 443)
