@@ -9,8 +9,8 @@ import base64
 import io
 import json
 import secrets
+import select
 import socket
-import time
 
 import nbformat
 from nbclient import NotebookClient
@@ -62,7 +62,9 @@ def stalled_listener() -> tuple[socket.socket, list[socket.socket]]:
         filler.setblocking(False)
         filler.connect_ex(server.getsockname())
         fillers.append(filler)
-    time.sleep(0.1)  # the handshakes of the fillers complete in the kernel, not in this process
+    # The first filler's handshake completes in the kernel: once it is connected, the queue is full.
+    _, connected, _ = select.select([], fillers[:1], [], 10)
+    assert connected, "the accept queue did not fill"
     return server, fillers
 
 
