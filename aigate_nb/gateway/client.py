@@ -54,6 +54,7 @@ from .transport import (
     DEFAULT_TIMEOUT,
     HTTPTransport,
     Transport,
+    scrubbed,
 )
 from .wire import (
     BALANCE_PATH,
@@ -414,12 +415,9 @@ class Client:
             raise
 
     def _scrubbed_refusal(self, refusal: NoImageError) -> NoImageError:
-        """A reply without an image, the key masked in what the model said."""
-        scrub = self._transport.scrub
-        for name in ("text", "finish_message", "finish_reason", "block_reason"):
-            value = getattr(refusal, name, None)
-            if isinstance(value, str):
-                setattr(refusal, name, scrub(value))
+        """A reply without an image, the key masked in what the model said, its message said anew
+        from what is left (a key cut by the message's clipping could otherwise show a piece)."""
+        scrubbed(refusal, self._transport.scrub)
         refusal.args = (refusal._message(),)
         return refusal
 

@@ -13,9 +13,9 @@ import json
 import math
 import random
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import requests
 import urllib3
@@ -27,7 +27,6 @@ from urllib3.util.retry import Retry
 from ..core.errors import (
     ConfigurationError,
     GatewayConnectionError,
-    GatewayError,
     QuotaExhausted,
     RateLimitError,
     RequestTimeoutError,
@@ -247,16 +246,6 @@ class HTTPTransport:
         for every string that may echo it: an error body, a model's reply, a message."""
         return mask_secret(text, self._api_key)
 
-    def _scrubbed(self, error: GatewayError) -> GatewayError:
-        """``error`` with the key masked in every text it carries, as decoded from the body: a
-        gateway may echo the key JSON-escaped, which only the decoded words show plainly."""
-        for name in ("message", "code", "error_type", "quota"):
-            value = getattr(error, name, None)
-            if isinstance(value, str):
-                setattr(error, name, self.scrub(value))
-        error.args = tuple(self.scrub(arg) if isinstance(arg, str) else arg for arg in error.args)
-        return error
-
     def close(self) -> None:
         self._session.close()
 
@@ -292,7 +281,9 @@ class HTTPTransport:
                 return data
             text = data.decode("utf-8", "replace")
             wait = retry.asked_wait(response.raw, text)
-            error = self._scrubbed(error_from_body(response.status_code, text, retry_after=wait, attempts=attempts))
+            # Masked in the words as decoded from the body: a gateway may echo the key JSON-escaped.
+            error = scrubbed(error_from_body(response.status_code, text, retry_after=wait, attempts=attempts),
+                             self.scrub)
             if self.pacer is not None and response.status_code == 429 and not isinstance(error, QuotaExhausted):
                 # A wait beyond the cap is reported, not waited: nobody else is held for it either.
                 self.pacer.on_rate_limited(wait if wait is not None and wait <= self.max_retry_after else None)
@@ -379,6 +370,19 @@ class HTTPTransport:
             f"No complete answer within {read:g} s from {self.base_url}; large images (4K) can take "
             "minutes: raise the read timeout, e.g. Client(timeout=(10, 900)), or ask for a smaller size."
         )
+
+
+Failure = TypeVar("Failure", bound=BaseException)
+
+
+def scrubbed(error: Failure, scrub: Callable[[str], str]) -> Failure:
+    """``error`` with ``scrub`` (a transport's) applied to every text it carries: each text
+    attribute and argument, for an error built from what the other end said."""
+    for name, value in vars(error).items():
+        if isinstance(value, str):
+            setattr(error, name, scrub(value))
+    error.args = tuple(scrub(arg) if isinstance(arg, str) else arg for arg in error.args)
+    return error
 
 
 class _Dropped(Exception):
