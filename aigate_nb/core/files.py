@@ -39,24 +39,36 @@ def read_regular_file(path: str | os.PathLike, limit: int) -> bytes:
     where = Path(path)
     fd = os.open(where, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise FileRefused(where, f"it is {describe_kind(info.st_mode)}, not a regular file")
-        if info.st_size > limit:
-            raise FileRefused(where, f"it holds {info.st_size:,} bytes, more than the {limit:,} allowed")
-        chunks, total = [], 0
-        while total <= limit:  # a file growing while it is read stops at the limit too
-            chunk = os.read(fd, min(limit + 1 - total, 1 << 24))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            total += len(chunk)
+        require_regular(fd, where)
+        return read_open_file(fd, where, limit)
     finally:
         os.close(fd)
-    if total > limit:
+
+
+def require_regular(fd: int, where: Path) -> os.stat_result:
+    """The ``fstat`` of the open file ``fd``, or ``FileRefused`` when it is not a regular file."""
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        raise FileRefused(where, f"it is {describe_kind(info.st_mode)}, not a regular file")
+    return info
+
+
+def read_open_file(fd: int, where: Path, limit: int | None = None) -> bytes:
+    """The bytes of the open regular file ``fd``, ``FileRefused`` past ``limit`` of them (None:
+    no limit); a file growing while it is read stops at the limit too."""
+    size = os.fstat(fd).st_size
+    if limit is not None and size > limit:
+        raise FileRefused(where, f"it holds {size:,} bytes, more than the {limit:,} allowed")
+    chunks, total = [], 0
+    while limit is None or total <= limit:
+        chunk = os.read(fd, 1 << 24 if limit is None else min(limit + 1 - total, 1 << 24))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        total += len(chunk)
+    if limit is not None and total > limit:
         raise FileRefused(where, f"it holds more than the {limit:,} bytes allowed")
-    data = b"".join(chunks)
-    return data
+    return b"".join(chunks)
 
 
 def parse_json(text: str | bytes) -> Any:

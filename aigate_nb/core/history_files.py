@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 from .errors import LinkInHistoryError
-from .files import FileRefused, describe_kind
+from .files import FileRefused, read_open_file, require_regular
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _DIRECTORY = getattr(os, "O_DIRECTORY", 0)
@@ -64,10 +64,11 @@ def open_file(folder: Path, relative: str | os.PathLike, flags: int, mode: int =
         # Without waiting (a FIFO with no writer would hold the open for ever), and a regular
         # file only: what else a folder holds in a file's place is refused, not read.
         fd = _open_in(folder, above, parent, name, flags | _BINARY | _NONBLOCK, mode)
-    kind = os.fstat(fd).st_mode
-    if not stat.S_ISREG(kind):
+    try:
+        require_regular(fd, folder / relative)
+    except FileRefused:
         os.close(fd)
-        raise FileRefused(folder / relative, f"it is {describe_kind(kind)}, not a regular file")
+        raise
     return fd
 
 
@@ -76,12 +77,7 @@ def read_file(folder: Path, relative: str | os.PathLike, limit: int | None = Non
     past ``limit`` bytes."""
     fd = open_file(folder, relative, os.O_RDONLY)
     try:
-        if limit is not None and os.fstat(fd).st_size > limit:
-            raise FileRefused(folder / relative, f"it holds more than the {limit:,} bytes allowed")
-        chunks = []
-        while chunk := os.read(fd, 1 << 22):
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return read_open_file(fd, folder / relative, limit)
     finally:
         os.close(fd)
 
