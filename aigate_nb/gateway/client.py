@@ -71,8 +71,10 @@ from .wire import (
     parse_model_ids,
 )
 
-#: What ``Client(transport=)`` must have (see ``transport.Transport``).
-_TRANSPORT_MEMBERS = ("base_url", "pacer", "emulated", "has_key", "masked_key", "send", "scrub", "close")
+#: What ``Client(transport=)`` must have: the members ``transport.Transport`` declares.
+_TRANSPORT_MEMBERS = sorted(
+    {*Transport.__annotations__, *(name for name in vars(Transport) if not name.startswith("_"))}
+)
 
 
 class Client:
