@@ -553,3 +553,14 @@ def test_the_request_hash_of_a_known_request_never_changes():
         route="chat", endpoint="gateway", model="google/gemini-3-pro-image", prompt="a red kite",
         aspect_ratio="3:2", image_size="1K", image_hashes=[hashlib.sha256(b"an image").hexdigest()],
     ) == "c386b7733ff883ae624ab244ba64df3918a219671d22f9fb8c93f5c17b631400"
+
+
+def test_a_transport_lacking_what_one_has_is_refused_naming_what_it_lacks():
+    class Half:
+        base_url = "http://127.0.0.1:9"
+
+        def send(self, method, path, body=None):
+            return b"{}"
+
+    with pytest.raises(ConfigurationError, match="Half lacks close, emulated, has_key, masked_key, pacer, scrub"):
+        Client(transport=Half())
